@@ -1,0 +1,250 @@
+//! The manifest, archive metadata and items: msgpack structures of borg 1.x.
+//!
+//! [`Manifest::parse`] and [`ArchiveMeta::parse`] decode and authenticate (TAM) the plaintext of
+//! the manifest and of an archive metadata object; [`item::Item`] is one file-system object of an
+//! archive, and [`stream::ItemStream`] decodes an archive's item stream lazily.
+
+pub mod item;
+pub mod stream;
+
+use crate::error::{Error, Result};
+use crate::key::tam::{self, Tam, TamCheck};
+use crate::key::{Key, KeyType};
+use crate::ObjectId;
+use chrono::NaiveDateTime;
+use serde::Deserialize;
+use serde_bytes::ByteBuf;
+use std::collections::BTreeMap;
+
+/// Parses borg's UTC timestamps (`2026-11-24T17:01:12.123456`, fraction optional).
+pub fn parse_time(s: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok()
+}
+
+fn to_id(b: &[u8], what: &str) -> Result<ObjectId> {
+    b.try_into()
+        .map_err(|_| Error::Integrity(format!("{what}: id is {} bytes, not 32", b.len())))
+}
+
+#[derive(Deserialize)]
+struct RawEntry {
+    #[serde(with = "serde_bytes")]
+    id: Vec<u8>,
+    time: String,
+}
+
+#[derive(Deserialize, Default)]
+struct RawFeatureOp {
+    #[serde(default)]
+    mandatory: Vec<ByteBuf>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawManifestConfig {
+    #[serde(default)]
+    feature_flags: BTreeMap<String, RawFeatureOp>,
+}
+
+#[derive(Deserialize)]
+struct RawManifest {
+    version: i64,
+    archives: BTreeMap<ByteBuf, RawEntry>,
+    timestamp: String,
+    #[serde(default)]
+    config: RawManifestConfig,
+    #[serde(default)]
+    tam: Option<Tam>,
+}
+
+/// One archive as the manifest lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveEntry {
+    /// The name (raw bytes; in practice UTF-8).
+    pub name: Vec<u8>,
+    /// The archive metadata object's id.
+    pub id: ObjectId,
+    /// Start time, UTC, as stored.
+    pub time: String,
+    /// Start time parsed (UTC).
+    pub time_utc: NaiveDateTime,
+}
+
+impl ArchiveEntry {
+    /// The name for display: undecodable bytes shown as `?`, as borg shows them.
+    pub fn display_name(&self) -> String {
+        crate::archive::item::display_bytes(&self.name)
+    }
+}
+
+/// The decoded, authenticated manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// Manifest format version (1 or 2).
+    pub version: i64,
+    /// Archives sorted by start time (stable; ties keep name order), as `borg list` shows them.
+    pub archives: Vec<ArchiveEntry>,
+    /// Time of the last manifest write, UTC.
+    pub timestamp: String,
+    /// The manifest's id for display (`id_hash` of its plaintext).
+    pub id: ObjectId,
+    /// Whether a TAM was present and verified.
+    pub tam_verified: bool,
+}
+
+impl Manifest {
+    /// Decodes and verifies a manifest plaintext. `tam_required` is the key's requirement.
+    pub fn parse(plain: &[u8], key: &Key, tam_required: bool) -> Result<Manifest> {
+        if plain.starts_with(&[0xc1, 0xc1, 0xc1, 0xc1]) {
+            return Err(Error::UnsupportedManifest);
+        }
+        let raw: RawManifest = rmp_serde::from_slice(plain)
+            .map_err(|e| Error::Integrity(format!("Manifest: cannot decode: {e}")))?;
+        if raw.version != 1 && raw.version != 2 {
+            return Err(Error::Integrity(format!(
+                "Manifest: unknown manifest version {}",
+                raw.version
+            )));
+        }
+        let required = tam_required && key.key_type() != KeyType::Plaintext;
+        let tam_verified = match &raw.tam {
+            Some(t) => match tam::check(key, plain, t, "manifest") {
+                TamCheck::Valid => true,
+                TamCheck::Invalid => return Err(Error::TamInvalid),
+                TamCheck::UnknownSuite(s) if required => return Err(Error::TamUnsupportedSuite(s)),
+                TamCheck::UnknownSuite(_) => false,
+            },
+            None if required => return Err(Error::TamRequired),
+            None => false,
+        };
+        if let Some(op) = raw.config.feature_flags.get("read") {
+            if !op.mandatory.is_empty() {
+                let names: Vec<String> = op
+                    .mandatory
+                    .iter()
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect();
+                return Err(Error::MandatoryFeatureUnsupported(format!(
+                    "{{{}}}",
+                    names.join(", ")
+                )));
+            }
+        }
+        let mut archives = Vec::with_capacity(raw.archives.len());
+        for (name, e) in raw.archives {
+            let id = to_id(&e.id, "Manifest archive entry")?;
+            let time_utc = parse_time(&e.time).ok_or_else(|| {
+                Error::Integrity(format!(
+                    "Manifest: archive {} has an invalid time {:?}",
+                    String::from_utf8_lossy(&name),
+                    e.time
+                ))
+            })?;
+            archives.push(ArchiveEntry {
+                name: name.into_vec(),
+                id,
+                time: e.time,
+                time_utc,
+            });
+        }
+        archives.sort_by(|a, b| a.time_utc.cmp(&b.time_utc));
+        Ok(Manifest {
+            version: raw.version,
+            archives,
+            timestamp: raw.timestamp,
+            id: key.id_hash(plain),
+            tam_verified,
+        })
+    }
+
+    /// The archive called `name`.
+    pub fn find(&self, name: &str) -> Option<&ArchiveEntry> {
+        self.archives.iter().find(|a| a.name == name.as_bytes())
+    }
+}
+
+/// Archive metadata (the object the manifest points at).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ArchiveMeta {
+    /// Format version (1).
+    pub version: i64,
+    /// Name at creation.
+    #[serde(with = "serde_bytes")]
+    pub name: Vec<u8>,
+    /// Ids of the item-stream chunks, in order.
+    #[serde(deserialize_with = "item::de_ids")]
+    pub items: Vec<ObjectId>,
+    /// argv of the creating borg.
+    #[serde(default, deserialize_with = "item::de_byte_list")]
+    pub cmdline: Vec<Vec<u8>>,
+    /// Host that made the archive.
+    #[serde(default, with = "serde_bytes")]
+    pub hostname: Vec<u8>,
+    /// User that made the archive.
+    #[serde(default, with = "serde_bytes")]
+    pub username: Vec<u8>,
+    /// Start time, UTC ISO.
+    pub time: String,
+    /// End time, UTC ISO (1.1+).
+    #[serde(default)]
+    pub time_end: Option<String>,
+    /// Archive comment.
+    #[serde(default, with = "serde_bytes")]
+    pub comment: Option<Vec<u8>>,
+    /// Chunker parameters as stored (4-tuple in 1.0/1.1, 5-tuple in 1.2+).
+    #[serde(default)]
+    pub chunker_params: Option<rmpv::Value>,
+    /// argv of `borg recreate`, if any.
+    #[serde(default, deserialize_with = "item::de_opt_byte_list")]
+    pub recreate_cmdline: Option<Vec<Vec<u8>>>,
+    /// Original size of all files (1.2+).
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// Stored size (1.2+).
+    #[serde(default)]
+    pub csize: Option<u64>,
+    /// Number of files (1.2+).
+    #[serde(default)]
+    pub nfiles: Option<u64>,
+    /// Same for part files (1.2+).
+    #[serde(default)]
+    pub size_parts: Option<u64>,
+    /// Same for part files (1.2+).
+    #[serde(default)]
+    pub csize_parts: Option<u64>,
+    /// Same for part files (1.2+).
+    #[serde(default)]
+    pub nfiles_parts: Option<u64>,
+    /// Working directory at creation (1.4).
+    #[serde(default, with = "serde_bytes")]
+    pub cwd: Option<Vec<u8>>,
+    /// Authentication tag.
+    #[serde(default)]
+    pub tam: Option<Tam>,
+}
+
+impl ArchiveMeta {
+    /// Decodes archive metadata and checks its TAM as borg 1.4.5 does for list/extract:
+    /// a missing TAM is accepted; a wrong one is refused unless `ignore_invalid_tam`.
+    pub fn parse(plain: &[u8], key: &Key, name: &str, ignore_invalid_tam: bool) -> Result<Self> {
+        let meta: ArchiveMeta = rmp_serde::from_slice(plain).map_err(|e| {
+            Error::Integrity(format!("Archive {name}: cannot decode metadata: {e}"))
+        })?;
+        if meta.version != 1 {
+            return Err(Error::Integrity(format!(
+                "Archive {name}: unknown archive metadata version {}",
+                meta.version
+            )));
+        }
+        if let Some(t) = &meta.tam {
+            if tam::check(key, plain, t, "archive") != TamCheck::Valid && !ignore_invalid_tam {
+                return Err(Error::ArchiveTamInvalid(name.to_string()));
+            }
+        }
+        Ok(meta)
+    }
+
+    /// End time (falls back to the start time).
+    pub fn time_end(&self) -> &str {
+        self.time_end.as_deref().unwrap_or(&self.time)
+    }
+}

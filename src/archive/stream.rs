@@ -1,0 +1,185 @@
+//! Streaming decoder of an archive's item stream.
+//!
+//! The plaintexts of the item-stream chunks, concatenated, are a sequence of msgpack maps whose
+//! boundaries do not coincide with chunk boundaries. [`ItemStream`] keeps only the undecoded tail
+//! plus a small window of chunks fetched and decoded ahead in parallel, so memory does not grow
+//! with the archive.
+
+use super::item::Item;
+use crate::error::{Error, Result};
+use crate::key::Key;
+use crate::store::Store;
+use crate::ObjectId;
+use rayon::prelude::*;
+use std::collections::VecDeque;
+use std::io::Cursor;
+
+/// Fetches and decodes item-stream chunks ahead of the parser.
+pub(crate) struct ChunkPrefetcher<'a> {
+    store: &'a dyn Store,
+    key: &'a Key,
+    ids: Vec<ObjectId>,
+    next: usize,
+    ready: VecDeque<Result<Vec<u8>>>,
+    window: usize,
+    /// `(id, plaintext length, stored length)` of every chunk fetched, when recording.
+    record: Option<Vec<(ObjectId, usize, usize)>>,
+}
+
+impl<'a> ChunkPrefetcher<'a> {
+    pub(crate) fn new(store: &'a dyn Store, key: &'a Key, ids: Vec<ObjectId>) -> Self {
+        let window = (rayon::current_num_threads() * 4).clamp(4, 64);
+        ChunkPrefetcher {
+            store,
+            key,
+            ids,
+            next: 0,
+            ready: VecDeque::new(),
+            window,
+            record: None,
+        }
+    }
+
+    fn fill(&mut self) {
+        let end = (self.next + self.window).min(self.ids.len());
+        let batch = &self.ids[self.next..end];
+        let (store, key) = (self.store, self.key);
+        let decoded: Vec<Result<(Vec<u8>, usize)>> = batch
+            .par_iter()
+            .map(|id| {
+                let obj = store.get(id)?;
+                Ok((key.open_object(Some(id), &obj, None)?, obj.len()))
+            })
+            .collect();
+        for (id, d) in batch.iter().zip(decoded) {
+            if let (Some(rec), Ok((plain, stored))) = (self.record.as_mut(), &d) {
+                rec.push((*id, plain.len(), *stored));
+            }
+            self.ready.push_back(d.map(|(plain, _)| plain));
+        }
+        self.next = end;
+    }
+
+    /// The next chunk's plaintext, or `None` at the end.
+    pub(crate) fn next_chunk(&mut self) -> Option<Result<Vec<u8>>> {
+        if self.ready.is_empty() && self.next < self.ids.len() {
+            self.fill();
+        }
+        self.ready.pop_front()
+    }
+}
+
+/// Iterator over the items of one archive.
+pub struct ItemStream<'a> {
+    chunks: ChunkPrefetcher<'a>,
+    buf: Vec<u8>,
+    pos: usize,
+    archive: String,
+    failed: bool,
+    /// How many items were produced so far.
+    pub count: u64,
+}
+
+impl ItemStream<'_> {
+    /// Records `(id, plaintext length, stored length)` of each item-stream chunk from now on.
+    pub fn record_chunks(&mut self) {
+        self.chunks.record.get_or_insert_with(Vec::new);
+    }
+
+    /// The chunks recorded since [`ItemStream::record_chunks`].
+    pub fn recorded_chunks(&self) -> &[(ObjectId, usize, usize)] {
+        self.chunks.record.as_deref().unwrap_or(&[])
+    }
+}
+
+impl<'a> ItemStream<'a> {
+    pub(crate) fn new(
+        store: &'a dyn Store,
+        key: &'a Key,
+        ids: Vec<ObjectId>,
+        archive: String,
+    ) -> Self {
+        ItemStream {
+            chunks: ChunkPrefetcher::new(store, key, ids),
+            buf: Vec::new(),
+            pos: 0,
+            archive,
+            failed: false,
+            count: 0,
+        }
+    }
+
+    fn decode_one(&mut self) -> Result<Option<Item>> {
+        loop {
+            if self.pos < self.buf.len() {
+                let mut cur = Cursor::new(&self.buf[self.pos..]);
+                let mut de = rmp_serde::Deserializer::new(&mut cur);
+                match serde::Deserialize::deserialize(&mut de) {
+                    Ok(item) => {
+                        self.pos += cur.position() as usize;
+                        self.count += 1;
+                        return Ok(Some(item));
+                    }
+                    Err(e) if !is_eof(&e) => {
+                        return Err(Error::Integrity(format!(
+                            "Archive {}: item {} of the item stream cannot be decoded: {e}",
+                            self.archive,
+                            self.count + 1
+                        )))
+                    }
+                    Err(_) => {} // needs the next chunk
+                }
+            }
+            match self.chunks.next_chunk() {
+                Some(chunk) => {
+                    let chunk = chunk.map_err(|e| match e {
+                        Error::Integrity(m) => Error::Integrity(format!(
+                            "{m} (item metadata of archive {})",
+                            self.archive
+                        )),
+                        other => other,
+                    })?;
+                    self.buf.drain(..self.pos);
+                    self.pos = 0;
+                    self.buf.extend_from_slice(&chunk);
+                }
+                None if self.pos >= self.buf.len() => return Ok(None),
+                None => {
+                    return Err(Error::Integrity(format!(
+                        "Archive {}: item stream ends in the middle of item {}",
+                        self.archive,
+                        self.count + 1
+                    )))
+                }
+            }
+        }
+    }
+}
+
+fn is_eof(e: &rmp_serde::decode::Error) -> bool {
+    use rmp_serde::decode::Error as E;
+    match e {
+        E::InvalidMarkerRead(io) | E::InvalidDataRead(io) => {
+            io.kind() == std::io::ErrorKind::UnexpectedEof
+        }
+        _ => false,
+    }
+}
+
+impl Iterator for ItemStream<'_> {
+    type Item = Result<Item>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.decode_one() {
+            Ok(Some(item)) => Some(Ok(item)),
+            Ok(None) => None,
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

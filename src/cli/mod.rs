@@ -1,0 +1,284 @@
+//! The `oxiborg` command line: borg-compatible arguments, output formats and exit codes.
+//!
+//! `main.rs` only calls [`main`]; every command is a thin layer over the library.
+
+pub mod format;
+pub mod json;
+mod list;
+mod timefmt;
+
+use crate::error::{Error, Result};
+use crate::patterns::{Matcher, Style};
+use crate::repository::{OpenOptions, Repository};
+use crate::Location;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::io::Write;
+
+/// Read BorgBackup 1.x repositories without borg.
+#[derive(Debug, Parser)]
+#[command(name = "oxiborg", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options borg accepts for every command.
+#[derive(Debug, Args)]
+struct GlobalArgs {
+    /// Read without waiting for or checking borg's repository lock.
+    #[arg(long, global = true)]
+    bypass_lock: bool,
+    /// Wait at most SECONDS for a lock (default 1).
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 1.0)]
+    lock_wait: f64,
+    /// Print the return code on exit (as borg does).
+    #[arg(long, global = true)]
+    show_rc: bool,
+    /// Log level info (accepted for borg compatibility).
+    #[arg(short = 'v', long = "info", visible_alias = "verbose", global = true)]
+    info: bool,
+    /// Log level debug.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Log level warning (the default).
+    #[arg(long, global = true)]
+    warning: bool,
+    /// Log level error.
+    #[arg(long, global = true)]
+    error: bool,
+    /// Log level critical.
+    #[arg(long, global = true)]
+    critical: bool,
+    /// Use the remote borg at PATH (for ssh:// repositories).
+    #[arg(long, global = true, value_name = "PATH")]
+    remote_path: Option<String>,
+    /// Use this command instead of ssh (for ssh:// repositories).
+    #[arg(long, global = true, value_name = "RSH")]
+    rsh: Option<String>,
+    /// Show sizes in IEC units (KiB, MiB, …).
+    #[arg(long, global = true)]
+    iec: bool,
+    /// Include checkpoint parts of files.
+    #[arg(long, global = true)]
+    consider_part_files: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List archives of a repository, or the contents of an archive.
+    List(ListArgs),
+    /// Show information about a repository or archives.
+    Info(InfoArgs),
+}
+
+/// Archive selection options shared by list and info.
+#[derive(Debug, Args, Clone)]
+struct ArchiveFilter {
+    /// Only archives whose name starts with PREFIX.
+    #[arg(
+        short = 'P',
+        long,
+        value_name = "PREFIX",
+        conflicts_with = "glob_archives"
+    )]
+    prefix: Option<String>,
+    /// Only archives whose name matches GLOB (sh: style).
+    #[arg(short = 'a', long, value_name = "GLOB")]
+    glob_archives: Option<String>,
+    /// Sort archives by KEYS (comma-separated: timestamp, name, archive, id).
+    #[arg(long, value_name = "KEYS", default_value = "timestamp")]
+    sort_by: String,
+    /// Only the first N archives (after sorting).
+    #[arg(long, value_name = "N", conflicts_with = "last", value_parser = positive)]
+    first: Option<usize>,
+    /// Only the last N archives (after sorting).
+    #[arg(long, value_name = "N", value_parser = positive)]
+    last: Option<usize>,
+    /// Show checkpoint archives too.
+    #[arg(long)]
+    consider_checkpoints: bool,
+}
+
+fn positive(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("A positive integer is required: {s}")),
+    }
+}
+
+/// Path selection options (borg's exclusion options).
+#[derive(Debug, Args, Clone)]
+struct PatternArgs {
+    /// Exclude paths matching PATTERN (default style fm:).
+    #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
+    exclude: Vec<String>,
+    /// Read exclude patterns from FILE, one per line.
+    #[arg(long, value_name = "FILE")]
+    exclude_from: Vec<String>,
+    /// Include/exclude paths: "+ pat", "- pat", "! pat", "R root" (default style sh:).
+    #[arg(long = "pattern", value_name = "PATTERN")]
+    pattern: Vec<String>,
+    /// Read include/exclude patterns from FILE.
+    #[arg(long, value_name = "FILE")]
+    patterns_from: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// Repository or archive (REPO, REPO::ARCHIVE, ::ARCHIVE with BORG_REPO).
+    location: Option<String>,
+    /// Paths to list; default: all.
+    paths: Vec<String>,
+    /// Only print archive names or file paths.
+    #[arg(long)]
+    short: bool,
+    /// Format output with borg's placeholders, e.g. "{mode} {path}{NL}".
+    #[arg(long, visible_alias = "list-format", value_name = "FORMAT")]
+    format: Option<String>,
+    /// Output the archive list as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Output archive contents as JSON lines.
+    #[arg(long)]
+    json_lines: bool,
+    #[command(flatten)]
+    filter: ArchiveFilter,
+    #[command(flatten)]
+    patterns: PatternArgs,
+}
+
+#[derive(Debug, Args)]
+struct InfoArgs {
+    /// Repository or archive.
+    location: Option<String>,
+    /// Output JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    filter: ArchiveFilter,
+}
+
+/// Runs the CLI with the process arguments; returns the exit code.
+pub fn main() -> i32 {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let modern = std::env::var("BORG_EXIT_CODES").is_ok_and(|v| v == "modern");
+    let show_rc = cli.global.show_rc;
+    let sub = matches.subcommand().map(|(_, m)| m.clone());
+    let rc = match run(cli, sub.as_ref()) {
+        Ok(rc) => rc,
+        Err(e) => {
+            if let Error::Io { source, .. } = &e {
+                if source.kind() == std::io::ErrorKind::BrokenPipe {
+                    return 0;
+                }
+            }
+            eprintln!("{e}");
+            e.exit_code(modern)
+        }
+    };
+    if show_rc {
+        let what = match rc {
+            0 => "success",
+            1 => "warning",
+            _ => "error",
+        };
+        eprintln!("terminating with {what} status, rc {rc}");
+    }
+    rc
+}
+
+fn open_options(g: &GlobalArgs) -> OpenOptions {
+    let mut o = OpenOptions::from_env();
+    o.bypass_lock = g.bypass_lock;
+    o.lock_wait = std::time::Duration::from_secs_f64(g.lock_wait.max(0.0));
+    o
+}
+
+fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
+    match cli.command {
+        Command::List(args) => {
+            let loc = Location::parse_with_env(args.location.as_deref())?;
+            if loc.archive.is_some() && args.json {
+                return Err(Error::Usage(
+                    "The --json option is only valid for listing archives, not archive contents."
+                        .into(),
+                ));
+            }
+            if loc.archive.is_none() && args.json_lines {
+                return Err(Error::Usage(
+                    "The --json-lines option is only valid for listing archive contents, not archives."
+                        .into(),
+                ));
+            }
+            let repo = Repository::open(&loc, &open_options(&cli.global))?;
+            warn_store(&repo);
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            let rc = match &loc.archive {
+                Some(name) => {
+                    let matcher = build_matcher(&args.paths, &args.patterns, sub)?;
+                    list::list_archive(&repo, name, &args, matcher, &cli.global, &mut out)?
+                }
+                None => list::list_repository(&repo, &args, &mut out)?,
+            };
+            out.flush().map_err(|e| Error::io("<stdout>", e))?;
+            Ok(rc)
+        }
+        Command::Info(args) => {
+            let loc = Location::parse_with_env(args.location.as_deref())?;
+            let repo = Repository::open(&loc, &open_options(&cli.global))?;
+            warn_store(&repo);
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let rc = list::info(&repo, &args, &cli.global, &mut out)?;
+            out.flush().map_err(|e| Error::io("<stdout>", e))?;
+            Ok(rc)
+        }
+    }
+}
+
+fn warn_store(repo: &Repository) {
+    for w in repo.store().warnings() {
+        eprintln!("Warning: {w}");
+    }
+}
+
+/// Builds the matcher from exclusion options in command-line order, then the PATH arguments.
+fn build_matcher<'a>(
+    paths: &[String],
+    p: &'a PatternArgs,
+    sub: Option<&clap::ArgMatches>,
+) -> Result<Matcher> {
+    // (command-line index, kind, value)
+    let mut ordered: Vec<(usize, u8, &String)> = Vec::new();
+    let mut collect = |id: &str, kind: u8, vals: &'a [String]| {
+        let idx: Vec<usize> = sub
+            .and_then(|m| m.indices_of(id))
+            .map(|i| i.collect())
+            .unwrap_or_default();
+        for (n, v) in vals.iter().enumerate() {
+            ordered.push((idx.get(n).copied().unwrap_or(usize::MAX), kind, v));
+        }
+    };
+    collect("exclude", 0, &p.exclude);
+    collect("exclude_from", 1, &p.exclude_from);
+    collect("pattern", 2, &p.pattern);
+    collect("patterns_from", 3, &p.patterns_from);
+    ordered.sort_by_key(|(i, _, _)| *i);
+    let mut m = Matcher::new();
+    let read = |f: &str| std::fs::read_to_string(f).map_err(|e| Error::io(f, e));
+    for (_, kind, v) in ordered {
+        match kind {
+            0 => m.add_exclude(v)?,
+            1 => m.add_exclude_lines(&read(v)?)?,
+            2 => m.add_pattern_line(v, Style::Shell)?,
+            _ => m.add_pattern_lines(&read(v)?)?,
+        }
+    }
+    m.add_paths(paths)?;
+    Ok(m)
+}

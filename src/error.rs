@@ -1,0 +1,166 @@
+//! The crate's one error type, and its mapping onto borg's exit codes.
+//!
+//! Every variant names what failed and on which repository, archive, object or path. Exit codes
+//! follow borg: legacy mode (the default) uses 2 for every error; with `BORG_EXIT_CODES=modern`
+//! each error gets the specific code borg 1.4 gives it.
+
+use std::path::PathBuf;
+
+/// A result with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while reading a borg repository.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The repository location does not exist.
+    #[error("Repository {0} does not exist.")]
+    RepositoryDoesNotExist(String),
+    /// The location exists but is not a borg 1.x repository.
+    #[error("{location} is not a valid repository. Check repo config. [{reason}]")]
+    #[allow(missing_docs)]
+    InvalidRepository { location: String, reason: String },
+    /// The repository `config` file cannot be used.
+    #[error("{location} does not have a valid configuration. Check repo config [{reason}].")]
+    #[allow(missing_docs)]
+    InvalidRepositoryConfig { location: String, reason: String },
+    /// A repository location string that cannot be parsed.
+    #[error("Invalid location format: \"{0}\"")]
+    InvalidLocation(String),
+    /// A named archive is missing from the manifest.
+    #[error("Archive {0} does not exist")]
+    ArchiveDoesNotExist(String),
+    /// A writer holds the repository lock.
+    #[error("Failed to create/acquire the lock {0} (timeout).")]
+    LockTimeout(String),
+    /// An object id is not in the repository.
+    #[error("Object with key {id} not found in repository {location}.")]
+    #[allow(missing_docs)]
+    ObjectNotFound { id: String, location: String },
+    /// Damaged data: CRC, MAC, id or structure checks failed.
+    #[error("Data integrity error: {0}")]
+    Integrity(String),
+    /// A compressed payload could not be decompressed.
+    #[error("Decompression error: {0}")]
+    Decompression(String),
+    /// The key type byte is not one borg 1.x writes.
+    #[error(
+        "Unsupported payload type {0}. A newer version is required to access this repository."
+    )]
+    UnsupportedPayload(u8),
+    /// The manifest plaintext is from a newer borg.
+    #[error(
+        "Unsupported manifest envelope. A newer version is required to access this repository."
+    )]
+    UnsupportedManifest,
+    /// The repository demands features this client does not have.
+    #[error("Unsupported repository feature(s) {0}. A newer version of Borg is required to access this repository.")]
+    MandatoryFeatureUnsupported(String),
+    /// No key file for a keyfile-mode repository.
+    #[error("No key file for repository {location} found in {dir}.")]
+    #[allow(missing_docs)]
+    KeyfileNotFound { location: String, dir: String },
+    /// `BORG_KEY_FILE` names a key file for another repository.
+    #[error("Mismatch between repository {location} and key file {file}.")]
+    #[allow(missing_docs)]
+    KeyfileMismatch { location: String, file: String },
+    /// A key file or key blob that cannot be parsed.
+    #[error("Invalid key file for repository {location} found in {file}: {reason}")]
+    #[allow(missing_docs)]
+    KeyfileInvalid {
+        location: String,
+        file: String,
+        reason: String,
+    },
+    /// A repokey-mode repository without a key in its config.
+    #[error("No key entry found in the config of repository {0}.")]
+    RepoKeyNotFound(String),
+    /// No passphrase could be obtained.
+    #[error("Cannot acquire a passphrase: {0}")]
+    NoPassphrase(String),
+    /// `BORG_PASSCOMMAND` failed.
+    #[error("Failed to retrieve a passphrase from the command \"{command}\": {reason}.")]
+    #[allow(missing_docs)]
+    PasscommandFailure { command: String, reason: String },
+    /// The passphrase from the environment is wrong.
+    #[error("Passphrase supplied in BORG_PASSPHRASE, by BORG_PASSCOMMAND, or via BORG_PASSPHRASE_FD is incorrect.")]
+    PassphraseWrong,
+    /// Three interactive attempts failed.
+    #[error("Exceeded the maximum password retries.")]
+    PasswordRetriesExceeded,
+    /// The manifest has no TAM but the key requires one.
+    #[error("Manifest is unauthenticated, but it is required for this repository. Is somebody attacking you?")]
+    TamRequired,
+    /// The manifest TAM does not verify.
+    #[error("Data integrity error: Manifest authentication did not verify")]
+    TamInvalid,
+    /// A TAM of an unknown suite where one is required.
+    #[error("Could not verify manifest: Unsupported suite {0}; a newer version is needed.")]
+    TamUnsupportedSuite(String),
+    /// An archive TAM is present but wrong.
+    #[error("Data integrity error: Archive authentication did not verify (archive {0}); set BORG_WORKAROUNDS=ignore_invalid_archive_tam to read it anyway")]
+    ArchiveTamInvalid(String),
+    /// An I/O error on a named path.
+    #[error("{path}: {source}")]
+    #[allow(missing_docs)]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Bad command-line usage.
+    #[error("{0}")]
+    Usage(String),
+    /// Anything else, with its full message.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The exit code borg 1.4 uses for this error with `BORG_EXIT_CODES=modern`.
+    pub fn modern_exit_code(&self) -> i32 {
+        match self {
+            Error::RepositoryDoesNotExist(_) => 13,
+            Error::InvalidRepository { .. } => 15,
+            Error::InvalidRepositoryConfig { .. } => 16,
+            Error::InvalidLocation(_) | Error::Usage(_) => 2,
+            Error::ArchiveDoesNotExist(_) => 31,
+            Error::LockTimeout(_) => 73,
+            Error::ObjectNotFound { .. } => 17,
+            Error::Integrity(_) => 90,
+            Error::Decompression(_) => 92,
+            Error::UnsupportedPayload(_) => 48,
+            Error::UnsupportedManifest => 27,
+            Error::MandatoryFeatureUnsupported(_) => 25,
+            Error::KeyfileNotFound { .. } => 42,
+            Error::KeyfileMismatch { .. } => 41,
+            Error::KeyfileInvalid { .. } => 40,
+            Error::RepoKeyNotFound(_) => 44,
+            Error::NoPassphrase(_) => 50,
+            Error::PasscommandFailure { .. } => 51,
+            Error::PassphraseWrong => 52,
+            Error::PasswordRetriesExceeded => 53,
+            Error::TamRequired => 98,
+            Error::TamInvalid => 97,
+            Error::TamUnsupportedSuite(_) => 99,
+            Error::ArchiveTamInvalid(_) => 95,
+            Error::Io { .. } | Error::Other(_) => 2,
+        }
+    }
+
+    /// The exit code for this error: 2 in borg's legacy mode, else [`Error::modern_exit_code`].
+    pub fn exit_code(&self, modern: bool) -> i32 {
+        if modern {
+            self.modern_exit_code()
+        } else {
+            2
+        }
+    }
+}

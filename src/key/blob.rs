@@ -1,0 +1,354 @@
+//! Key blobs: finding them (repository config or key file), decrypting them with the
+//! passphrase (PBKDF2-HMAC-SHA256 → AES-256-CTR → HMAC-SHA256 check), and borg's directories.
+
+use super::passphrase::{self, Passphrase};
+use super::{aes_ctr_zero_iv, hmac_sha256, Key, KeyType, Secrets};
+use crate::error::{Error, Result};
+use base64::Engine;
+use serde::Deserialize;
+use serde_bytes::ByteBuf;
+use std::path::{Path, PathBuf};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// borg's configuration directories (`BORG_BASE_DIR`, `XDG_CONFIG_HOME`, … as borg reads them).
+#[derive(Debug, Clone)]
+pub struct BorgDirs {
+    /// `BORG_CONFIG_DIR` or `<config home>/borg`.
+    pub config: PathBuf,
+    /// `BORG_KEYS_DIR` or `<config>/keys`.
+    pub keys: PathBuf,
+    /// `BORG_SECURITY_DIR` or `<config>/security`.
+    pub security: PathBuf,
+}
+
+impl BorgDirs {
+    /// The directories from the environment.
+    pub fn from_env() -> BorgDirs {
+        let var = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let base_dir = var("BORG_BASE_DIR");
+        let base = base_dir
+            .clone()
+            .or_else(|| var("HOME"))
+            .unwrap_or_else(home_from_passwd);
+        let config = var("BORG_CONFIG_DIR").unwrap_or_else(|| {
+            let home = match (&base_dir, var("XDG_CONFIG_HOME")) {
+                (None, Some(x)) => x,
+                _ => base.join(".config"),
+            };
+            home.join("borg")
+        });
+        BorgDirs {
+            keys: var("BORG_KEYS_DIR").unwrap_or_else(|| config.join("keys")),
+            security: var("BORG_SECURITY_DIR").unwrap_or_else(|| config.join("security")),
+            config,
+        }
+    }
+}
+
+fn home_from_passwd() -> PathBuf {
+    // SAFETY: getpwuid returns a pointer into static storage or NULL; we copy out at once.
+    unsafe {
+        let pw = libc::getpwuid(libc::getuid());
+        if !pw.is_null() && !(*pw).pw_dir.is_null() {
+            let dir = std::ffi::CStr::from_ptr((*pw).pw_dir);
+            use std::os::unix::ffi::OsStrExt;
+            return PathBuf::from(std::ffi::OsStr::from_bytes(dir.to_bytes()));
+        }
+    }
+    PathBuf::from("/")
+}
+
+/// The armoured envelope of a key (borg's "encrypted key").
+#[derive(Deserialize)]
+struct EncryptedKey {
+    version: i64,
+    #[serde(default)]
+    algorithm: Option<ByteBuf>,
+    salt: ByteBuf,
+    iterations: u32,
+    hash: ByteBuf,
+    data: ByteBuf,
+}
+
+/// The decrypted key map.
+#[derive(Deserialize)]
+struct PlainKey {
+    version: i64,
+    #[serde(default)]
+    repository_id: Option<ByteBuf>,
+    enc_key: ByteBuf,
+    enc_hmac_key: ByteBuf,
+    id_key: ByteBuf,
+    #[serde(default)]
+    tam_required: Option<bool>,
+}
+
+impl Drop for PlainKey {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.enc_key.as_mut_slice().zeroize();
+        self.enc_hmac_key.as_mut_slice().zeroize();
+        self.id_key.as_mut_slice().zeroize();
+    }
+}
+
+/// A key blob (base64 text) and where it was found.
+pub struct KeyBlob {
+    /// The base64 text (whitespace allowed).
+    pub text: Zeroizing<String>,
+    /// "repository config" or the key file path, for messages.
+    pub origin: String,
+    /// The key file, if the blob came from one.
+    pub file: Option<PathBuf>,
+}
+
+/// Finds the key file of a keyfile-mode repository: `key_file` (`BORG_KEY_FILE`) or the file in
+/// `keys_dir` whose header names `repo_id`.
+pub fn find_key_file(
+    repo_id: &[u8; 32],
+    location: &str,
+    key_file: Option<&Path>,
+    keys_dir: &Path,
+) -> Result<KeyBlob> {
+    let header = format!("BORG_KEY {}", hex::encode(repo_id));
+    if let Some(file) = key_file {
+        let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+        let text = std::fs::read_to_string(&file).map_err(|e| Error::KeyfileInvalid {
+            location: location.into(),
+            file: file.display().to_string(),
+            reason: format!("cannot read it: {e}"),
+        })?;
+        if !text.starts_with("BORG_KEY ") {
+            return Err(Error::KeyfileInvalid {
+                location: location.into(),
+                file: file.display().to_string(),
+                reason: "it does not start with BORG_KEY".into(),
+            });
+        }
+        if !text.starts_with(&header) {
+            return Err(Error::KeyfileMismatch {
+                location: location.into(),
+                file: file.display().to_string(),
+            });
+        }
+        return Ok(blob_from_file_text(text, &header, &file));
+    }
+    let not_found = || Error::KeyfileNotFound {
+        location: location.into(),
+        dir: keys_dir.display().to_string(),
+    };
+    let entries = std::fs::read_dir(keys_dir).map_err(|_| not_found())?;
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    paths.sort();
+    for path in paths {
+        if !path.is_file() {
+            continue;
+        }
+        let mut head = vec![0u8; header.len()];
+        let matches = std::fs::File::open(&path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+            .is_ok()
+            && head == header.as_bytes();
+        if matches {
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::KeyfileInvalid {
+                location: location.into(),
+                file: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            return Ok(blob_from_file_text(text, &header, &path));
+        }
+    }
+    Err(not_found())
+}
+
+fn blob_from_file_text(text: String, header: &str, file: &Path) -> KeyBlob {
+    let body = text[header.len()..].to_string();
+    drop(Zeroizing::new(text));
+    KeyBlob {
+        text: Zeroizing::new(body),
+        origin: file.display().to_string(),
+        file: Some(file.to_path_buf()),
+    }
+}
+
+fn parse_envelope(blob: &KeyBlob, location: &str) -> Result<EncryptedKey> {
+    let invalid = |reason: String| Error::KeyfileInvalid {
+        location: location.into(),
+        file: blob.origin.clone(),
+        reason,
+    };
+    let compact: Zeroizing<String> =
+        Zeroizing::new(blob.text.chars().filter(|c| !c.is_whitespace()).collect());
+    let raw = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(compact.as_bytes())
+            .map_err(|e| invalid(format!("key is not valid base64: {e}")))?,
+    );
+    let env: EncryptedKey =
+        rmp_serde::from_slice(&raw).map_err(|e| invalid(format!("key envelope: {e}")))?;
+    if env.version != 1 {
+        return Err(invalid(format!(
+            "unsupported key envelope version {}",
+            env.version
+        )));
+    }
+    if let Some(alg) = &env.algorithm {
+        if alg.as_slice() != b"sha256" {
+            return Err(invalid(format!(
+                "unsupported key algorithm {:?} (borg 2 key?)",
+                String::from_utf8_lossy(alg)
+            )));
+        }
+    }
+    if env.hash.len() != 32 || env.iterations == 0 {
+        return Err(invalid("malformed key envelope".into()));
+    }
+    Ok(env)
+}
+
+/// Decrypts an envelope with a passphrase; `Ok(None)` means the passphrase is wrong.
+fn try_passphrase(env: &EncryptedKey, pass: &str) -> Option<Zeroizing<Vec<u8>>> {
+    let mut kek = Zeroizing::new([0u8; 32]);
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(pass.as_bytes(), &env.salt, env.iterations, &mut *kek);
+    let mut plain = Zeroizing::new(env.data.to_vec());
+    aes_ctr_zero_iv(&kek, &mut plain);
+    let mac = hmac_sha256(&*kek, &plain);
+    bool::from(mac.ct_eq(env.hash.as_slice())).then_some(plain)
+}
+
+fn key_from_plain(
+    ktype: KeyType,
+    plain: &[u8],
+    blob: &KeyBlob,
+    location: &str,
+    tam_fallback: bool,
+) -> Result<Key> {
+    let invalid = |reason: String| Error::KeyfileInvalid {
+        location: location.into(),
+        file: blob.origin.clone(),
+        reason,
+    };
+    let pk: PlainKey = rmp_serde::from_slice(plain).map_err(|e| invalid(format!("key: {e}")))?;
+    if pk.version != 1 {
+        return Err(invalid(format!("unsupported key version {}", pk.version)));
+    }
+    if pk.enc_key.len() != 32 {
+        return Err(invalid("enc_key is not 32 bytes".into()));
+    }
+    let _ = &pk.repository_id;
+    let mut enc_key = [0u8; 32];
+    enc_key.copy_from_slice(&pk.enc_key);
+    let secrets = Secrets {
+        enc_key,
+        enc_hmac_key: pk.enc_hmac_key.to_vec(),
+        id_key: pk.id_key.to_vec(),
+    };
+    Key::from_secrets(
+        ktype,
+        secrets,
+        pk.tam_required.unwrap_or(tam_fallback),
+        blob.origin.clone(),
+    )
+    .map_err(|e| invalid(e.to_string()))
+}
+
+/// Decrypts a key blob, asking for the passphrase in borg's order.
+///
+/// `passphrase` overrides the environment (library callers); `tam_fallback` is used for old keys
+/// without `tam_required` (borg then consults its security directory).
+pub fn unlock(
+    ktype: KeyType,
+    blob: &KeyBlob,
+    location: &str,
+    passphrase: Option<&Passphrase>,
+    tam_fallback: bool,
+) -> Result<Key> {
+    let env = parse_envelope(blob, location)?;
+    let from_env;
+    let given = match passphrase {
+        Some(p) => Some(p),
+        None => {
+            from_env = passphrase::from_environment()?;
+            from_env.as_ref()
+        }
+    };
+    if let Some(p) = given {
+        return match try_passphrase(&env, &p.secret) {
+            Some(plain) => key_from_plain(ktype, &plain, blob, location, tam_fallback),
+            None => Err(Error::PassphraseWrong),
+        };
+    }
+    // borg first tries the empty passphrase silently, then prompts up to three times.
+    if let Some(plain) = try_passphrase(&env, "") {
+        return key_from_plain(ktype, &plain, blob, location, tam_fallback);
+    }
+    let for_what = blob
+        .file
+        .as_ref()
+        .map(|f| f.display().to_string())
+        .unwrap_or_else(|| location.to_string());
+    for _ in 0..3 {
+        let pass = passphrase::prompt(&for_what)?;
+        if let Some(plain) = try_passphrase(&env, &pass) {
+            return key_from_plain(ktype, &plain, blob, location, tam_fallback);
+        }
+        eprintln!("Incorrect passphrase");
+    }
+    Err(Error::PasswordRetriesExceeded)
+}
+
+/// The legacy `passphrase` key type (0x01, borg < 1.0): keys derived directly from the
+/// passphrase with PBKDF2 (salt = repository id, 100 000 rounds, 100 bytes). `check` tells
+/// whether a candidate key opens the manifest (it is how a wrong passphrase is detected).
+pub fn legacy_passphrase_key(
+    repo_id: &[u8; 32],
+    passphrase: Option<&Passphrase>,
+    location: &str,
+    check: impl Fn(&Key) -> bool,
+) -> Result<Key> {
+    let derive = |pass: &str| -> Result<Key> {
+        let mut data = Zeroizing::new([0u8; 100]);
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(pass.as_bytes(), repo_id, 100_000, &mut *data);
+        let mut enc_key = [0u8; 32];
+        enc_key.copy_from_slice(&data[0..32]);
+        Key::from_secrets(
+            KeyType::Passphrase,
+            Secrets {
+                enc_key,
+                enc_hmac_key: data[32..64].to_vec(),
+                id_key: data[64..96].to_vec(),
+            },
+            false,
+            "passphrase".into(),
+        )
+    };
+    let from_env;
+    let given = match passphrase {
+        Some(p) => Some(p),
+        None => {
+            from_env = passphrase::from_environment()?;
+            from_env.as_ref()
+        }
+    };
+    if let Some(p) = given {
+        let key = derive(&p.secret)?;
+        return if check(&key) {
+            Ok(key)
+        } else {
+            Err(Error::PassphraseWrong)
+        };
+    }
+    for _ in 0..3 {
+        let key = derive(&passphrase::prompt(location)?)?;
+        if check(&key) {
+            return Ok(key);
+        }
+        eprintln!("Incorrect passphrase");
+    }
+    Err(Error::PasswordRetriesExceeded)
+}

@@ -1,0 +1,110 @@
+//! Where the passphrase comes from, in borg's order: `BORG_PASSPHRASE`, `BORG_PASSCOMMAND`,
+//! `BORG_PASSPHRASE_FD`, then an interactive prompt on the terminal.
+//!
+//! The first variable that is *set* wins, even when empty (an empty `BORG_PASSPHRASE` means the
+//! empty passphrase). A passphrase is held in [`Zeroizing`] memory and never printed.
+
+use crate::error::{Error, Result};
+use std::io::Read;
+use zeroize::Zeroizing;
+
+/// A passphrase and where it came from.
+pub struct Passphrase {
+    /// The secret itself.
+    pub secret: Zeroizing<String>,
+    /// Which source supplied it (for messages; never the secret).
+    pub source: &'static str,
+}
+
+impl std::fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Passphrase(from {})", self.source)
+    }
+}
+
+/// Reads the passphrase from the environment sources, or `None` when none is set.
+pub fn from_environment() -> Result<Option<Passphrase>> {
+    if let Some(v) = std::env::var_os("BORG_PASSPHRASE") {
+        let secret = Zeroizing::new(v.to_string_lossy().into_owned());
+        return Ok(Some(Passphrase {
+            secret,
+            source: "BORG_PASSPHRASE",
+        }));
+    }
+    if let Ok(cmd) = std::env::var("BORG_PASSCOMMAND") {
+        return run_passcommand(&cmd).map(|secret| {
+            Some(Passphrase {
+                secret,
+                source: "BORG_PASSCOMMAND",
+            })
+        });
+    }
+    if let Ok(fd) = std::env::var("BORG_PASSPHRASE_FD") {
+        return read_fd(&fd).map(|secret| {
+            Some(Passphrase {
+                secret,
+                source: "BORG_PASSPHRASE_FD",
+            })
+        });
+    }
+    Ok(None)
+}
+
+fn strip_newlines(mut s: String) -> Zeroizing<String> {
+    while s.ends_with('\n') {
+        s.pop();
+    }
+    Zeroizing::new(s)
+}
+
+/// Runs `BORG_PASSCOMMAND` (split shell-like, no shell) and takes its stdout.
+pub fn run_passcommand(command: &str) -> Result<Zeroizing<String>> {
+    let fail = |reason: String| Error::PasscommandFailure {
+        command: command.to_string(),
+        reason,
+    };
+    let words = shell_words::split(command).map_err(|e| fail(e.to_string()))?;
+    let (prog, args) = words
+        .split_first()
+        .ok_or_else(|| fail("empty command".into()))?;
+    let out = std::process::Command::new(prog)
+        .args(args)
+        .env_remove("BORG_PASSPHRASE")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| fail(e.to_string()))?;
+    if !out.status.success() {
+        return Err(fail(format!("it exited with {}", out.status)));
+    }
+    let text = String::from_utf8(out.stdout).map_err(|_| fail("output is not UTF-8".into()))?;
+    Ok(strip_newlines(text))
+}
+
+/// Reads the whole of an inherited file descriptor (`BORG_PASSPHRASE_FD`).
+fn read_fd(fd: &str) -> Result<Zeroizing<String>> {
+    let n: i32 = fd.trim().parse().map_err(|_| {
+        Error::NoPassphrase(format!(
+            "BORG_PASSPHRASE_FD={fd:?} is not a file descriptor number"
+        ))
+    })?;
+    let path = format!("/dev/fd/{n}");
+    let mut f = std::fs::File::open(&path)
+        .map_err(|e| Error::NoPassphrase(format!("cannot read BORG_PASSPHRASE_FD {n}: {e}")))?;
+    let mut s = String::new();
+    f.read_to_string(&mut s)
+        .map_err(|e| Error::NoPassphrase(format!("cannot read BORG_PASSPHRASE_FD {n}: {e}")))?;
+    Ok(strip_newlines(s))
+}
+
+/// Asks on the controlling terminal, without echo.
+pub fn prompt(for_what: &str) -> Result<Zeroizing<String>> {
+    rpassword::prompt_password(format!("Enter passphrase for key {for_what}: "))
+        .map(Zeroizing::new)
+        .map_err(|_| {
+            Error::NoPassphrase(
+                "BORG_PASSPHRASE is not set. BORG_PASSCOMMAND is not set. Interactive password query failed."
+                    .into(),
+            )
+        })
+}

@@ -1,0 +1,378 @@
+//! Repository locations: every form borg 1.x accepts, `BORG_REPO`, and the `::archive` suffix.
+//!
+//! Parsing only; nothing here touches the file system or the network.
+//!
+//! ```
+//! use oxiborg::location::{Location, Protocol};
+//! let loc = Location::parse("ssh://borgwarehouse@host:22222/./repo-id::host-2025").unwrap();
+//! assert_eq!(loc.proto, Protocol::Ssh);
+//! assert_eq!(loc.user.as_deref(), Some("borgwarehouse"));
+//! assert_eq!(loc.port, Some(22222));
+//! assert_eq!(loc.path, "/./repo-id");
+//! assert_eq!(loc.archive.as_deref(), Some("host-2025"));
+//! ```
+
+use crate::error::{Error, Result};
+use std::fmt;
+
+/// How a repository is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// A directory on this machine.
+    File,
+    /// `borg serve` behind SSH.
+    Ssh,
+}
+
+/// A parsed repository location, optionally naming an archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// Local file system or SSH.
+    pub proto: Protocol,
+    /// SSH user, if given.
+    pub user: Option<String>,
+    /// SSH host (IPv6 addresses without brackets).
+    pub host: Option<String>,
+    /// SSH port, if given.
+    pub port: Option<u16>,
+    /// The path: local path, or the path sent to `borg serve` in `open`.
+    pub path: String,
+    /// The archive after `::`, if any.
+    pub archive: Option<String>,
+    /// The text this location was parsed from (without the archive).
+    pub original: String,
+}
+
+impl Location {
+    /// Parses a location the way borg does (see the module docs for the forms).
+    pub fn parse(text: &str) -> Result<Location> {
+        let bad = || Error::InvalidLocation(text.to_string());
+        // The archive is split off at the first "::".
+        let (repo, archive) = match text.find("::") {
+            Some(i) => (&text[..i], Some(&text[i + 2..])),
+            None => (text, None),
+        };
+        let archive = match archive {
+            Some(a) if a.contains('/') => return Err(bad()),
+            Some("") => None,
+            Some(a) => Some(a.to_string()),
+            None => None,
+        };
+        if repo.is_empty() {
+            return Err(bad());
+        }
+        let mut loc = if let Some(rest) = repo.strip_prefix("ssh://") {
+            parse_ssh_url(rest).ok_or_else(bad)?
+        } else if let Some(rest) = repo.strip_prefix("file://") {
+            if !rest.starts_with('/') {
+                return Err(bad());
+            }
+            Location::local(normalize(rest))
+        } else {
+            parse_scp_or_local(repo).ok_or_else(bad)?
+        };
+        loc.archive = archive;
+        loc.original = repo.to_string();
+        Ok(loc)
+    }
+
+    /// Parses `text`, taking the repository from `BORG_REPO` when `text` is empty or starts
+    /// with `::` (borg's `::ARCHIVE` shorthand).
+    pub fn parse_with_env(text: Option<&str>) -> Result<Location> {
+        let env_repo = std::env::var("BORG_REPO").ok();
+        Self::parse_with_default(text, env_repo.as_deref())
+    }
+
+    /// Like [`Location::parse_with_env`] with an explicit default repository.
+    pub fn parse_with_default(text: Option<&str>, default_repo: Option<&str>) -> Result<Location> {
+        match text {
+            Some(t) if !t.is_empty() && !t.starts_with("::") => Location::parse(t),
+            other => {
+                let repo = default_repo.filter(|r| !r.is_empty()).ok_or_else(|| {
+                    Error::Usage(
+                        "No repository given: pass a location or set BORG_REPO.".to_string(),
+                    )
+                })?;
+                let mut loc = Location::parse(repo)?;
+                if let Some(t) = other {
+                    if let Some(a) = t.strip_prefix("::") {
+                        if a.contains('/') {
+                            return Err(Error::InvalidLocation(t.to_string()));
+                        }
+                        loc.archive = (!a.is_empty()).then(|| a.to_string());
+                    }
+                }
+                Ok(loc)
+            }
+        }
+    }
+
+    fn local(path: String) -> Location {
+        Location {
+            proto: Protocol::File,
+            user: None,
+            host: None,
+            port: None,
+            path,
+            archive: None,
+            original: String::new(),
+        }
+    }
+
+    /// Is this a repository on this machine?
+    pub fn is_local(&self) -> bool {
+        self.proto == Protocol::File
+    }
+
+    /// The location as borg prints it in messages (without the archive).
+    pub fn canonical(&self) -> String {
+        match self.proto {
+            Protocol::File => self.path.clone(),
+            Protocol::Ssh => {
+                let mut s = String::from("ssh://");
+                if let Some(u) = &self.user {
+                    s.push_str(u);
+                    s.push('@');
+                }
+                let host = self.host.as_deref().unwrap_or("");
+                if host.contains(':') {
+                    s.push('[');
+                    s.push_str(host);
+                    s.push(']');
+                } else {
+                    s.push_str(host);
+                }
+                if let Some(p) = self.port {
+                    s.push_str(&format!(":{p}"));
+                }
+                if !self.path.starts_with('/') {
+                    s.push_str("/./");
+                }
+                s.push_str(&self.path);
+                s
+            }
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.canonical())
+    }
+}
+
+/// Splits `[user@]host[:port]` off an `ssh://` URL's rest; the path must be absolute.
+fn parse_ssh_url(rest: &str) -> Option<Location> {
+    let slash = find_path_start(rest)?;
+    let (authority, path) = rest.split_at(slash);
+    let (user, hostport) = split_user(authority)?;
+    let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
+        let end = h.find(']')?;
+        let host = &h[..end];
+        if host.is_empty()
+            || !host
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+        {
+            return None;
+        }
+        let after = &h[end + 1..];
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p.parse::<u16>().ok()?),
+            None if after.is_empty() => None,
+            None => return None,
+        };
+        (host.to_string(), port)
+    } else {
+        match hostport.split_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p.parse::<u16>().ok()?)),
+            None => (hostport.to_string(), None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some(Location {
+        proto: Protocol::Ssh,
+        user,
+        host: Some(host),
+        port,
+        path: normalize(path),
+        archive: None,
+        original: String::new(),
+    })
+}
+
+/// Index of the '/' that starts the path in `host/path`, skipping an IPv6 `[...]`.
+fn find_path_start(rest: &str) -> Option<usize> {
+    let from = if rest.contains('[') {
+        rest.find(']')?
+    } else {
+        0
+    };
+    rest[from..].find('/').map(|i| i + from)
+}
+
+fn split_user(authority: &str) -> Option<(Option<String>, &str)> {
+    match authority.split_once('@') {
+        Some((u, rest)) => {
+            if u.is_empty() || u.contains([':', '/']) {
+                return None;
+            }
+            Some((Some(u.to_string()), rest))
+        }
+        None => Some((None, authority)),
+    }
+}
+
+/// `[user@]host:path` (scp style) or a local path.
+fn parse_scp_or_local(repo: &str) -> Option<Location> {
+    // borg: host is `[^:/]+` or a bracketed IPv6 address, followed by ':'.
+    let scp = if let Some(h) = repo
+        .split_once('@')
+        .filter(|(u, _)| !u.is_empty() && !u.contains([':', '/']))
+        .map(|(u, r)| (Some(u.to_string()), r))
+        .or(Some((None, repo)))
+    {
+        let (user, rest) = h;
+        if let Some(inner) = rest.strip_prefix('[') {
+            inner
+                .find("]:")
+                .map(|end| (user, inner[..end].to_string(), inner[end + 2..].to_string()))
+        } else {
+            match rest.find([':', '/']) {
+                Some(i) if rest.as_bytes()[i] == b':' && i > 0 => {
+                    Some((user, rest[..i].to_string(), rest[i + 1..].to_string()))
+                }
+                _ => None,
+            }
+        }
+    } else {
+        None
+    };
+    match scp {
+        Some((user, host, path)) if !path.is_empty() => Some(Location {
+            proto: Protocol::Ssh,
+            user,
+            host: Some(host),
+            port: None,
+            path: normalize(&path),
+            archive: None,
+            original: String::new(),
+        }),
+        Some(_) => None,
+        None => {
+            if repo.contains('@') && !repo.contains('/') {
+                // "user@host" without ':path' is not a location.
+                return None;
+            }
+            Some(Location::local(normalize(repo)))
+        }
+    }
+}
+
+/// Collapses `a//b` and `a/./b` and resolves `..` like `os.path.normpath`, but keeps a leading
+/// `/./` (relative-to-server-cwd marker) and a leading `~`.
+fn normalize(path: &str) -> String {
+    let (prefix, rest) = if let Some(r) = path.strip_prefix("/./") {
+        ("/./", r)
+    } else if path.starts_with('/') {
+        ("/", &path[1..])
+    } else {
+        ("", path)
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for comp in rest.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|p| *p != "..") {
+                    parts.pop();
+                } else if prefix.is_empty() {
+                    parts.push("..");
+                }
+            }
+            c => parts.push(c),
+        }
+    }
+    let joined = parts.join("/");
+    match (prefix, joined.is_empty()) {
+        ("", true) => ".".to_string(),
+        ("/./", true) => "/.".to_string(),
+        _ => format!("{prefix}{joined}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Location {
+        Location::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn local_forms() {
+        let l = p("/srv/repo");
+        assert_eq!((l.proto, l.path.as_str()), (Protocol::File, "/srv/repo"));
+        assert_eq!(p("file:///srv//repo/").path, "/srv/repo");
+        assert_eq!(p("rel/./repo").path, "rel/repo");
+        assert_eq!(p("/tmp/a:b").proto, Protocol::File);
+        let l = p("/srv/repo::host::2024");
+        assert_eq!(l.archive.as_deref(), Some("host::2024"));
+    }
+
+    #[test]
+    fn ssh_url_forms() {
+        let l = p("ssh://user@host:2222/abs/path");
+        assert_eq!(l.user.as_deref(), Some("user"));
+        assert_eq!(l.host.as_deref(), Some("host"));
+        assert_eq!(l.port, Some(2222));
+        assert_eq!(l.path, "/abs/path");
+        assert_eq!(p("ssh://host/./rel/path").path, "/./rel/path");
+        assert_eq!(p("ssh://host/~/path").path, "/~/path");
+        assert_eq!(p("ssh://host/~other/path").path, "/~other/path");
+        let l = p("ssh://user@[::1]:22/p::arch");
+        assert_eq!(l.host.as_deref(), Some("::1"));
+        assert_eq!(l.port, Some(22));
+        assert_eq!(l.archive.as_deref(), Some("arch"));
+        assert_eq!(l.canonical(), "ssh://user@[::1]:22/p");
+        let l = p("ssh://borgwarehouse@voile.example:22222/./abc123");
+        assert_eq!(
+            l.canonical(),
+            "ssh://borgwarehouse@voile.example:22222/./abc123"
+        );
+    }
+
+    #[test]
+    fn scp_forms() {
+        let l = p("user@host:rel/path");
+        assert_eq!(l.proto, Protocol::Ssh);
+        assert_eq!(l.user.as_deref(), Some("user"));
+        assert_eq!(l.path, "rel/path");
+        assert_eq!(p("host:/abs/path").path, "/abs/path");
+        assert_eq!(p("host:~/path").path, "~/path");
+        let l = p("user@[fe80::1]:/p");
+        assert_eq!(l.host.as_deref(), Some("fe80::1"));
+        assert_eq!(l.path, "/p");
+    }
+
+    #[test]
+    fn bad_forms() {
+        assert!(Location::parse("").is_err());
+        assert!(Location::parse("ssh://host").is_err());
+        assert!(Location::parse("ssh://host:port/x").is_err());
+        assert!(Location::parse("/repo::a/b").is_err());
+        assert!(Location::parse("file://rel").is_err());
+    }
+
+    #[test]
+    fn env_shorthand() {
+        let l = Location::parse_with_default(Some("::arch"), Some("/srv/r")).unwrap();
+        assert_eq!(l.path, "/srv/r");
+        assert_eq!(l.archive.as_deref(), Some("arch"));
+        let l = Location::parse_with_default(None, Some("ssh://h/./r")).unwrap();
+        assert_eq!(l.archive, None);
+        assert!(Location::parse_with_default(Some("::a"), None).is_err());
+    }
+}

@@ -1,0 +1,339 @@
+//! An opened repository: a [`Store`], its [`Key`] and its verified [`Manifest`].
+//!
+//! ```no_run
+//! use oxiborg::{Location, OpenOptions, Repository};
+//! # fn main() -> oxiborg::Result<()> {
+//! let repo = Repository::open(&Location::parse("/srv/backup/repo")?, &OpenOptions::from_env())?;
+//! for entry in repo.archives() {
+//!     println!("{} {}", entry.display_name(), entry.time);
+//! }
+//! # Ok(()) }
+//! ```
+
+use crate::archive::item::Item;
+use crate::archive::stream::ItemStream;
+use crate::archive::{ArchiveEntry, ArchiveMeta, Manifest};
+use crate::error::{Error, Result};
+use crate::key::blob::{self, BorgDirs, KeyBlob};
+use crate::key::passphrase::Passphrase;
+use crate::key::{Key, KeyType};
+use crate::location::{Location, Protocol};
+use crate::store::local::{LocalOptions, LocalStore};
+use crate::store::Store;
+use crate::{ObjectId, MANIFEST_ID};
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How to open a repository. [`OpenOptions::from_env`] reads the `BORG_*` variables borg reads.
+#[derive(Debug)]
+pub struct OpenOptions {
+    /// Read without checking for a writer's lock (`--bypass-lock`).
+    pub bypass_lock: bool,
+    /// How long to wait for a lock (`--lock-wait`).
+    pub lock_wait: Duration,
+    /// A passphrase given by the caller; `None` asks the environment, then the terminal.
+    pub passphrase: Option<Passphrase>,
+    /// `BORG_KEY_FILE`.
+    pub key_file: Option<PathBuf>,
+    /// borg's directories (keys, security).
+    pub dirs: BorgDirs,
+    /// `BORG_WORKAROUNDS=ignore_invalid_archive_tam`.
+    pub ignore_invalid_archive_tam: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            bypass_lock: false,
+            lock_wait: Duration::from_secs(1),
+            passphrase: None,
+            key_file: None,
+            dirs: BorgDirs::from_env(),
+            ignore_invalid_archive_tam: false,
+        }
+    }
+}
+
+impl OpenOptions {
+    /// Options from the environment: `BORG_KEY_FILE`, `BORG_KEYS_DIR`, `BORG_BASE_DIR`,
+    /// `BORG_WORKAROUNDS`, … (the passphrase variables are read when the key is unlocked).
+    pub fn from_env() -> OpenOptions {
+        let workarounds = std::env::var("BORG_WORKAROUNDS").unwrap_or_default();
+        OpenOptions {
+            key_file: std::env::var_os("BORG_KEY_FILE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            ignore_invalid_archive_tam: workarounds
+                .split(',')
+                .any(|w| w.trim() == "ignore_invalid_archive_tam"),
+            ..OpenOptions::default()
+        }
+    }
+}
+
+/// An opened, authenticated repository.
+pub struct Repository {
+    store: Box<dyn Store>,
+    key: Key,
+    manifest: Manifest,
+    location: Location,
+    ignore_invalid_archive_tam: bool,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("location", &self.location.canonical())
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Repository {
+    /// Opens the repository at `location`: reads its objects, unlocks its key and verifies
+    /// its manifest.
+    pub fn open(location: &Location, options: &OpenOptions) -> Result<Repository> {
+        let store: Box<dyn Store> = match location.proto {
+            Protocol::File => {
+                let path = std::path::absolute(&location.path)
+                    .unwrap_or_else(|_| PathBuf::from(&location.path));
+                Box::new(LocalStore::open(
+                    &path,
+                    &location.path,
+                    &LocalOptions {
+                        bypass_lock: options.bypass_lock,
+                        lock_wait: options.lock_wait,
+                    },
+                )?)
+            }
+            Protocol::Ssh => {
+                return Err(Error::Other(format!(
+                    "{location}: ssh:// repositories need the borg serve client, which this build does not include"
+                )))
+            }
+        };
+        Self::from_store(store, location.clone(), options)
+    }
+
+    /// Opens a repository over any [`Store`] (local, remote, or one of your own).
+    pub fn from_store(
+        store: Box<dyn Store>,
+        location: Location,
+        options: &OpenOptions,
+    ) -> Result<Repository> {
+        let loc_text = location.canonical();
+        let mobj = store.get(&MANIFEST_ID).map_err(|e| match e {
+            Error::ObjectNotFound { .. } => Error::Other(format!(
+                "Repository {loc_text} has no manifest (no archives were ever created, or it is damaged)."
+            )),
+            other => other,
+        })?;
+        let tbyte = *mobj
+            .first()
+            .ok_or_else(|| Error::Integrity("Manifest: empty object".into()))?;
+        let ktype = KeyType::from_byte(tbyte)?;
+        let repo_id = store.id();
+        let tam_fallback = options
+            .dirs
+            .security
+            .join(hex::encode(repo_id))
+            .join("tam_required")
+            .exists();
+        let key = match ktype {
+            KeyType::Plaintext => Key::plaintext(),
+            KeyType::Passphrase => blob::legacy_passphrase_key(
+                &repo_id,
+                options.passphrase.as_ref(),
+                &loc_text,
+                |k| k.decrypt("Manifest", &mobj).is_ok(),
+            )?,
+            k if k.is_keyfile() => {
+                let blob = blob::find_key_file(
+                    &repo_id,
+                    &loc_text,
+                    options.key_file.as_deref(),
+                    &options.dirs.keys,
+                )?;
+                blob::unlock(
+                    k,
+                    &blob,
+                    &loc_text,
+                    options.passphrase.as_ref(),
+                    tam_fallback,
+                )?
+            }
+            k => {
+                let text = store
+                    .load_key()?
+                    .ok_or_else(|| Error::RepoKeyNotFound(loc_text.clone()))?;
+                let blob = KeyBlob {
+                    text: zeroize::Zeroizing::new(text),
+                    origin: "repository config".into(),
+                    file: None,
+                };
+                blob::unlock(
+                    k,
+                    &blob,
+                    &loc_text,
+                    options.passphrase.as_ref(),
+                    tam_fallback,
+                )?
+            }
+        };
+        let plain = key.open_object(None, &mobj, None)?;
+        let manifest = Manifest::parse(&plain, &key, key.tam_required())?;
+        Ok(Repository {
+            store,
+            key,
+            manifest,
+            location,
+            ignore_invalid_archive_tam: options.ignore_invalid_archive_tam,
+        })
+    }
+
+    /// The location this repository was opened from.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The object store underneath.
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    /// The unlocked key.
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The verified manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// All archives, oldest first (borg's `list` order).
+    pub fn archives(&self) -> &[ArchiveEntry] {
+        &self.manifest.archives
+    }
+
+    /// Fetches an object and returns its verified plaintext.
+    pub fn get_object(&self, id: &ObjectId, size_hint: Option<usize>) -> Result<Vec<u8>> {
+        let obj = self.store.get(id)?;
+        self.key.open_object(Some(id), &obj, size_hint)
+    }
+
+    /// Opens the archive called `name`.
+    pub fn archive(&self, name: &str) -> Result<Archive<'_>> {
+        let entry = self
+            .manifest
+            .find(name)
+            .ok_or_else(|| Error::ArchiveDoesNotExist(name.to_string()))?;
+        self.archive_by_entry(entry)
+    }
+
+    /// Opens the archive a manifest entry points at.
+    pub fn archive_by_entry(&self, entry: &ArchiveEntry) -> Result<Archive<'_>> {
+        let name = entry.display_name();
+        let plain = self.get_object(&entry.id, None).map_err(|e| match e {
+            Error::ObjectNotFound { id, .. } => Error::Integrity(format!(
+                "Archive {name}: metadata object {id} is missing from the repository"
+            )),
+            other => other,
+        })?;
+        let meta = ArchiveMeta::parse(&plain, &self.key, &name, self.ignore_invalid_archive_tam)?;
+        Ok(Archive {
+            repo: self,
+            entry: entry.clone(),
+            meta,
+        })
+    }
+
+    /// A reader of a regular file's content, chunk by chunk, verified.
+    pub fn open_file(&self, item: &Item) -> FileReader<'_> {
+        FileReader {
+            repo: self,
+            chunks: item.chunks.clone().unwrap_or_default(),
+            next: 0,
+            current: Vec::new(),
+            pos: 0,
+            path: item.display_path(),
+        }
+    }
+}
+
+/// One archive of an opened repository.
+pub struct Archive<'r> {
+    repo: &'r Repository,
+    /// The manifest entry (name, id, time).
+    pub entry: ArchiveEntry,
+    /// The archive metadata.
+    pub meta: ArchiveMeta,
+}
+
+impl<'r> Archive<'r> {
+    /// The archive's name for display.
+    pub fn name(&self) -> String {
+        self.entry.display_name()
+    }
+
+    /// The archive's items, decoded lazily (item-stream chunks are fetched ahead in parallel).
+    /// Part files of checkpoints are included; see [`Item::part`].
+    pub fn items(&self) -> ItemStream<'r> {
+        ItemStream::new(
+            self.repo.store(),
+            self.repo.key(),
+            self.meta.items.clone(),
+            self.name(),
+        )
+    }
+}
+
+/// Reads one file's content from the repository (`std::io::Read`).
+///
+/// Every chunk is MAC- and id-verified; a damaged or missing chunk is an `io::Error` of kind
+/// `InvalidData` naming the file and chunk.
+pub struct FileReader<'r> {
+    repo: &'r Repository,
+    chunks: Vec<crate::archive::item::ChunkRef>,
+    next: usize,
+    current: Vec<u8>,
+    pos: usize,
+    path: String,
+}
+
+impl Read for FileReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos >= self.current.len() {
+            let Some(c) = self.chunks.get(self.next) else {
+                return Ok(0);
+            };
+            self.next += 1;
+            let size = usize::try_from(c.size).ok();
+            let data = self.repo.get_object(&c.id, size).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: chunk {}: {e}", self.path, hex::encode(c.id)),
+                )
+            })?;
+            if data.len() as u64 != c.size {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{}: chunk {} has {} bytes, the archive says {}",
+                        self.path,
+                        hex::encode(c.id),
+                        data.len(),
+                        c.size
+                    ),
+                ));
+            }
+            self.current = data;
+            self.pos = 0;
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}

@@ -1,0 +1,479 @@
+//! A repository directory on this machine, opened strictly read-only.
+//!
+//! The object map comes from the newest `index.T` when it matches the last committed segment,
+//! else from a scan of the committed segments (PUT/DELETE in log order, anything after the last
+//! COMMIT ignored). Nothing is ever written into the repository and no lock is taken; a writer's
+//! lock makes opening fail unless `bypass_lock` is set.
+
+use super::hashindex::HashIndex;
+use super::segment::{self, Tag};
+use super::Store;
+use crate::error::{Error, Result};
+use crate::ObjectId;
+use std::collections::HashMap;
+use std::fs::File;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// Options for opening a local repository.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// Read even while a writer holds the lock (borg's `--bypass-lock`).
+    pub bypass_lock: bool,
+    /// How long to wait for a lock to go away (borg's `--lock-wait`, default 1 s).
+    pub lock_wait: Duration,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        LocalOptions {
+            bypass_lock: false,
+            lock_wait: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The parsed `[repository]` section of `config`.
+#[derive(Debug, Clone, Default)]
+pub struct RepoConfig {
+    /// Format version (1 for borg 1.x).
+    pub version: u32,
+    /// Segments per data directory.
+    pub segments_per_dir: u32,
+    /// Whether writers must only append.
+    pub append_only: bool,
+    /// Repository id.
+    pub id: ObjectId,
+    /// The repokey blob, if any (base64 text).
+    pub key: Option<String>,
+    /// Writers' segment size limit (informational).
+    pub max_segment_size: u64,
+}
+
+impl RepoConfig {
+    /// Parses borg's INI `config` text.
+    pub fn parse(text: &str) -> std::result::Result<RepoConfig, String> {
+        let mut values: HashMap<String, String> = HashMap::new();
+        let mut section = String::new();
+        let mut last_key: Option<String> = None;
+        for line in text.lines() {
+            if line.starts_with([' ', '\t']) && !line.trim().is_empty() {
+                // configparser continuation line
+                if let Some(k) = &last_key {
+                    if let Some(v) = values.get_mut(k) {
+                        v.push('\n');
+                        v.push_str(line.trim());
+                    }
+                }
+                continue;
+            }
+            let t = line.trim();
+            if t.is_empty() || t.starts_with('#') || t.starts_with(';') {
+                continue;
+            }
+            if let Some(s) = t.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+                section = s.trim().to_string();
+                last_key = None;
+                continue;
+            }
+            let (k, v) = t
+                .split_once('=')
+                .or_else(|| t.split_once(':'))
+                .ok_or_else(|| format!("cannot parse line {t:?}"))?;
+            if section == "repository" {
+                let k = k.trim().to_ascii_lowercase();
+                values.insert(k.clone(), v.trim().to_string());
+                last_key = Some(k);
+            }
+        }
+        if section.is_empty() && values.is_empty() {
+            return Err("no [repository] section".into());
+        }
+        let get = |k: &str| values.get(k).map(String::as_str);
+        let int = |k: &str, default: u64| -> std::result::Result<u64, String> {
+            get(k)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map_err(|_| format!("{k} = {v:?} is not a number"))
+                })
+                .unwrap_or(Ok(default))
+        };
+        let version = int("version", 0)? as u32;
+        let id_hex = get("id").ok_or("no repository id")?;
+        let id_bytes = hex::decode(id_hex).map_err(|_| "repository id is not hex".to_string())?;
+        let id: ObjectId = id_bytes
+            .try_into()
+            .map_err(|_| "repository id is not 32 bytes".to_string())?;
+        let append_only = matches!(
+            get("append_only").map(str::to_ascii_lowercase).as_deref(),
+            Some("1" | "yes" | "true" | "on")
+        );
+        Ok(RepoConfig {
+            version,
+            segments_per_dir: (int("segments_per_dir", 1000)? as u32).max(1),
+            append_only,
+            id,
+            key: get("key")
+                .map(str::to_string)
+                .filter(|k| !k.trim().is_empty()),
+            max_segment_size: int("max_segment_size", 524_288_000)?,
+        })
+    }
+}
+
+/// Ids are random: their first eight bytes are a perfect hash.
+#[derive(Default)]
+struct IdHasher(u64);
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(b);
+        }
+    }
+}
+type IdMap = HashMap<ObjectId, (u32, u32), BuildHasherDefault<IdHasher>>;
+
+enum ObjectMap {
+    Index(HashIndex),
+    Scanned(IdMap),
+}
+
+impl ObjectMap {
+    fn get(&self, id: &ObjectId) -> Option<(u32, u32)> {
+        match self {
+            ObjectMap::Index(i) => i.get(id),
+            ObjectMap::Scanned(m) => m.get(id).copied(),
+        }
+    }
+}
+
+/// A local repository directory.
+pub struct LocalStore {
+    root: PathBuf,
+    location: String,
+    config: RepoConfig,
+    transaction: Option<u32>,
+    segments: Vec<u32>,
+    map: RwLock<ObjectMap>,
+    files: Mutex<HashMap<u32, Arc<File>>>,
+    warnings: Mutex<Vec<String>>,
+}
+
+const MAX_OPEN_SEGMENTS: usize = 128;
+
+impl LocalStore {
+    /// Opens the repository at `path` (`location` is how to name it in messages).
+    pub fn open(path: &Path, location: &str, opts: &LocalOptions) -> Result<LocalStore> {
+        let meta = std::fs::metadata(path)
+            .map_err(|_| Error::RepositoryDoesNotExist(location.to_string()))?;
+        let invalid = |reason: String| Error::InvalidRepository {
+            location: location.to_string(),
+            reason,
+        };
+        if !meta.is_dir() {
+            return Err(invalid("not a directory".into()));
+        }
+        let config_path = path.join("config");
+        let text = match std::fs::read(&config_path) {
+            Ok(t) => String::from_utf8_lossy(&t).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if path.join("data").is_dir() || path.join("README").is_file() {
+                    return Err(invalid("the config file is missing".into()));
+                }
+                return Err(invalid("no config file".into()));
+            }
+            Err(e) => return Err(Error::io(config_path, e)),
+        };
+        let config = RepoConfig::parse(&text).map_err(|reason| Error::InvalidRepositoryConfig {
+            location: location.to_string(),
+            reason,
+        })?;
+        if config.version != 1 {
+            return Err(Error::InvalidRepositoryConfig {
+                location: location.to_string(),
+                reason: format!(
+                    "repository version {} is not supported by oxiborg",
+                    config.version
+                ),
+            });
+        }
+        if !opts.bypass_lock {
+            wait_for_writer(path, opts.lock_wait)?;
+        }
+        let segments = list_segments(path, config.segments_per_dir)?;
+        if segments
+            .iter()
+            .any(|&s| first_bytes_are(&segment_path(path, config.segments_per_dir, s), b"ATTICSEG"))
+        {
+            return Err(Error::Other(format!(
+                "Attic repository detected. Please run \"borg upgrade {location}\"."
+            )));
+        }
+        let transaction = segments
+            .iter()
+            .rev()
+            .copied()
+            .find(|&s| segment::is_committed(&segment_path(path, config.segments_per_dir, s)));
+        let mut store = LocalStore {
+            root: path.to_path_buf(),
+            location: location.to_string(),
+            config,
+            transaction,
+            segments,
+            map: RwLock::new(ObjectMap::Scanned(IdMap::default())),
+            files: Mutex::new(HashMap::new()),
+            warnings: Mutex::new(Vec::new()),
+        };
+        let map = match store.load_index() {
+            Some(idx) => ObjectMap::Index(idx),
+            None => ObjectMap::Scanned(store.scan()?),
+        };
+        store.map = RwLock::new(map);
+        Ok(store)
+    }
+
+    /// The parsed config.
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    /// The last committed segment (the transaction id), or `None` for an empty repository.
+    pub fn transaction(&self) -> Option<u32> {
+        self.transaction
+    }
+
+    /// Whether the object map came from `index.T` (true) or a segment scan.
+    pub fn uses_index(&self) -> bool {
+        matches!(
+            *self.map.read().unwrap_or_else(|e| e.into_inner()),
+            ObjectMap::Index(_)
+        )
+    }
+
+    fn warn(&self, msg: String) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(msg);
+    }
+
+    /// `index.T` when it exists for exactly the last committed transaction and is sound.
+    fn load_index(&self) -> Option<HashIndex> {
+        let t = self.transaction?;
+        let newest = std::fs::read_dir(&self.root)
+            .ok()?
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_prefix("index.")?
+                    .parse::<u32>()
+                    .ok()
+            })
+            .max()?;
+        if newest != t {
+            return None;
+        }
+        HashIndex::load(&self.root.join(format!("index.{t}"))).ok()
+    }
+
+    /// Rebuilds the object map from the committed segments.
+    fn scan(&self) -> Result<IdMap> {
+        let mut map = IdMap::default();
+        let Some(t) = self.transaction else {
+            return Ok(map);
+        };
+        for &seg in self.segments.iter().filter(|&&s| s <= t) {
+            let path = segment_path(&self.root, self.config.segments_per_dir, seg);
+            let res = segment::scan(&path, seg, |e| match (e.tag, e.id) {
+                (Tag::Put, Some(id)) => {
+                    map.insert(id, (seg, e.offset));
+                }
+                (Tag::Delete, Some(id)) => {
+                    map.remove(&id);
+                }
+                _ => {}
+            });
+            if let Err(e) = res {
+                self.warn(format!("{e}; the rest of segment {seg} is ignored"));
+            }
+        }
+        Ok(map)
+    }
+
+    fn file(&self, seg: u32) -> Result<Arc<File>> {
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = files.get(&seg) {
+            return Ok(f.clone());
+        }
+        let path = segment_path(&self.root, self.config.segments_per_dir, seg);
+        let f = Arc::new(File::open(&path).map_err(|e| {
+            Error::Integrity(format!(
+                "Segment {seg} cannot be opened ({}): {e}",
+                path.display()
+            ))
+        })?);
+        if files.len() >= MAX_OPEN_SEGMENTS {
+            files.clear();
+        }
+        files.insert(seg, f.clone());
+        Ok(f)
+    }
+
+    /// Where an object is stored, `(segment, offset)`.
+    pub fn locate(&self, id: &ObjectId) -> Option<(u32, u32)> {
+        self.map.read().unwrap_or_else(|e| e.into_inner()).get(id)
+    }
+
+    fn not_found(&self, id: &ObjectId) -> Error {
+        Error::ObjectNotFound {
+            id: hex::encode(id),
+            location: self.location.clone(),
+        }
+    }
+
+    fn read_at(&self, id: &ObjectId, seg: u32, off: u32) -> Result<Vec<u8>> {
+        segment::read_put(&*self.file(seg)?, seg, off, id)
+    }
+}
+
+/// Waits up to `wait` for borg's exclusive lock directory to disappear.
+fn wait_for_writer(root: &Path, wait: Duration) -> Result<()> {
+    let lock = root.join("lock.exclusive");
+    let start = Instant::now();
+    while lock.exists() {
+        if start.elapsed() >= wait {
+            return Err(Error::LockTimeout(format!(
+                "{} — another borg process holds it (a writer?); wait for it to finish, or pass \
+                 --bypass-lock to read anyway",
+                lock.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn segment_path(root: &Path, per_dir: u32, seg: u32) -> PathBuf {
+    root.join("data")
+        .join((seg / per_dir).to_string())
+        .join(seg.to_string())
+}
+
+fn first_bytes_are(path: &Path, magic: &[u8]) -> bool {
+    let mut buf = vec![0u8; magic.len()];
+    File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
+        .is_ok()
+        && buf == magic
+}
+
+/// Existing, non-empty, numerically named segment files, ascending.
+fn list_segments(root: &Path, per_dir: u32) -> Result<Vec<u32>> {
+    let data = root.join("data");
+    let mut segs = Vec::new();
+    let dirs = std::fs::read_dir(&data).map_err(|e| Error::io(&data, e))?;
+    for d in dirs.flatten() {
+        let name = d.file_name();
+        let Some(dn) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(files) = std::fs::read_dir(d.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let fname = f.file_name();
+            let Some(n) = fname
+                .to_str()
+                .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if n / per_dir != dn {
+                continue;
+            }
+            if f.metadata()
+                .map(|m| m.is_file() && m.len() > 0)
+                .unwrap_or(false)
+            {
+                segs.push(n);
+            }
+        }
+    }
+    segs.sort_unstable();
+    Ok(segs)
+}
+
+impl Store for LocalStore {
+    fn id(&self) -> ObjectId {
+        self.config.id
+    }
+
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn load_key(&self) -> Result<Option<String>> {
+        Ok(self.config.key.clone())
+    }
+
+    fn get(&self, id: &ObjectId) -> Result<Vec<u8>> {
+        let Some((seg, off)) = self.locate(id) else {
+            return Err(self.not_found(id));
+        };
+        match self.read_at(id, seg, off) {
+            Ok(data) => Ok(data),
+            Err(first) if self.uses_index() => {
+                // The index may be stale or damaged: rebuild the map from the segments once.
+                let map = self.scan()?;
+                self.warn(format!(
+                    "index.{} did not match the segments ({first}); rebuilt the object map by scanning",
+                    self.transaction.unwrap_or(0)
+                ));
+                let loc = map.get(id).copied();
+                *self.map.write().unwrap_or_else(|e| e.into_inner()) = ObjectMap::Scanned(map);
+                match loc {
+                    Some((s, o)) => self.read_at(id, s, o),
+                    None => Err(self.not_found(id)),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn get_many(
+        &self,
+        ids: &[ObjectId],
+        sink: &mut dyn FnMut(usize, Result<Vec<u8>>) -> Result<()>,
+    ) -> Result<()> {
+        // Read in on-disk order.
+        let mut order: Vec<(u32, u32, usize)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let (s, o) = self.locate(id).unwrap_or((u32::MAX, u32::MAX));
+                (s, o, i)
+            })
+            .collect();
+        order.sort_unstable();
+        for (_, _, i) in order {
+            sink(i, self.get(&ids[i]))?;
+        }
+        Ok(())
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
