@@ -47,9 +47,16 @@ impl Location {
     /// Parses a location the way borg does (see the module docs for the forms).
     pub fn parse(text: &str) -> Result<Location> {
         let bad = || Error::InvalidLocation(text.to_string());
-        // The archive is split off at the first "::".
-        let (repo, archive) = match text.find("::") {
-            Some(i) => (&text[..i], Some(&text[i + 2..])),
+        // The archive is split off at the first "::" after the host part (IPv6 hosts in
+        // brackets contain "::" themselves).
+        let search_from = match text.find('[') {
+            Some(open) if text.starts_with("ssh://") || text[..open].find(['/', ':']).is_none() => {
+                text[open..].find(']').map_or(0, |c| open + c + 1)
+            }
+            _ => 0,
+        };
+        let (repo, archive) = match text[search_from..].find("::") {
+            Some(i) => (&text[..search_from + i], Some(&text[search_from + i + 2..])),
             None => (text, None),
         };
         let archive = match archive {
@@ -276,8 +283,8 @@ fn parse_scp_or_local(repo: &str) -> Option<Location> {
 fn normalize(path: &str) -> String {
     let (prefix, rest) = if let Some(r) = path.strip_prefix("/./") {
         ("/./", r)
-    } else if path.starts_with('/') {
-        ("/", &path[1..])
+    } else if let Some(r) = path.strip_prefix('/') {
+        ("/", r)
     } else {
         ("", path)
     };

@@ -123,9 +123,10 @@ pub(crate) fn de_opt_byte_list<'de, D: Deserializer<'de>>(
     Ok(raw.map(|v| v.into_iter().map(ByteBuf::into_vec).collect()))
 }
 
-fn de_xattrs<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<BTreeMap<Vec<u8>, Vec<u8>>>, D::Error> {
+/// Extended attributes: name → value.
+pub type Xattrs = BTreeMap<Vec<u8>, Vec<u8>>;
+
+fn de_xattrs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Xattrs>, D::Error> {
     let raw: Option<BTreeMap<ByteBuf, ByteBuf>> = Deserialize::deserialize(d)?;
     Ok(raw.map(|m| {
         m.into_iter()
@@ -187,7 +188,7 @@ pub struct Item {
     pub rdev: Option<u64>,
     /// Extended attributes, name → value.
     #[serde(default, deserialize_with = "de_xattrs")]
-    pub xattrs: Option<BTreeMap<Vec<u8>, Vec<u8>>>,
+    pub xattrs: Option<Xattrs>,
     /// POSIX access ACL, text form.
     #[serde(default, with = "serde_bytes")]
     pub acl_access: Option<Vec<u8>>,

@@ -146,7 +146,7 @@ impl Manifest {
                 time_utc,
             });
         }
-        archives.sort_by(|a, b| a.time_utc.cmp(&b.time_utc));
+        archives.sort_by_key(|a| a.time_utc);
         Ok(Manifest {
             version: raw.version,
             archives,

@@ -111,24 +111,20 @@ impl<'a> ItemStream<'a> {
 
     fn decode_one(&mut self) -> Result<Option<Item>> {
         loop {
-            if self.pos < self.buf.len() {
-                let mut cur = Cursor::new(&self.buf[self.pos..]);
-                let mut de = rmp_serde::Deserializer::new(&mut cur);
-                match serde::Deserialize::deserialize(&mut de) {
-                    Ok(item) => {
-                        self.pos += cur.position() as usize;
-                        self.count += 1;
-                        return Ok(Some(item));
-                    }
-                    Err(e) if !is_eof(&e) => {
-                        return Err(Error::Integrity(format!(
-                            "Archive {}: item {} of the item stream cannot be decoded: {e}",
-                            self.archive,
-                            self.count + 1
-                        )))
-                    }
-                    Err(_) => {} // needs the next chunk
+            match decode_item(&self.buf[self.pos..]) {
+                Decoded::Item(item, used) => {
+                    self.pos += used;
+                    self.count += 1;
+                    return Ok(Some(item));
                 }
+                Decoded::Invalid(e) => {
+                    return Err(Error::Integrity(format!(
+                        "Archive {}: item {} of the item stream cannot be decoded: {e}",
+                        self.archive,
+                        self.count + 1
+                    )))
+                }
+                Decoded::NeedMore => {}
             }
             match self.chunks.next_chunk() {
                 Some(chunk) => {
@@ -153,6 +149,31 @@ impl<'a> ItemStream<'a> {
                 }
             }
         }
+    }
+}
+
+/// The outcome of decoding one item from the front of a buffer.
+#[derive(Debug)]
+pub enum Decoded {
+    /// An item and the number of bytes it used.
+    Item(Item, usize),
+    /// The buffer ends inside an item (or is empty): more bytes are needed.
+    NeedMore,
+    /// The bytes are not an item.
+    Invalid(String),
+}
+
+/// Decodes one msgpack item map from the front of `buf`.
+pub fn decode_item(buf: &[u8]) -> Decoded {
+    if buf.is_empty() {
+        return Decoded::NeedMore;
+    }
+    let mut cur = Cursor::new(buf);
+    let mut de = rmp_serde::Deserializer::new(&mut cur);
+    match serde::Deserialize::deserialize(&mut de) {
+        Ok(item) => Decoded::Item(item, cur.position() as usize),
+        Err(e) if is_eof(&e) => Decoded::NeedMore,
+        Err(e) => Decoded::Invalid(e.to_string()),
     }
 }
 

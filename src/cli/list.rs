@@ -59,9 +59,9 @@ fn select_archives<'a>(
     let keys: Vec<&str> = f.sort_by.split(',').map(str::trim).collect();
     for k in keys.iter().rev() {
         match *k {
-            "timestamp" => v.sort_by(|a, b| a.time_utc.cmp(&b.time_utc)),
+            "timestamp" => v.sort_by_key(|a| a.time_utc),
             "name" | "archive" => v.sort_by(|a, b| a.name.cmp(&b.name)),
-            "id" => v.sort_by(|a, b| a.id.cmp(&b.id)),
+            "id" => v.sort_by_key(|a| a.id),
             other => {
                 return Err(usage(format!(
                     "argument --sort-by: Invalid sort key: {other} (use timestamp, name, archive or id)"

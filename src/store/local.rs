@@ -441,8 +441,9 @@ impl Store for LocalStore {
                 let loc = map.get(id).copied();
                 *self.map.write().unwrap_or_else(|e| e.into_inner()) = ObjectMap::Scanned(map);
                 match loc {
-                    Some((s, o)) => self.read_at(id, s, o),
-                    None => Err(self.not_found(id)),
+                    Some((s, o)) if (s, o) != (seg, off) => self.read_at(id, s, o),
+                    // Where the index pointed is where the object is (or was): report that damage.
+                    _ => Err(first),
                 }
             }
             Err(e) => Err(e),
