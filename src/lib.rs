@@ -33,6 +33,7 @@ pub mod archive;
 pub mod cli;
 pub mod compress;
 pub mod error;
+pub mod extract;
 pub mod key;
 pub mod location;
 pub mod patterns;

@@ -385,6 +385,11 @@ impl Matcher {
             .collect()
     }
 
+    /// No patterns and no PATHs: everything is selected.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
     /// Were PATH includes given?
     pub fn has_paths(&self) -> bool {
         self.has_includes_from_paths

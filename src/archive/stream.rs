@@ -115,7 +115,7 @@ impl<'a> ItemStream<'a> {
                 Decoded::Item(item, used) => {
                     self.pos += used;
                     self.count += 1;
-                    return Ok(Some(item));
+                    return Ok(Some(*item));
                 }
                 Decoded::Invalid(e) => {
                     return Err(Error::Integrity(format!(
@@ -156,7 +156,7 @@ impl<'a> ItemStream<'a> {
 #[derive(Debug)]
 pub enum Decoded {
     /// An item and the number of bytes it used.
-    Item(Item, usize),
+    Item(Box<Item>, usize),
     /// The buffer ends inside an item (or is empty): more bytes are needed.
     NeedMore,
     /// The bytes are not an item.
@@ -171,7 +171,7 @@ pub fn decode_item(buf: &[u8]) -> Decoded {
     let mut cur = Cursor::new(buf);
     let mut de = rmp_serde::Deserializer::new(&mut cur);
     match serde::Deserialize::deserialize(&mut de) {
-        Ok(item) => Decoded::Item(item, cur.position() as usize),
+        Ok(item) => Decoded::Item(Box::new(item), cur.position() as usize),
         Err(e) if is_eof(&e) => Decoded::NeedMore,
         Err(e) => Decoded::Invalid(e.to_string()),
     }

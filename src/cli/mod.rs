@@ -71,6 +71,8 @@ enum Command {
     List(ListArgs),
     /// Show information about a repository or archives.
     Info(InfoArgs),
+    /// Restore files from an archive (into the current directory, or -C DIR).
+    Extract(ExtractArgs),
 }
 
 /// Archive selection options shared by list and info.
@@ -145,6 +147,49 @@ struct ListArgs {
     json_lines: bool,
     #[command(flatten)]
     filter: ArchiveFilter,
+    #[command(flatten)]
+    patterns: PatternArgs,
+}
+
+#[derive(Debug, Args)]
+struct ExtractArgs {
+    /// The archive (REPO::ARCHIVE, or ::ARCHIVE with BORG_REPO).
+    location: Option<String>,
+    /// Paths to extract; default: everything.
+    paths: Vec<String>,
+    /// Restore into DIR instead of the current directory.
+    #[arg(short = 'C', long = "destination", value_name = "DIR")]
+    destination: Option<std::path::PathBuf>,
+    /// Remove N leading path components.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    strip_components: usize,
+    /// Read and verify everything, write nothing.
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// Write the selected files' contents to stdout.
+    #[arg(long)]
+    stdout: bool,
+    /// Print each item's path as it is extracted (on stderr).
+    #[arg(long)]
+    list: bool,
+    /// Use numeric uid/gid, not user and group names.
+    #[arg(long, visible_alias = "numeric-owner")]
+    numeric_ids: bool,
+    /// Make holes in the output for all-zero chunks.
+    #[arg(long)]
+    sparse: bool,
+    /// Do not restore ACLs.
+    #[arg(long)]
+    noacls: bool,
+    /// Do not restore extended attributes.
+    #[arg(long)]
+    noxattrs: bool,
+    /// Do not restore BSD flags.
+    #[arg(long)]
+    noflags: bool,
+    /// Show progress (accepted for borg compatibility).
+    #[arg(short = 'p', long)]
+    progress: bool,
     #[command(flatten)]
     patterns: PatternArgs,
 }
@@ -228,6 +273,44 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             };
             out.flush().map_err(|e| Error::io("<stdout>", e))?;
             Ok(rc)
+        }
+        Command::Extract(args) => {
+            let loc = Location::parse_with_env(args.location.as_deref())?;
+            let Some(archive) = loc.archive.clone() else {
+                return Err(Error::Usage(
+                    "extract needs an archive: REPO::ARCHIVE".into(),
+                ));
+            };
+            let repo = Repository::open(&loc, &open_options(&cli.global))?;
+            warn_store(&repo);
+            let matcher = build_matcher(&args.paths, &args.patterns, sub)?;
+            let opts = crate::extract::ExtractOptions {
+                destination: args.destination.clone().unwrap_or_else(|| ".".into()),
+                strip_components: args.strip_components,
+                dry_run: args.dry_run,
+                stdout: args.stdout,
+                sparse: args.sparse,
+                meta: crate::extract::metadata::MetaOptions {
+                    numeric_ids: args.numeric_ids,
+                    noacls: args.noacls,
+                    noxattrs: args.noxattrs,
+                    noflags: args.noflags,
+                },
+                consider_part_files: cli.global.consider_part_files,
+                ..Default::default()
+            };
+            let list = args.list;
+            let summary =
+                crate::extract::Extractor::new(&repo, opts).run(&archive, matcher, &mut |ev| {
+                    match ev {
+                        crate::extract::Event::Item(p) if list => eprintln!("{p}"),
+                        crate::extract::Event::Warning(m) | crate::extract::Event::Error(m) => {
+                            eprintln!("{m}")
+                        }
+                        _ => {}
+                    }
+                })?;
+            Ok(summary.exit_code())
         }
         Command::Info(args) => {
             let loc = Location::parse_with_env(args.location.as_deref())?;

@@ -1,0 +1,165 @@
+//! The destination directory, confined: every file-system call is made relative to a directory
+//! descriptor opened without following symlinks, so nothing an archive contains can make oxiborg
+//! create, modify or follow anything outside the destination.
+
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{self, AtFlags, Mode, OFlags};
+use rustix::io::Errno;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+const DIR_CACHE_LIMIT: usize = 4096;
+
+/// An open destination directory.
+pub struct Destination {
+    root: Arc<OwnedFd>,
+    root_path: PathBuf,
+    dirs: Mutex<HashMap<Vec<u8>, Arc<OwnedFd>>>,
+    counter: AtomicU64,
+}
+
+/// Splits an archive path into components, refusing `..` (after stripping leading `/`).
+pub fn components(path: &[u8]) -> Result<Vec<&[u8]>, String> {
+    let mut out = Vec::new();
+    for c in path.split(|b| *b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => return Err("path contains a '..' component".into()),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+impl Destination {
+    /// Opens (creating if needed) the destination directory.
+    pub fn open(path: &Path) -> std::io::Result<Destination> {
+        if !path.exists() {
+            std::fs::create_dir_all(path)?;
+        }
+        let root = fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Destination {
+            root: Arc::new(root),
+            root_path: path.to_path_buf(),
+            dirs: Mutex::new(HashMap::new()),
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// The destination's own descriptor.
+    pub fn root(&self) -> Arc<OwnedFd> {
+        self.root.clone()
+    }
+
+    /// The destination path (for messages).
+    pub fn path(&self) -> &Path {
+        &self.root_path
+    }
+
+    /// The directory holding `comps[..n]`, created as needed (mode 0777 & ~umask, like
+    /// `makedirs`). Refuses to pass through symlinks or non-directories.
+    pub fn dir(&self, comps: &[&[u8]]) -> Result<Arc<OwnedFd>, String> {
+        if comps.is_empty() {
+            return Ok(self.root.clone());
+        }
+        let key = comps.join(&b'/');
+        if let Some(fd) = self
+            .dirs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(fd.clone());
+        }
+        let parent = self.dir(&comps[..comps.len() - 1])?;
+        let name = comps[comps.len() - 1];
+        let fd = match fs::openat(&*parent, name, dir_flags(), Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => {
+                match fs::mkdirat(&*parent, name, Mode::from_raw_mode(0o777)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(format!("cannot create directory {}: {e}", show(&key))),
+                }
+                fs::openat(&*parent, name, dir_flags(), Mode::empty())
+                    .map_err(|e| refuse_msg(&key, e))?
+            }
+            Err(e) => return Err(refuse_msg(&key, e)),
+        };
+        let fd = Arc::new(fd);
+        let mut cache = self.dirs.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= DIR_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, fd.clone());
+        Ok(fd)
+    }
+
+    /// Forgets cached descriptors of `prefix` and below (after it was removed or replaced).
+    pub fn forget(&self, prefix: &[u8]) {
+        let mut cache = self.dirs.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|k, _| {
+            !(k == prefix || (k.starts_with(prefix) && k.get(prefix.len()) == Some(&b'/')))
+        });
+    }
+
+    /// Removes whatever is at `name` in `dir` the way borg does before extracting an item:
+    /// an empty directory is removed, a non-empty one is kept, anything else is unlinked.
+    /// Returns `true` if a directory is still there.
+    pub fn clear(&self, dir: &OwnedFd, name: &[u8], rel: &[u8]) -> bool {
+        match fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if fs::FileType::from_raw_mode(st.st_mode) == fs::FileType::Directory => {
+                if fs::unlinkat(dir, name, AtFlags::REMOVEDIR).is_ok() {
+                    self.forget(rel);
+                    false
+                } else {
+                    true
+                }
+            }
+            Ok(_) => {
+                let _ = fs::unlinkat(dir, name, AtFlags::empty());
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// A fresh temporary name for a file being written.
+    pub fn temp_name(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!(".oxiborg-{}-{n}.tmp", std::process::id())
+    }
+}
+
+fn refuse_msg(path: &[u8], e: Errno) -> String {
+    match e {
+        Errno::LOOP | Errno::NOTDIR => format!(
+            "refusing to extract below {}: it is a symlink or not a directory",
+            show(path)
+        ),
+        e => format!("cannot open directory {}: {e}", show(path)),
+    }
+}
+
+/// A path for messages.
+pub fn show(p: &[u8]) -> String {
+    crate::archive::item::display_bytes(p)
+}
+
+/// A `/proc/self/fd/N/name` path for calls that have no `*at` form (xattrs of special files).
+pub fn proc_path(dir: &impl AsFd, name: &[u8]) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let mut p = PathBuf::from(format!("/proc/self/fd/{}", dir.as_fd().as_raw_fd()));
+    p.push(std::ffi::OsStr::from_bytes(name));
+    p
+}

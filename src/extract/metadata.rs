@@ -1,0 +1,216 @@
+//! Restoring an item's metadata in borg's order: owner, mode, times, ACLs, xattrs, flags.
+
+use super::acl;
+use super::dest::proc_path;
+use crate::archive::item::Item;
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{self, AtFlags, Mode, Timespec, Timestamps, XattrFlags};
+use std::collections::HashMap;
+use std::ffi::CString;
+
+/// Which metadata to restore, and how owners are mapped.
+#[derive(Debug, Clone, Default)]
+pub struct MetaOptions {
+    /// Use the stored uid/gid, not the names (borg's `--numeric-ids`).
+    pub numeric_ids: bool,
+    /// Do not restore ACLs.
+    pub noacls: bool,
+    /// Do not restore extended attributes.
+    pub noxattrs: bool,
+    /// Do not restore BSD-style flags.
+    pub noflags: bool,
+}
+
+/// Caches of user and group name lookups.
+#[derive(Default)]
+pub struct Owners {
+    users: HashMap<Vec<u8>, Option<u32>>,
+    groups: HashMap<Vec<u8>, Option<u32>>,
+}
+
+impl Owners {
+    /// The local uid of a user name.
+    pub fn uid(&mut self, name: &[u8]) -> Option<u32> {
+        *self.users.entry(name.to_vec()).or_insert_with(|| {
+            let c = CString::new(name).ok()?;
+            // SAFETY: getpwnam returns NULL or a pointer to static storage read at once;
+            // all lookups happen on one thread.
+            unsafe {
+                let pw = libc::getpwnam(c.as_ptr());
+                (!pw.is_null()).then(|| (*pw).pw_uid)
+            }
+        })
+    }
+
+    /// The local gid of a group name.
+    pub fn gid(&mut self, name: &[u8]) -> Option<u32> {
+        *self.groups.entry(name.to_vec()).or_insert_with(|| {
+            let c = CString::new(name).ok()?;
+            // SAFETY: as in `uid`.
+            unsafe {
+                let gr = libc::getgrnam(c.as_ptr());
+                (!gr.is_null()).then(|| (*gr).gr_gid)
+            }
+        })
+    }
+
+    fn ids(&mut self, item: &Item, numeric: bool) -> (u32, u32) {
+        if numeric {
+            return (item.uid, item.gid);
+        }
+        let uid = item
+            .user
+            .as_deref()
+            .and_then(|n| self.uid(n))
+            .unwrap_or(item.uid);
+        let gid = item
+            .group
+            .as_deref()
+            .and_then(|n| self.gid(n))
+            .unwrap_or(item.gid);
+        (uid, gid)
+    }
+}
+
+/// What the metadata is applied to.
+pub enum Target<'a> {
+    /// An open regular file or directory.
+    Fd(&'a OwnedFd),
+    /// An entry of a directory that cannot be opened (symlink, device, fifo).
+    At {
+        /// Parent directory.
+        dir: &'a OwnedFd,
+        /// Entry name.
+        name: &'a [u8],
+        /// Is it a symlink (mode and xattrs are not applied through it)?
+        symlink: bool,
+    },
+}
+
+fn ts(ns: i64) -> Timespec {
+    Timespec {
+        tv_sec: ns.div_euclid(1_000_000_000),
+        tv_nsec: ns.rem_euclid(1_000_000_000) as _,
+    }
+}
+
+const BSD_NODUMP: u32 = 1;
+const BSD_IMMUTABLE: u32 = 2;
+const BSD_APPEND: u32 = 4;
+const FS_IMMUTABLE_FL: libc::c_long = 0x10;
+const FS_APPEND_FL: libc::c_long = 0x20;
+const FS_NODUMP_FL: libc::c_long = 0x40;
+
+/// Applies the item's metadata; problems that borg reports as warnings go to `warn`.
+pub fn apply(
+    target: Target<'_>,
+    item: &Item,
+    display: &str,
+    opts: &MetaOptions,
+    owners: &mut Owners,
+    warn: &mut dyn FnMut(String),
+) {
+    let (uid, gid) = owners.ids(item, opts.numeric_ids);
+    let owner = (Some(fs::Uid::from_raw(uid)), Some(fs::Gid::from_raw(gid)));
+    let mode = Mode::from_raw_mode(item.mode & 0o7777);
+    let times = Timestamps {
+        last_access: ts(item.atime.unwrap_or(item.mtime)),
+        last_modification: ts(item.mtime),
+    };
+    match &target {
+        Target::Fd(fd) => {
+            let _ = fs::fchown(fd, owner.0, owner.1);
+            if let Err(e) = fs::fchmod(fd, mode) {
+                warn(format!("{display}: cannot set mode: {e}"));
+            }
+            let _ = fs::futimens(fd, &times);
+        }
+        Target::At { dir, name, symlink } => {
+            let _ = fs::chownat(dir, *name, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW);
+            if !symlink {
+                if let Err(e) = fs::chmodat(dir, *name, mode, AtFlags::empty()) {
+                    warn(format!("{display}: cannot set mode: {e}"));
+                }
+            }
+            let _ = fs::utimensat(dir, *name, &times, AtFlags::SYMLINK_NOFOLLOW);
+        }
+    }
+    let is_symlink = matches!(target, Target::At { symlink: true, .. });
+    let set = |k: &[u8], v: &[u8]| -> rustix::io::Result<()> {
+        match &target {
+            Target::Fd(fd) => fs::fsetxattr(fd, k, v, XattrFlags::empty()),
+            Target::At { dir, name, .. } => {
+                fs::lsetxattr(proc_path(dir, name), k, v, XattrFlags::empty())
+            }
+        }
+    };
+    if !opts.noacls && !is_symlink {
+        for (text, xname) in [
+            (&item.acl_access, &b"system.posix_acl_access"[..]),
+            (&item.acl_default, &b"system.posix_acl_default"[..]),
+        ] {
+            let Some(text) = text else { continue };
+            let mut resolve = |user: bool, name: &str, id: Option<u32>| {
+                if opts.numeric_ids {
+                    return id;
+                }
+                let local = if user {
+                    owners.uid(name.as_bytes())
+                } else {
+                    owners.gid(name.as_bytes())
+                };
+                local.or(id).or_else(|| name.parse().ok())
+            };
+            match acl::text_to_xattr(text, &mut resolve) {
+                Ok(v) => {
+                    if let Err(e) = set(xname, &v) {
+                        warn(format!("{display}: cannot set ACL: {e}"));
+                    }
+                }
+                Err(e) => warn(format!("{display}: cannot restore ACL: {e}")),
+            }
+        }
+    }
+    if !opts.noxattrs {
+        if let Some(xattrs) = &item.xattrs {
+            for (k, v) in xattrs {
+                if let Err(e) = set(k, v) {
+                    let why = match e {
+                        rustix::io::Errno::TOOBIG => "too big for this filesystem".to_string(),
+                        rustix::io::Errno::NOTSUP => {
+                            "xattrs not supported on this filesystem".to_string()
+                        }
+                        rustix::io::Errno::NOSPC => "fs full or xattr too big?".to_string(),
+                        e => e.to_string(),
+                    };
+                    warn(format!(
+                        "{display}: when setting extended attribute {}: {why}",
+                        crate::archive::item::display_bytes(k)
+                    ));
+                }
+            }
+        }
+    }
+    if !opts.noflags {
+        if let (Some(flags), Target::Fd(fd)) = (item.bsdflags, &target) {
+            let mut lf: libc::c_long = 0;
+            if flags & BSD_NODUMP != 0 {
+                lf |= FS_NODUMP_FL;
+            }
+            if flags & BSD_IMMUTABLE != 0 {
+                lf |= FS_IMMUTABLE_FL;
+            }
+            if flags & BSD_APPEND != 0 {
+                lf |= FS_APPEND_FL;
+            }
+            if lf != 0 {
+                use std::os::fd::AsRawFd;
+                // SAFETY: FS_IOC_SETFLAGS reads one long from the pointer we pass; errors are
+                // ignored like borg ignores them.
+                unsafe {
+                    libc::ioctl(fd.as_fd().as_raw_fd(), libc::FS_IOC_SETFLAGS, &lf);
+                }
+            }
+        }
+    }
+}

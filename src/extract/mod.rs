@@ -1,0 +1,867 @@
+//! Restoring archives: selection, a parallel pipeline, confined writes and metadata.
+//!
+//! The pipeline: **plan** (stream items, select, decide each item's fate; directories, links,
+//! fifos and devices are made at once) → **fetch** (the chunks of a batch of files, each chunk
+//! once, in the store's preferred order via [`Store::get_many`]) → **decode** on rayon (MAC,
+//! decrypt, decompress, id check) → **positional writes** into files created under temporary
+//! names → **finalize** (length check, metadata, rename into place, hard links) → directory
+//! metadata last, deepest first. A file is renamed to its real name only when every chunk arrived
+//! and verified, so nothing half-restored looks complete.
+//!
+//! ```no_run
+//! use oxiborg::extract::{ExtractOptions, Extractor};
+//! use oxiborg::patterns::Matcher;
+//! use oxiborg::{Location, OpenOptions, Repository};
+//! # fn main() -> oxiborg::Result<()> {
+//! let repo = Repository::open(&Location::parse("/srv/repo")?, &OpenOptions::from_env())?;
+//! let mut matcher = Matcher::new();
+//! matcher.add_paths(&["home".to_string()])?;
+//! let opts = ExtractOptions { destination: "/tmp/restore".into(), ..ExtractOptions::default() };
+//! let summary = Extractor::new(&repo, opts).run("host-2025-01-15", matcher, &mut |event| {
+//!     if let oxiborg::extract::Event::Error(msg) = event { eprintln!("{msg}") }
+//! })?;
+//! println!("{} files, {} bytes", summary.files, summary.bytes);
+//! # Ok(()) }
+//! ```
+
+pub mod acl;
+pub mod dest;
+pub mod metadata;
+
+use crate::archive::item::{ChunkRef, Item};
+use crate::error::{Error, Result};
+use crate::patterns::Matcher;
+use crate::repository::Repository;
+use crate::ObjectId;
+use dest::{components, show, Destination};
+use metadata::{MetaOptions, Owners, Target};
+use rustix::fd::OwnedFd;
+use rustix::fs::{self, AtFlags, FileType, Mode, OFlags};
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// How to extract.
+#[derive(Debug, Clone)]
+pub struct ExtractOptions {
+    /// Where to restore (borg: the current directory).
+    pub destination: PathBuf,
+    /// Drop this many leading path components.
+    pub strip_components: usize,
+    /// Read and verify everything, write nothing.
+    pub dry_run: bool,
+    /// Write the selected files' contents to this sink instead of creating files.
+    pub stdout: bool,
+    /// Make holes for all-zero chunks.
+    pub sparse: bool,
+    /// Metadata restore options.
+    pub meta: MetaOptions,
+    /// Also restore checkpoint part files.
+    pub consider_part_files: bool,
+    /// Flush a batch of files once their content reaches this many bytes.
+    pub batch_bytes: u64,
+    /// … or once this many files are pending.
+    pub batch_files: usize,
+    /// At most this many decoded bytes in flight.
+    pub inflight_bytes: u64,
+}
+
+impl Default for ExtractOptions {
+    fn default() -> Self {
+        ExtractOptions {
+            destination: PathBuf::from("."),
+            strip_components: 0,
+            dry_run: false,
+            stdout: false,
+            sparse: false,
+            meta: MetaOptions::default(),
+            consider_part_files: false,
+            batch_bytes: 256 << 20,
+            batch_files: 2048,
+            inflight_bytes: 128 << 20,
+        }
+    }
+}
+
+/// Something that happened during a restore.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// An item was selected (borg's `--list` line).
+    Item(&'a str),
+    /// A file was restored completely.
+    FileDone {
+        /// Its path.
+        path: &'a str,
+        /// Its size.
+        bytes: u64,
+    },
+    /// A problem that left the item restored in part (exit code 1).
+    Warning(String),
+    /// An item that could not be restored (exit code 2 for damaged data, 1 for refused items).
+    Error(String),
+}
+
+/// The outcome of a restore.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Items selected.
+    pub items: u64,
+    /// Regular files restored (or verified, with `dry_run`).
+    pub files: u64,
+    /// Content bytes restored.
+    pub bytes: u64,
+    /// Chunks fetched and decoded.
+    pub chunks: u64,
+    /// Warnings (exit code 1).
+    pub warnings: u64,
+    /// Items refused for safety (exit code 1).
+    pub refused: u64,
+    /// Files lost to damaged or missing data (exit code 2).
+    pub failed: u64,
+}
+
+impl Summary {
+    /// borg's exit code for this outcome (legacy: 0, 1 or 2).
+    pub fn exit_code(&self) -> i32 {
+        if self.failed > 0 {
+            2
+        } else if self.warnings > 0 || self.refused > 0 {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// A hard link to make: (directory, name, path relative to the destination, display path).
+type LinkJob = (Arc<OwnedFd>, Vec<u8>, Vec<u8>, String);
+
+/// A regular file waiting for its content.
+struct Pending {
+    display: String,
+    dir: Option<Arc<OwnedFd>>,
+    name: Vec<u8>,
+    rel: Vec<u8>,
+    tmp: String,
+    file: Option<std::fs::File>,
+    item: Item,
+    chunks: Vec<ChunkRef>,
+    written: AtomicU64,
+    error: Mutex<Option<String>>,
+    /// Hard links to make to this file once it is in place.
+    links: Vec<LinkJob>,
+}
+
+/// Where a hard-link group's content is.
+enum Master {
+    /// Not extracted; its chunks are remembered for the first selected member.
+    Chunks(Vec<ChunkRef>),
+    /// Extracted (or pending as `(batch generation, index)`) at this destination path.
+    At(Vec<u8>, Option<(u64, usize)>),
+}
+
+/// Where a queued file stands.
+enum Queued {
+    /// It could not even be created (reported).
+    Failed,
+    /// Waiting in the batch at `(generation, index)`.
+    Pending((u64, usize)),
+    /// Already finalized.
+    Done,
+}
+
+/// Restores one archive.
+pub struct Extractor<'r> {
+    repo: &'r Repository,
+    opts: ExtractOptions,
+}
+
+struct Budget {
+    used: Mutex<u64>,
+    freed: Condvar,
+    limit: u64,
+}
+
+impl Budget {
+    fn take(&self, n: u64) {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        while *used > 0 && *used + n > self.limit {
+            used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += n;
+    }
+    fn give(&self, n: u64) {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        *used = used.saturating_sub(n);
+        self.freed.notify_all();
+    }
+}
+
+fn is_zero(data: &[u8]) -> bool {
+    let mut words = data.chunks_exact(16);
+    words.all(|w| u128::from_ne_bytes(w.try_into().expect("16 bytes")) == 0)
+        && words.remainder().iter().all(|b| *b == 0)
+}
+
+struct Run<'a> {
+    dest: Option<Destination>,
+    events: &'a mut dyn FnMut(Event<'_>),
+    summary: Summary,
+    owners: Owners,
+    dirs: Vec<(Vec<u8>, Item)>,
+    masters: HashMap<Vec<u8>, Master>,
+    batch: Vec<Pending>,
+    batch_bytes: u64,
+    batch_gen: u64,
+}
+
+impl Run<'_> {
+    fn warn(&mut self, msg: String) {
+        self.summary.warnings += 1;
+        (self.events)(Event::Warning(msg));
+    }
+    fn refuse(&mut self, msg: String) {
+        self.summary.refused += 1;
+        (self.events)(Event::Error(msg));
+    }
+    fn fail(&mut self, msg: String) {
+        self.summary.failed += 1;
+        (self.events)(Event::Error(msg));
+    }
+}
+
+impl<'r> Extractor<'r> {
+    /// An extractor for `repo` with `opts`.
+    pub fn new(repo: &'r Repository, opts: ExtractOptions) -> Self {
+        Extractor { repo, opts }
+    }
+
+    /// Restores the items of archive `name` that `matcher` selects; `events` sees every item,
+    /// warning and error as it happens.
+    pub fn run(
+        &self,
+        name: &str,
+        mut matcher: Matcher,
+        events: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Summary> {
+        let archive = self.repo.archive(name)?;
+        let writes = !self.opts.dry_run && !self.opts.stdout;
+        let dest = if writes {
+            Some(
+                Destination::open(&self.opts.destination)
+                    .map_err(|e| Error::io(&self.opts.destination, e))?,
+            )
+        } else {
+            None
+        };
+        let mut run = Run {
+            dest,
+            events,
+            summary: Summary::default(),
+            owners: Owners::default(),
+            dirs: Vec::new(),
+            masters: HashMap::new(),
+            batch: Vec::new(),
+            batch_bytes: 0,
+            batch_gen: 0,
+        };
+        let partial = !matcher.is_empty() || self.opts.strip_components > 0;
+        let mut stdout = std::io::stdout().lock();
+        for item in archive.items() {
+            let item = item?;
+            if item.part.is_some() && !self.opts.consider_part_files {
+                continue;
+            }
+            let selected = matcher.matches(&item.path);
+            let hardlinkable = matches!(
+                item.file_type(),
+                crate::archive::item::S_IFREG
+                    | crate::archive::item::S_IFIFO
+                    | crate::archive::item::S_IFCHR
+                    | crate::archive::item::S_IFBLK
+            );
+            if !selected {
+                if partial
+                    && hardlinkable
+                    && item.hardlink_master.unwrap_or(true)
+                    && item.source.is_none()
+                {
+                    run.masters.insert(
+                        item.path.clone(),
+                        Master::Chunks(item.chunks.clone().unwrap_or_default()),
+                    );
+                }
+                continue;
+            }
+            let display = item.display_path();
+            let Ok(all) = components(&item.path) else {
+                run.refuse(format!(
+                    "{display}: refusing to extract: path contains '..'"
+                ));
+                continue;
+            };
+            if all.len() <= self.opts.strip_components
+                && !(all.is_empty() && self.opts.strip_components == 0)
+            {
+                continue;
+            }
+            let comps: Vec<Vec<u8>> = all[self.opts.strip_components.min(all.len())..]
+                .iter()
+                .map(|c| c.to_vec())
+                .collect();
+            let rel = comps.join(&b'/');
+            run.summary.items += 1;
+            (run.events)(Event::Item(&display));
+            if self.opts.stdout {
+                if let Some(chunks) = &item.chunks {
+                    self.stream_to(&mut stdout, chunks, &display, &mut run)?;
+                }
+                continue;
+            }
+            if self.opts.dry_run {
+                if item.is_regular() {
+                    if let Some(chunks) = Self::chunks_for(&item, &run) {
+                        let key = Self::master_key(&item).filter(|_| item.is_hardlink_slave());
+                        self.queue(
+                            &mut run,
+                            item,
+                            chunks,
+                            display,
+                            None,
+                            Vec::new(),
+                            rel.clone(),
+                        )?;
+                        if let Some(k) = key {
+                            run.masters.insert(k, Master::At(rel, None));
+                        }
+                    }
+                }
+                continue;
+            }
+            self.extract_item(&mut run, item, display, comps, rel)?;
+        }
+        self.flush(&mut run)?;
+        if !self.opts.stdout {
+            stdout.flush().ok();
+        }
+        self.finish_dirs(&mut run);
+        for inc in matcher.unmatched_includes() {
+            run.warn(format!("Include pattern '{inc}' never matched."));
+        }
+        Ok(run.summary)
+    }
+
+    /// The chunks a regular item's content comes from (its own, or an unextracted master's),
+    /// or `None` when it is a link to an extracted master.
+    fn chunks_for(item: &Item, run: &Run<'_>) -> Option<Vec<ChunkRef>> {
+        if item.is_hardlink_slave() {
+            match run.masters.get(item.source.as_deref().unwrap_or_default()) {
+                Some(Master::Chunks(c)) => Some(c.clone()),
+                _ => None,
+            }
+        } else {
+            Some(item.chunks.clone().unwrap_or_default())
+        }
+    }
+
+    /// The key under which a regular file's restored location is remembered for hard links.
+    fn master_key(item: &Item) -> Option<Vec<u8>> {
+        if item.is_hardlink_slave() {
+            item.source.clone()
+        } else if item.hardlink_master != Some(false) {
+            Some(item.path.clone())
+        } else {
+            None
+        }
+    }
+
+    fn extract_item(
+        &self,
+        run: &mut Run<'_>,
+        item: Item,
+        display: String,
+        comps: Vec<Vec<u8>>,
+        rel: Vec<u8>,
+    ) -> Result<()> {
+        let Some(dest) = run.dest.as_ref() else {
+            return Ok(());
+        };
+        let comps: Vec<&[u8]> = comps.iter().map(Vec::as_slice).collect();
+        if comps.is_empty() {
+            // The archive's "." item: the destination itself.
+            if item.is_dir() {
+                run.dirs.push((rel, item));
+            }
+            return Ok(());
+        }
+        let parent = match dest.dir(&comps[..comps.len() - 1]) {
+            Ok(p) => p,
+            Err(e) => {
+                run.refuse(format!("{display}: {e}"));
+                return Ok(());
+            }
+        };
+        let name = comps[comps.len() - 1].to_vec();
+        let ft = item.file_type();
+        // Hard-link members: link to the restored master when there is one.
+        if item.is_hardlink_slave() {
+            let source = item.source.clone().unwrap_or_default();
+            match run.masters.get(&source) {
+                Some(Master::At(_, Some((generation, idx))))
+                    if *generation == run.batch_gen && *idx < run.batch.len() =>
+                {
+                    let idx = *idx;
+                    run.batch[idx].links.push((parent, name, rel, display));
+                    return Ok(());
+                }
+                Some(Master::At(target, _)) => {
+                    let target = target.clone();
+                    self.link(run, &parent, &name, &target, &rel, &display);
+                    return Ok(());
+                }
+                Some(Master::Chunks(_)) if ft == crate::archive::item::S_IFREG => {}
+                Some(Master::Chunks(_)) => {
+                    run.masters.insert(source, Master::At(rel.clone(), None));
+                }
+                None => {
+                    run.refuse(format!(
+                        "{display}: hard link source {} was not extracted",
+                        show(&source)
+                    ));
+                    return Ok(());
+                }
+            }
+        }
+        let dest = run.dest.as_ref().expect("writing");
+        match ft {
+            crate::archive::item::S_IFDIR => {
+                let still_dir = dest.clear(&parent, &name, &rel);
+                if !still_dir {
+                    if let Err(e) =
+                        fs::mkdirat(&*parent, name.as_slice(), Mode::from_raw_mode(0o700))
+                    {
+                        run.fail(format!("{display}: cannot create directory: {e}"));
+                        return Ok(());
+                    }
+                }
+                run.dirs.push((rel, item));
+            }
+            crate::archive::item::S_IFREG => {
+                let Some(chunks) = Self::chunks_for(&item, run) else {
+                    return Ok(());
+                };
+                let key = Self::master_key(&item);
+                let at = match self.queue(
+                    run,
+                    item,
+                    chunks,
+                    display,
+                    Some(parent),
+                    name,
+                    rel.clone(),
+                )? {
+                    Queued::Failed => return Ok(()),
+                    Queued::Pending(at) => Some(at),
+                    Queued::Done => None,
+                };
+                if let Some(k) = key {
+                    run.masters.insert(k, Master::At(rel, at));
+                }
+            }
+            crate::archive::item::S_IFLNK => {
+                dest.clear(&parent, &name, &rel);
+                let target = item.source.clone().unwrap_or_default();
+                if let Err(e) = fs::symlinkat(target.as_slice(), &*parent, name.as_slice()) {
+                    run.fail(format!("{display}: cannot create symlink: {e}"));
+                    return Ok(());
+                }
+                self.meta(
+                    run,
+                    Target::At {
+                        dir: &parent,
+                        name: &name,
+                        symlink: true,
+                    },
+                    &item,
+                    &display,
+                );
+            }
+            crate::archive::item::S_IFIFO
+            | crate::archive::item::S_IFCHR
+            | crate::archive::item::S_IFBLK => {
+                dest.clear(&parent, &name, &rel);
+                let (ftype, dev) = match ft {
+                    crate::archive::item::S_IFIFO => (FileType::Fifo, 0),
+                    crate::archive::item::S_IFCHR => {
+                        (FileType::CharacterDevice, item.rdev.unwrap_or(0))
+                    }
+                    _ => (FileType::BlockDevice, item.rdev.unwrap_or(0)),
+                };
+                if let Err(e) = fs::mknodat(
+                    &*parent,
+                    name.as_slice(),
+                    ftype,
+                    Mode::from_raw_mode(0o600),
+                    dev,
+                ) {
+                    run.warn(format!(
+                        "{display}: cannot create {}: {e}",
+                        if ft == crate::archive::item::S_IFIFO {
+                            "fifo"
+                        } else {
+                            "device"
+                        }
+                    ));
+                    return Ok(());
+                }
+                if item.hardlink_master != Some(false) {
+                    run.masters
+                        .insert(item.path.clone(), Master::At(rel.clone(), None));
+                }
+                self.meta(
+                    run,
+                    Target::At {
+                        dir: &parent,
+                        name: &name,
+                        symlink: false,
+                    },
+                    &item,
+                    &display,
+                );
+            }
+            _ => run.warn(format!(
+                "{display}: unknown file type {:o}, skipped",
+                item.mode
+            )),
+        }
+        Ok(())
+    }
+
+    fn meta(&self, run: &mut Run<'_>, target: Target<'_>, item: &Item, display: &str) {
+        let mut warnings = Vec::new();
+        metadata::apply(
+            target,
+            item,
+            display,
+            &self.opts.meta,
+            &mut run.owners,
+            &mut |w| warnings.push(w),
+        );
+        for w in warnings {
+            run.warn(w);
+        }
+    }
+
+    fn link(
+        &self,
+        run: &mut Run<'_>,
+        parent: &Arc<OwnedFd>,
+        name: &[u8],
+        target: &[u8],
+        rel: &[u8],
+        display: &str,
+    ) {
+        let Some(dest) = run.dest.as_ref() else {
+            return;
+        };
+        let Ok(tc) = components(target) else { return };
+        if tc.is_empty() {
+            return;
+        }
+        let tdir = match dest.dir(&tc[..tc.len() - 1]) {
+            Ok(d) => d,
+            Err(e) => {
+                run.refuse(format!("{display}: {e}"));
+                return;
+            }
+        };
+        dest.clear(parent, name, rel);
+        if let Err(e) = fs::linkat(&*tdir, tc[tc.len() - 1], &**parent, name, AtFlags::empty()) {
+            run.fail(format!(
+                "{display}: cannot create hard link to {}: {e}",
+                show(target)
+            ));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn queue(
+        &self,
+        run: &mut Run<'_>,
+        item: Item,
+        chunks: Vec<ChunkRef>,
+        display: String,
+        dir: Option<Arc<OwnedFd>>,
+        name: Vec<u8>,
+        rel: Vec<u8>,
+    ) -> Result<Queued> {
+        let total: u64 = chunks.iter().map(|c| c.size).sum();
+        let mut tmp = String::new();
+        let mut file = None;
+        if let (Some(dest), Some(d)) = (run.dest.as_ref(), dir.as_ref()) {
+            tmp = dest.temp_name();
+            match fs::openat(
+                &**d,
+                tmp.as_str(),
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            ) {
+                Ok(fd) => {
+                    let f = std::fs::File::from(fd);
+                    if let Err(e) = f.set_len(total) {
+                        let _ = fs::unlinkat(&**d, tmp.as_str(), AtFlags::empty());
+                        run.fail(format!("{display}: cannot allocate {total} bytes: {e}"));
+                        return Ok(Queued::Failed);
+                    }
+                    file = Some(f);
+                }
+                Err(e) => {
+                    run.fail(format!("{display}: cannot create file: {e}"));
+                    return Ok(Queued::Failed);
+                }
+            }
+        }
+        run.batch_bytes += total;
+        let at = (run.batch_gen, run.batch.len());
+        run.batch.push(Pending {
+            display,
+            dir,
+            name,
+            rel,
+            tmp,
+            file,
+            item,
+            chunks,
+            written: AtomicU64::new(0),
+            error: Mutex::new(None),
+            links: Vec::new(),
+        });
+        if run.batch.len() >= self.opts.batch_files || run.batch_bytes >= self.opts.batch_bytes {
+            self.flush(run)?;
+            return Ok(Queued::Done);
+        }
+        Ok(Queued::Pending(at))
+    }
+
+    /// Fetches, decodes and writes the chunks of the pending files, then finalizes them.
+    fn flush(&self, run: &mut Run<'_>) -> Result<()> {
+        if run.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut run.batch);
+        run.batch_bytes = 0;
+        run.batch_gen += 1;
+        // chunk id → [(file, offset, size)]
+        let mut targets: HashMap<ObjectId, Vec<(usize, u64, u64)>> = HashMap::new();
+        let mut order: Vec<ObjectId> = Vec::new();
+        for (fi, p) in batch.iter().enumerate() {
+            let mut off = 0u64;
+            for c in &p.chunks {
+                let t = targets.entry(c.id).or_insert_with(|| {
+                    order.push(c.id);
+                    Vec::new()
+                });
+                t.push((fi, off, c.size));
+                off += c.size;
+            }
+        }
+        let budget = Budget {
+            used: Mutex::new(0),
+            freed: Condvar::new(),
+            limit: self.opts.inflight_bytes,
+        };
+        let chunks_done = AtomicU64::new(0);
+        let (store, key, sparse) = (self.repo.store(), self.repo.key(), self.opts.sparse);
+        let fail_targets = |ts: &[(usize, u64, u64)], msg: &str| {
+            for (fi, _, _) in ts {
+                let mut e = batch[*fi].error.lock().unwrap_or_else(|e| e.into_inner());
+                e.get_or_insert_with(|| msg.to_string());
+            }
+        };
+        let fetch_result = rayon::scope(|s| {
+            store.get_many(&order, &mut |i, res| {
+                let id = order[i];
+                let ts = &targets[&id];
+                let obj = match res {
+                    Ok(o) => o,
+                    Err(e) => {
+                        fail_targets(ts, &format!("chunk {}: {e}", hex::encode(id)));
+                        return Ok(());
+                    }
+                };
+                let size_hint = ts[0].2 as usize;
+                budget.take(obj.len() as u64 + size_hint as u64);
+                let (budget, batch, chunks_done, fail_targets) =
+                    (&budget, &batch, &chunks_done, &fail_targets);
+                s.spawn(move |_| {
+                    let cost = obj.len() as u64 + size_hint as u64;
+                    match key.open_object(Some(&id), &obj, Some(size_hint)) {
+                        Ok(plain) if plain.len() as u64 != ts[0].2 => fail_targets(
+                            ts,
+                            &format!(
+                                "chunk {} has {} bytes, the archive says {}",
+                                hex::encode(id),
+                                plain.len(),
+                                ts[0].2
+                            ),
+                        ),
+                        Ok(plain) => {
+                            chunks_done.fetch_add(1, Ordering::Relaxed);
+                            let skip = sparse && is_zero(&plain);
+                            for (fi, off, _) in ts {
+                                let p = &batch[*fi];
+                                if let (Some(f), false) = (&p.file, skip) {
+                                    if let Err(e) = f.write_all_at(&plain, *off) {
+                                        let mut er =
+                                            p.error.lock().unwrap_or_else(|e| e.into_inner());
+                                        er.get_or_insert_with(|| format!("write failed: {e}"));
+                                        continue;
+                                    }
+                                }
+                                p.written.fetch_add(plain.len() as u64, Ordering::Relaxed);
+                            }
+                        }
+                        Err(e) => fail_targets(ts, &e.to_string()),
+                    }
+                    budget.give(cost);
+                });
+                Ok(())
+            })
+        });
+        fetch_result?;
+        run.summary.chunks += chunks_done.load(Ordering::Relaxed);
+        for mut p in batch {
+            self.finalize(run, &mut p);
+        }
+        Ok(())
+    }
+
+    fn finalize(&self, run: &mut Run<'_>, p: &mut Pending) {
+        let expected: u64 = p.chunks.iter().map(|c| c.size).sum();
+        let written = p.written.load(Ordering::Relaxed);
+        let err = p.error.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let err = err.or_else(|| {
+            (written != expected)
+                .then(|| format!("only {written} of {expected} bytes could be restored"))
+        });
+        if let Some(e) = err {
+            if let Some(d) = &p.dir {
+                drop(p.file.take());
+                let _ = fs::unlinkat(&**d, p.tmp.as_str(), AtFlags::empty());
+            }
+            run.fail(format!("{}: not restored: {e}", p.display));
+            for (_, _, _, display) in std::mem::take(&mut p.links) {
+                run.fail(format!(
+                    "{display}: not restored: its hard link source {} failed",
+                    p.display
+                ));
+            }
+            return;
+        }
+        if let Some(size) = p.item.size {
+            if size != expected {
+                run.warn(format!(
+                    "{}: size inconsistency detected: size {size}, chunks size {expected}",
+                    p.display
+                ));
+            }
+        }
+        if p.item.chunks_healthy.is_some() {
+            run.warn(format!(
+                "{}: File has damaged (all-zero) chunks. Try running borg check --repair.",
+                p.display
+            ));
+        }
+        run.summary.files += 1;
+        run.summary.bytes += written;
+        let (Some(d), Some(f)) = (p.dir.clone(), p.file.take()) else {
+            (run.events)(Event::FileDone {
+                path: &p.display,
+                bytes: written,
+            });
+            return;
+        };
+        let fd: OwnedFd = f.into();
+        self.meta(run, Target::Fd(&fd), &p.item.clone(), &p.display.clone());
+        drop(fd);
+        let dest = run.dest.as_ref().expect("writing");
+        dest.clear(&d, &p.name, &p.rel);
+        if let Err(e) = fs::renameat(&*d, p.tmp.as_str(), &*d, p.name.as_slice()) {
+            let _ = fs::unlinkat(&*d, p.tmp.as_str(), AtFlags::empty());
+            run.fail(format!(
+                "{}: cannot put the restored file in place: {e}",
+                p.display
+            ));
+            return;
+        }
+        (run.events)(Event::FileDone {
+            path: &p.display,
+            bytes: written,
+        });
+        for (parent, name, rel, display) in std::mem::take(&mut p.links) {
+            self.link(run, &parent, &name, &p.rel, &rel, &display);
+        }
+    }
+
+    fn stream_to(
+        &self,
+        out: &mut impl Write,
+        chunks: &[ChunkRef],
+        display: &str,
+        run: &mut Run<'_>,
+    ) -> Result<()> {
+        use rayon::prelude::*;
+        for window in chunks.chunks(rayon::current_num_threads().max(1) * 4) {
+            let decoded: Vec<Result<Vec<u8>>> = window
+                .par_iter()
+                .map(|c| self.repo.get_object(&c.id, Some(c.size as usize)))
+                .collect();
+            for (c, d) in window.iter().zip(decoded) {
+                match d {
+                    Ok(data) => {
+                        run.summary.chunks += 1;
+                        run.summary.bytes += data.len() as u64;
+                        out.write_all(&data).map_err(|e| Error::io("<stdout>", e))?;
+                    }
+                    Err(e) => {
+                        run.fail(format!("{display}: chunk {}: {e}", hex::encode(c.id)));
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        run.summary.files += 1;
+        Ok(())
+    }
+
+    /// Directory metadata, deepest first, after all content.
+    fn finish_dirs(&self, run: &mut Run<'_>) {
+        let mut dirs = std::mem::take(&mut run.dirs);
+        dirs.sort_by_key(|(rel, _)| {
+            std::cmp::Reverse(
+                rel.iter().filter(|b| **b == b'/').count() + usize::from(!rel.is_empty()),
+            )
+        });
+        for (rel, item) in dirs {
+            let Some(dest) = run.dest.as_ref() else {
+                return;
+            };
+            let comps: Vec<&[u8]> = rel
+                .split(|b| *b == b'/')
+                .filter(|c| !c.is_empty())
+                .collect();
+            let fd = if comps.is_empty() {
+                Ok(dest.root())
+            } else {
+                dest.dir(&comps)
+            };
+            match fd {
+                Ok(fd) => self.meta(run, Target::Fd(&fd), &item, &show(&rel)),
+                Err(e) => run.warn(format!("{}: {e}", show(&rel))),
+            }
+        }
+    }
+}
