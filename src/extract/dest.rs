@@ -155,6 +155,7 @@ pub fn show(p: &[u8]) -> String {
     crate::archive::item::display_bytes(p)
 }
 
+#[cfg(target_os = "linux")]
 /// A `/proc/self/fd/N/name` path for calls that have no `*at` form (xattrs of special files).
 pub fn proc_path(dir: &impl AsFd, name: &[u8]) -> PathBuf {
     use std::os::fd::AsRawFd;

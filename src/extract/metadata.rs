@@ -1,6 +1,7 @@
 //! Restoring an item's metadata in borg's order: owner, mode, times, ACLs, xattrs, flags.
 
 use super::acl;
+#[cfg(target_os = "linux")]
 use super::dest::proc_path;
 use crate::archive::item::Item;
 use rustix::fd::{AsFd, OwnedFd};
@@ -94,11 +95,17 @@ fn ts(ns: i64) -> Timespec {
     }
 }
 
+#[cfg(target_os = "linux")]
 const BSD_NODUMP: u32 = 1;
+#[cfg(target_os = "linux")]
 const BSD_IMMUTABLE: u32 = 2;
+#[cfg(target_os = "linux")]
 const BSD_APPEND: u32 = 4;
+#[cfg(target_os = "linux")]
 const FS_IMMUTABLE_FL: libc::c_long = 0x10;
+#[cfg(target_os = "linux")]
 const FS_APPEND_FL: libc::c_long = 0x20;
+#[cfg(target_os = "linux")]
 const FS_NODUMP_FL: libc::c_long = 0x40;
 
 /// Applies the item's metadata; problems that borg reports as warnings go to `warn`.
@@ -139,12 +146,15 @@ pub fn apply(
     let set = |k: &[u8], v: &[u8]| -> rustix::io::Result<()> {
         match &target {
             Target::Fd(fd) => fs::fsetxattr(fd, k, v, XattrFlags::empty()),
+            #[cfg(target_os = "linux")]
             Target::At { dir, name, .. } => {
                 fs::lsetxattr(proc_path(dir, name), k, v, XattrFlags::empty())
             }
+            #[cfg(not(target_os = "linux"))]
+            Target::At { .. } => Err(rustix::io::Errno::NOTSUP),
         }
     };
-    if !opts.noacls && !is_symlink {
+    if cfg!(target_os = "linux") && !opts.noacls && !is_symlink {
         for (text, xname) in [
             (&item.acl_access, &b"system.posix_acl_access"[..]),
             (&item.acl_default, &b"system.posix_acl_default"[..]),
@@ -193,24 +203,54 @@ pub fn apply(
     }
     if !opts.noflags {
         if let (Some(flags), Target::Fd(fd)) = (item.bsdflags, &target) {
-            let mut lf: libc::c_long = 0;
-            if flags & BSD_NODUMP != 0 {
-                lf |= FS_NODUMP_FL;
-            }
-            if flags & BSD_IMMUTABLE != 0 {
-                lf |= FS_IMMUTABLE_FL;
-            }
-            if flags & BSD_APPEND != 0 {
-                lf |= FS_APPEND_FL;
-            }
-            if lf != 0 {
-                use std::os::fd::AsRawFd;
-                // SAFETY: FS_IOC_SETFLAGS reads one long from the pointer we pass; errors are
-                // ignored like borg ignores them.
-                unsafe {
-                    libc::ioctl(fd.as_fd().as_raw_fd(), libc::FS_IOC_SETFLAGS, &lf);
-                }
-            }
+            set_flags(fd, flags);
         }
     }
 }
+
+/// BSD-style flags on Linux: nodump, immutable and append map to the ext2-style inode flags set
+/// with `FS_IOC_SETFLAGS` (errors are ignored, as borg ignores them).
+#[cfg(target_os = "linux")]
+fn set_flags(fd: &OwnedFd, flags: u32) {
+    let mut lf: libc::c_long = 0;
+    if flags & BSD_NODUMP != 0 {
+        lf |= FS_NODUMP_FL;
+    }
+    if flags & BSD_IMMUTABLE != 0 {
+        lf |= FS_IMMUTABLE_FL;
+    }
+    if flags & BSD_APPEND != 0 {
+        lf |= FS_APPEND_FL;
+    }
+    if lf != 0 {
+        use std::os::fd::AsRawFd;
+        // SAFETY: FS_IOC_SETFLAGS reads one long from the pointer we pass.
+        unsafe {
+            libc::ioctl(fd.as_fd().as_raw_fd(), libc::FS_IOC_SETFLAGS, &lf);
+        }
+    }
+}
+
+/// BSD flags on the BSDs and macOS: `fchflags` takes them as stored.
+#[cfg(any(
+    target_os = "macos",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd"
+))]
+fn set_flags(fd: &OwnedFd, flags: u32) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain syscall on a valid descriptor.
+    unsafe {
+        libc::fchflags(fd.as_fd().as_raw_fd(), flags as _);
+    }
+}
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "macos",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd"
+)))]
+fn set_flags(_fd: &OwnedFd, _flags: u32) {}
