@@ -37,6 +37,7 @@ pub mod extract;
 pub mod key;
 pub mod location;
 pub mod patterns;
+pub mod remote;
 pub mod repository;
 pub mod stats;
 pub mod store;

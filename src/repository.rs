@@ -40,6 +40,8 @@ pub struct OpenOptions {
     pub dirs: BorgDirs,
     /// `BORG_WORKAROUNDS=ignore_invalid_archive_tam`.
     pub ignore_invalid_archive_tam: bool,
+    /// How to reach `borg serve` for `ssh://` locations (`BORG_RSH`, `BORG_REMOTE_PATH`, …).
+    pub remote: crate::remote::RemoteOptions,
 }
 
 impl Default for OpenOptions {
@@ -51,6 +53,7 @@ impl Default for OpenOptions {
             key_file: None,
             dirs: BorgDirs::from_env(),
             ignore_invalid_archive_tam: false,
+            remote: crate::remote::RemoteOptions::default(),
         }
     }
 }
@@ -67,6 +70,7 @@ impl OpenOptions {
             ignore_invalid_archive_tam: workarounds
                 .split(',')
                 .any(|w| w.trim() == "ignore_invalid_archive_tam"),
+            remote: crate::remote::RemoteOptions::from_env(),
             ..OpenOptions::default()
         }
     }
@@ -108,9 +112,10 @@ impl Repository {
                 )?)
             }
             Protocol::Ssh => {
-                return Err(Error::Other(format!(
-                    "{location}: ssh:// repositories need the borg serve client, which this build does not include"
-                )))
+                let mut remote = options.remote.clone();
+                remote.bypass_lock = options.bypass_lock;
+                remote.lock_wait = options.lock_wait.as_secs_f64();
+                Box::new(crate::remote::connect(location, &remote)?)
             }
         };
         Self::from_store(store, location.clone(), options)

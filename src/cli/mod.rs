@@ -242,6 +242,12 @@ fn open_options(g: &GlobalArgs) -> OpenOptions {
     let mut o = OpenOptions::from_env();
     o.bypass_lock = g.bypass_lock;
     o.lock_wait = std::time::Duration::from_secs_f64(g.lock_wait.max(0.0));
+    if let Some(r) = &g.rsh {
+        o.remote.rsh = Some(r.clone());
+    }
+    if let Some(r) = &g.remote_path {
+        o.remote.remote_path = Some(r.clone());
+    }
     o
 }
 

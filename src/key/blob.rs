@@ -31,10 +31,7 @@ impl BorgDirs {
                 .map(PathBuf::from)
         };
         let base_dir = var("BORG_BASE_DIR");
-        let base = base_dir
-            .clone()
-            .or_else(|| var("HOME"))
-            .unwrap_or_else(home_from_passwd);
+        let base = base_dir.clone().unwrap_or_else(BorgDirs::home);
         let config = var("BORG_CONFIG_DIR").unwrap_or_else(|| {
             let home = match (&base_dir, var("XDG_CONFIG_HOME")) {
                 (None, Some(x)) => x,
@@ -47,6 +44,16 @@ impl BorgDirs {
             security: var("BORG_SECURITY_DIR").unwrap_or_else(|| config.join("security")),
             config,
         }
+    }
+}
+
+impl BorgDirs {
+    /// The user's home: `HOME`, else the passwd entry.
+    pub fn home() -> PathBuf {
+        std::env::var_os("HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(home_from_passwd)
     }
 }
 

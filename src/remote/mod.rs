@@ -1,0 +1,603 @@
+//! The `borg serve` client: borg 1.x's msgpack RPC over a byte transport.
+//!
+//! Requests go out as msgpack maps `{"i": msgid, "m": method, "a": {args}}` (after a tuple-form
+//! `negotiate`), with every byte string packed as msgpack *str* (borg 1.1/1.2 servers die on
+//! *bin*). A reader thread decodes responses and hands each to whoever waits for its msgid; a
+//! stderr thread turns the server's log lines into `Remote: …` messages. `get_many` keeps many
+//! `get` requests in flight (the 1.x servers have no `get_many`), bounded by count and by bytes.
+//! Closing the request stream ends the session, as borg's client does.
+
+pub mod command;
+pub mod ssh;
+pub mod sshconfig;
+
+use crate::error::{Error, Result};
+use crate::location::Location;
+use crate::store::Store;
+use crate::ObjectId;
+use rmpv::Value;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The client version sent in `negotiate`.
+const CLIENT_VERSION: [i64; 4] = [1, 2, 4, -1];
+/// Requests kept in flight by `get_many`.
+const MAX_INFLIGHT: usize = 256;
+/// Response bytes budget for `get_many` (objects are ≤ 20 MiB each).
+const INFLIGHT_BYTES: u64 = 64 << 20;
+/// Largest response frame accepted.
+const MAX_FRAME: usize = 64 << 20;
+
+/// A connected byte stream to a `borg serve` process.
+pub struct Connection {
+    /// Requests (the server's stdin).
+    pub requests: Box<dyn Write + Send>,
+    /// Responses (the server's stdout).
+    pub responses: Box<dyn Read + Send>,
+    /// Log lines (the server's stderr), if separate.
+    pub log: Option<Box<dyn Read + Send>>,
+    /// Called once the session is over (waits for the process / closes the channel).
+    pub finish: Box<dyn FnOnce() + Send>,
+}
+
+/// How to reach `borg serve`.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteOptions {
+    /// `BORG_RSH` / `--rsh`: spawn this command (shell-split) instead of native SSH.
+    pub rsh: Option<String>,
+    /// `BORG_REMOTE_PATH` / `--remote-path` (default `borg`).
+    pub remote_path: Option<String>,
+    /// Take no lock on the server (`--bypass-lock`).
+    pub bypass_lock: bool,
+    /// Seconds the server waits for a lock.
+    pub lock_wait: f64,
+    /// Seconds to wait for any one response before giving up.
+    pub timeout: Duration,
+    /// Native SSH: known_hosts file override.
+    pub known_hosts: Option<std::path::PathBuf>,
+    /// Native SSH: identity file override.
+    pub identity: Option<std::path::PathBuf>,
+}
+
+impl RemoteOptions {
+    /// Options from `BORG_RSH`, `BORG_REMOTE_PATH` and oxiborg's SSH variables.
+    pub fn from_env() -> RemoteOptions {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        RemoteOptions {
+            rsh: var("BORG_RSH"),
+            remote_path: var("BORG_REMOTE_PATH"),
+            bypass_lock: false,
+            lock_wait: 1.0,
+            timeout: Duration::from_secs(
+                var("OXIBORG_REMOTE_TIMEOUT")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(120),
+            ),
+            known_hosts: var("OXIBORG_SSH_KNOWN_HOSTS").map(Into::into),
+            identity: var("OXIBORG_SSH_IDENTITY").map(Into::into),
+        }
+    }
+
+    /// The remote command words: `<remote path> serve [--info|--debug]`.
+    pub fn serve_command(&self) -> Vec<String> {
+        let mut v = vec![self.remote_path.clone().unwrap_or_else(|| "borg".into())];
+        v.push("serve".into());
+        v
+    }
+}
+
+/// Why a request has no result.
+enum RpcErr {
+    /// The server raised an exception (its error map).
+    Server(Vec<(Value, Value)>),
+    /// The connection is gone.
+    Broken(String),
+}
+
+type Reply = (u64, std::result::Result<Value, RpcErr>);
+
+struct Shared {
+    waiters: Mutex<HashMap<u64, Sender<Reply>>>,
+    broken: Mutex<Option<String>>,
+    closed: AtomicBool,
+}
+
+impl Shared {
+    fn fail_all(&self, why: String) {
+        let mut b = self.broken.lock().unwrap_or_else(|e| e.into_inner());
+        if b.is_none() {
+            *b = Some(why.clone());
+        }
+        let waiters: Vec<(u64, Sender<Reply>)> = self
+            .waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        for (id, tx) in waiters {
+            let _ = tx.send((id, Err(RpcErr::Broken(why.clone()))));
+        }
+    }
+}
+
+/// A repository behind `borg serve`.
+pub struct RemoteStore {
+    location: String,
+    writer: Mutex<Option<Box<dyn Write + Send>>>,
+    shared: Arc<Shared>,
+    next_id: AtomicU64,
+    repo_id: ObjectId,
+    timeout: Duration,
+    finish: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+/// Packs bytes as msgpack str (never bin).
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    let _ = rmp::encode::write_str_len(out, b.len() as u32);
+    out.extend_from_slice(b);
+}
+
+/// A request argument.
+enum Arg<'a> {
+    Bytes(&'a [u8]),
+    Bool(bool),
+    Float(f64),
+}
+
+fn request(msgid: u64, method: &str, args: &[(&str, Arg<'_>)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    let _ = rmp::encode::write_map_len(&mut out, 3);
+    put_bytes(&mut out, b"i");
+    let _ = rmp::encode::write_uint(&mut out, msgid);
+    put_bytes(&mut out, b"m");
+    put_bytes(&mut out, method.as_bytes());
+    put_bytes(&mut out, b"a");
+    let _ = rmp::encode::write_map_len(&mut out, args.len() as u32);
+    for (k, v) in args {
+        put_bytes(&mut out, k.as_bytes());
+        match v {
+            Arg::Bytes(b) => put_bytes(&mut out, b),
+            Arg::Bool(b) => {
+                let _ = rmp::encode::write_bool(&mut out, *b);
+            }
+            Arg::Float(f) => {
+                let _ = rmp::encode::write_f64(&mut out, *f);
+            }
+        }
+    }
+    out
+}
+
+fn map_get<'a>(m: &'a [(Value, Value)], key: &str) -> Option<&'a Value> {
+    m.iter()
+        .find(|(k, _)| value_bytes(k) == Some(key.as_bytes()))
+        .map(|(_, v)| v)
+}
+
+fn value_bytes(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::String(s) => Some(s.as_bytes()),
+        Value::Binary(b) => Some(b),
+        _ => None,
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::Array(a) => a.iter().map(value_text).collect::<Vec<_>>().join("\n"),
+        v => value_bytes(v)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_else(|| v.to_string()),
+    }
+}
+
+/// Turns a server exception into the client's error, as borg shows it.
+fn server_error(m: &[(Value, Value)], location: &str) -> Error {
+    let class = map_get(m, "exception_class")
+        .map(value_text)
+        .unwrap_or_default();
+    let args: Vec<String> = match map_get(m, "exception_args") {
+        Some(Value::Array(a)) => a.iter().map(value_text).collect(),
+        _ => Vec::new(),
+    };
+    let short = map_get(m, "exception_short")
+        .map(value_text)
+        .unwrap_or_default();
+    let arg0 = args.first().cloned().unwrap_or_default();
+    match class.as_str() {
+        "DoesNotExist" => Error::RepositoryDoesNotExist(location.to_string()),
+        "InvalidRepository" => Error::InvalidRepository {
+            location: location.to_string(),
+            reason: "remote".into(),
+        },
+        "PathNotAllowed" => Error::Other(format!("Repository path not allowed: {arg0}")),
+        "LockTimeout" => Error::LockTimeout(arg0),
+        "ObjectNotFound" => Error::ObjectNotFound {
+            id: arg0,
+            location: location.to_string(),
+        },
+        "IntegrityError" => Error::Integrity(format!("{arg0} (reported by the server)")),
+        _ if !short.is_empty() => Error::Other(format!("Remote: {}", short.trim_end())),
+        _ => Error::Other(format!("Remote exception {class}: {}", args.join(", "))),
+    }
+}
+
+/// Prints one server log line the way borg's client shows it.
+fn show_log_line(line: &str) {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if line.is_empty() {
+        return;
+    }
+    if line.starts_with('{') {
+        if let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(line) {
+            let typ = o.get("type").and_then(|v| v.as_str()).unwrap_or("");
+            let msg = o.get("message").and_then(|v| v.as_str()).unwrap_or("");
+            match typ {
+                "log_message" => {
+                    let level = o.get("levelname").and_then(|v| v.as_str()).unwrap_or("");
+                    if matches!(level, "WARNING" | "ERROR" | "CRITICAL") {
+                        eprintln!("Remote: {msg}");
+                    }
+                }
+                "progress_percent" | "progress_message" => {}
+                _ => eprintln!("Remote: {line}"),
+            }
+            return;
+        }
+    }
+    if let Some(rest) = line.strip_prefix("$LOG ") {
+        let msg = rest.split_once("Remote: ").map(|(_, m)| m).unwrap_or(rest);
+        let level = rest.split(' ').next().unwrap_or("");
+        if matches!(level, "WARNING" | "ERROR" | "CRITICAL") {
+            eprintln!("Remote: {msg}");
+        }
+        return;
+    }
+    eprintln!("Remote: {line}");
+}
+
+fn read_frame(r: &mut impl Read) -> std::result::Result<Value, String> {
+    let mut limited = r.take(MAX_FRAME as u64);
+    rmpv::decode::read_value_with_max_depth(&mut limited, 64).map_err(|e| e.to_string())
+}
+
+impl RemoteStore {
+    /// Starts a session over `conn` and opens the repository `loc` read-only.
+    pub fn open(conn: Connection, loc: &Location, opts: &RemoteOptions) -> Result<RemoteStore> {
+        let location = loc.canonical();
+        let shared = Arc::new(Shared {
+            waiters: Mutex::new(HashMap::new()),
+            broken: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        });
+        let mut threads = Vec::new();
+        if let Some(log) = conn.log {
+            threads.push(std::thread::spawn(move || {
+                let mut r = BufReader::new(log);
+                let mut line = Vec::new();
+                while matches!(r.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                    show_log_line(&String::from_utf8_lossy(&line));
+                    line.clear();
+                }
+            }));
+        }
+        let sh = shared.clone();
+        let mut responses = BufReader::with_capacity(1 << 20, conn.responses);
+        threads.push(std::thread::spawn(move || loop {
+            let v = match read_frame(&mut responses) {
+                Ok(v) => v,
+                Err(e) => {
+                    let why = if sh.closed.load(Ordering::SeqCst) {
+                        "connection closed".to_string()
+                    } else if e.contains("failed to fill whole buffer")
+                        || e.contains("UnexpectedEof")
+                        || e.contains("EOF")
+                        || e.contains("end of file")
+                    {
+                        "Connection closed by remote host. Is borg working on the server?"
+                            .to_string()
+                    } else {
+                        format!("Got unexpected RPC data format from server: {e}")
+                    };
+                    sh.fail_all(why);
+                    return;
+                }
+            };
+            let (msgid, result) = match &v {
+                Value::Map(m) => {
+                    let id = map_get(m, "i").and_then(Value::as_u64);
+                    let r = if let Some(r) = map_get(m, "r") {
+                        Ok(r.clone())
+                    } else if map_get(m, "exception_class").is_some() {
+                        Err(m.clone())
+                    } else {
+                        Ok(Value::Nil)
+                    };
+                    (id, r)
+                }
+                // legacy tuple: [1, msgid, error, result]
+                Value::Array(a) if a.len() == 4 => {
+                    let id = a[1].as_u64();
+                    let r = if a[2].is_nil() {
+                        Ok(a[3].clone())
+                    } else {
+                        Err(vec![(Value::from("exception_class"), a[2].clone())])
+                    };
+                    (id, r)
+                }
+                _ => (None, Ok(Value::Nil)),
+            };
+            let Some(id) = msgid else {
+                sh.fail_all("Got unexpected RPC data format from server.".into());
+                return;
+            };
+            let tx = sh
+                .waiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+            if let Some(tx) = tx {
+                let _ = tx.send((id, result.map_err(RpcErr::Server)));
+            }
+        }));
+        let mut store = RemoteStore {
+            location: location.clone(),
+            writer: Mutex::new(Some(conn.requests)),
+            shared,
+            next_id: AtomicU64::new(1),
+            repo_id: [0; 32],
+            timeout: opts.timeout,
+            finish: Mutex::new(Some(conn.finish)),
+            threads: Mutex::new(threads),
+        };
+        store.negotiate()?;
+        let path = loc.path.as_bytes();
+        let rid = store.call(
+            "open",
+            &[
+                ("path", Arg::Bytes(path)),
+                ("create", Arg::Bool(false)),
+                ("lock_wait", Arg::Float(opts.lock_wait)),
+                ("lock", Arg::Bool(!opts.bypass_lock)),
+                ("exclusive", Arg::Bool(false)),
+                ("append_only", Arg::Bool(false)),
+                ("make_parent_dirs", Arg::Bool(false)),
+            ],
+        )?;
+        let rid: ObjectId = value_bytes(&rid)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| Error::Other("Got unexpected RPC data format from server: open did not return a repository id".into()))?;
+        store.repo_id = rid;
+        Ok(store)
+    }
+
+    fn negotiate(&self) -> Result<()> {
+        // Tuple form, alone, as borg does; the answer says which format the server speaks.
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let mut out = Vec::new();
+        let _ = rmp::encode::write_array_len(&mut out, 4);
+        let _ = rmp::encode::write_uint(&mut out, 1);
+        let _ = rmp::encode::write_uint(&mut out, id);
+        put_bytes(&mut out, b"negotiate");
+        let _ = rmp::encode::write_array_len(&mut out, 1);
+        let _ = rmp::encode::write_map_len(&mut out, 1);
+        put_bytes(&mut out, b"client_version");
+        let _ = rmp::encode::write_array_len(&mut out, 4);
+        for v in CLIENT_VERSION {
+            let _ = rmp::encode::write_sint(&mut out, v);
+        }
+        let rx = self.send(id, &out)?;
+        let v = self.wait(&rx, "negotiate")?;
+        match v {
+            Value::Map(m) if map_get(&m, "server_version").is_some() => Ok(()),
+            Value::Integer(_) => Err(Error::Other(
+                "the server runs borg 1.0, which oxiborg does not support (borg serve 1.1 or newer is needed)".into(),
+            )),
+            _ => Err(Error::Other("Got unexpected RPC data format from server (negotiate).".into())),
+        }
+    }
+
+    fn send(&self, id: u64, frame: &[u8]) -> Result<Receiver<Reply>> {
+        let (tx, rx) = mpsc::channel();
+        self.register(id, tx)?;
+        self.write(frame)?;
+        Ok(rx)
+    }
+
+    fn register(&self, id: u64, tx: Sender<Reply>) -> Result<()> {
+        if let Some(why) = self
+            .shared
+            .broken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Err(Error::Other(why));
+        }
+        self.shared
+            .waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        Ok(())
+    }
+
+    fn write(&self, frame: &[u8]) -> Result<()> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(w) = w.as_mut() else {
+            return Err(Error::Other("connection closed".into()));
+        };
+        w.write_all(frame).and_then(|_| w.flush()).map_err(|e| {
+            let why = self
+                .shared
+                .broken
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            Error::Other(why.unwrap_or_else(|| format!("Connection to the server broke: {e}")))
+        })
+    }
+
+    fn wait(&self, rx: &Receiver<Reply>, what: &str) -> Result<Value> {
+        match rx.recv_timeout(self.timeout) {
+            Ok((_, r)) => r.map_err(|e| self.rpc_error(e)),
+            Err(_) => {
+                self.shared.fail_all(format!(
+                    "The server did not answer {what} within {} s; giving up.",
+                    self.timeout.as_secs()
+                ));
+                let why = self
+                    .shared
+                    .broken
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                Err(Error::Other(why.unwrap_or_default()))
+            }
+        }
+    }
+
+    fn rpc_error(&self, e: RpcErr) -> Error {
+        match e {
+            RpcErr::Server(map) => server_error(&map, &self.location),
+            RpcErr::Broken(why) => Error::Other(why),
+        }
+    }
+
+    fn call(&self, method: &str, args: &[(&str, Arg<'_>)]) -> Result<Value> {
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let rx = self.send(id, &request(id, method, args))?;
+        self.wait(&rx, method)
+    }
+
+    fn bytes_result(&self, v: Value, what: &str) -> Result<Vec<u8>> {
+        match v {
+            Value::String(s) => Ok(s.into_bytes()),
+            Value::Binary(b) => Ok(b),
+            _ => Err(Error::Other(format!(
+                "Got unexpected RPC data format from server: {what} did not return bytes"
+            ))),
+        }
+    }
+}
+
+impl Store for RemoteStore {
+    fn id(&self) -> ObjectId {
+        self.repo_id
+    }
+
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn load_key(&self) -> Result<Option<String>> {
+        let v = self.call("load_key", &[])?;
+        let b = self.bytes_result(v, "load_key")?;
+        let s = String::from_utf8_lossy(&b).trim().to_string();
+        Ok((!s.is_empty()).then_some(s))
+    }
+
+    fn get(&self, id: &ObjectId) -> Result<Vec<u8>> {
+        let v = self.call("get", &[("id", Arg::Bytes(id))])?;
+        self.bytes_result(v, "get")
+    }
+
+    fn get_many(
+        &self,
+        ids: &[ObjectId],
+        sink: &mut dyn FnMut(usize, Result<Vec<u8>>) -> Result<()>,
+    ) -> Result<()> {
+        let (tx, rx) = mpsc::channel::<Reply>();
+        let mut index: HashMap<u64, usize> = HashMap::new();
+        let mut next = 0usize;
+        let mut inflight = 0usize;
+        let mut done = 0usize;
+        let mut received_bytes: u64 = 0;
+        let avg = |rb: u64, d: usize| {
+            if d == 0 {
+                1 << 20
+            } else {
+                (rb / d as u64).max(1)
+            }
+        };
+        while done < ids.len() {
+            // Keep the pipe full, bounded by count and by expected bytes.
+            while next < ids.len()
+                && inflight < MAX_INFLIGHT
+                && (inflight as u64) * avg(received_bytes, done) < INFLIGHT_BYTES
+            {
+                let msgid = self.next_id.fetch_add(1, Ordering::SeqCst);
+                self.register(msgid, tx.clone())?;
+                index.insert(msgid, next);
+                self.write(&request(msgid, "get", &[("id", Arg::Bytes(&ids[next]))]))?;
+                next += 1;
+                inflight += 1;
+            }
+            let (msgid, res) = match rx.recv_timeout(self.timeout) {
+                Ok(r) => r,
+                Err(_) => {
+                    self.shared.fail_all(format!(
+                        "The server did not answer within {} s; giving up.",
+                        self.timeout.as_secs()
+                    ));
+                    let why = self
+                        .shared
+                        .broken
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone();
+                    return Err(Error::Other(why.unwrap_or_default()));
+                }
+            };
+            let Some(i) = index.remove(&msgid) else {
+                continue;
+            };
+            inflight -= 1;
+            done += 1;
+            let res = match res {
+                Err(RpcErr::Broken(why)) => return Err(Error::Other(why)),
+                Err(e) => Err(self.rpc_error(e)),
+                Ok(v) => self.bytes_result(v, "get"),
+            };
+            if let Ok(b) = &res {
+                received_bytes += b.len() as u64;
+            }
+            sink(i, res)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RemoteStore {
+    fn drop(&mut self) {
+        // Closing stdin ends the session; the server releases its lock and exits.
+        self.shared.closed.store(true, Ordering::SeqCst);
+        drop(self.writer.lock().unwrap_or_else(|e| e.into_inner()).take());
+        if let Some(f) = self.finish.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            f();
+        }
+        for t in self
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Connects to the repository at an `ssh://` or `user@host:` location: through `BORG_RSH` /
+/// `--rsh` when set, else natively with libssh2.
+pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<RemoteStore> {
+    let conn = match &opts.rsh {
+        Some(rsh) => command::spawn(rsh, loc, opts)?,
+        None => ssh::connect(loc, opts)?,
+    };
+    RemoteStore::open(conn, loc, opts)
+}
