@@ -26,7 +26,7 @@ pub fn text_to_xattr(text: &[u8], resolve: &mut Resolver<'_>) -> Result<Vec<u8>,
         if line.is_empty() {
             continue;
         }
-        let f: Vec<&str> = line.split(':').collect();
+        let f: Vec<&str> = line.split(':').map(str::trim).collect();
         if f.len() < 3 {
             return Err(format!("bad ACL entry {line:?}"));
         }
@@ -82,7 +82,7 @@ mod tests {
 
     #[test]
     fn borg_text_to_xattr() {
-        let text = b"user::rw-\nuser:nobody:r--:65534\ngroup::r--\ngroup:daemon:rw-:1\nmask::rw-\nother::r--";
+        let text = b"user::rw-\nuser:nobody:r--\t:65534\ngroup::r--\ngroup:daemon:rw-:1\nmask::rw-\nother::r--";
         let mut resolve = |_u: bool, _n: &str, id: Option<u32>| id;
         let x = text_to_xattr(text, &mut resolve).unwrap();
         assert_eq!(&x[..4], &2u32.to_le_bytes());

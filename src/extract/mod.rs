@@ -391,10 +391,7 @@ impl<'r> Extractor<'r> {
         };
         let comps: Vec<&[u8]> = comps.iter().map(Vec::as_slice).collect();
         if comps.is_empty() {
-            // The archive's "." item: the destination itself.
-            if item.is_dir() {
-                run.dirs.push((rel, item));
-            }
+            // The archive's "." item is the destination itself, which borg leaves as it is.
             return Ok(());
         }
         let parent = match dest.dir(&comps[..comps.len() - 1]) {
