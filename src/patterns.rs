@@ -93,6 +93,12 @@ fn normpath(p: &str) -> String {
     }
 }
 
+/// One character other than `/`: a UTF-8 character, or one undecodable byte (borg matches
+/// surrogate-escaped strings, where each such byte is one character).
+const NOT_SEP: &str = r"(?:[^/]|(?-u:[\x80-\xff]))";
+/// Any one character, likewise.
+const ANY: &str = r"(?:(?s:.)|(?-u:[\x80-\xff]))";
+
 /// borg's shell-pattern translation (`*` within a component, `**/` across components).
 pub(crate) fn translate_shell(pat: &str) -> String {
     let chars: Vec<char> = pat.chars().collect();
@@ -105,13 +111,13 @@ pub(crate) fn translate_shell(pat: &str) -> String {
         match c {
             '*' => {
                 if i + 1 < n && chars[i] == '*' && chars[i + 1] == '/' {
-                    res.push_str("(?:[^/]*/)*");
+                    res.push_str(&format!("(?:{NOT_SEP}*/)*"));
                     i += 2;
                 } else {
-                    res.push_str("[^/]*");
+                    res.push_str(&format!("{NOT_SEP}*"));
                 }
             }
-            '?' => res.push_str("[^/]"),
+            '?' => res.push_str(NOT_SEP),
             '[' => i = translate_class(&chars, i, &mut res),
             c => res.push_str(&regex::escape(&c.to_string())),
         }
@@ -132,9 +138,9 @@ fn translate_fnmatch(pat: &str) -> String {
                 while i < chars.len() && chars[i] == '*' {
                     i += 1;
                 }
-                res.push_str(".*");
+                res.push_str(&format!("{ANY}*"));
             }
-            '?' => res.push('.'),
+            '?' => res.push_str(ANY),
             '[' => i = translate_class(&chars, i, &mut res),
             c => res.push_str(&regex::escape(&c.to_string())),
         }

@@ -127,10 +127,11 @@ pub(crate) fn de_opt_byte_list<'de, D: Deserializer<'de>>(
 pub type Xattrs = BTreeMap<Vec<u8>, Vec<u8>>;
 
 fn de_xattrs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Xattrs>, D::Error> {
-    let raw: Option<BTreeMap<ByteBuf, ByteBuf>> = Deserialize::deserialize(d)?;
+    // borg stores an empty value as nil.
+    let raw: Option<BTreeMap<ByteBuf, Option<ByteBuf>>> = Deserialize::deserialize(d)?;
     Ok(raw.map(|m| {
         m.into_iter()
-            .map(|(k, v)| (k.into_vec(), v.into_vec()))
+            .map(|(k, v)| (k.into_vec(), v.map(ByteBuf::into_vec).unwrap_or_default()))
             .collect()
     }))
 }

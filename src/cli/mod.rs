@@ -114,13 +114,18 @@ fn positive(s: &str) -> std::result::Result<usize, String> {
 #[derive(Debug, Args, Clone)]
 struct PatternArgs {
     /// Exclude paths matching PATTERN (default style fm:).
-    #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
+    #[arg(
+        short = 'e',
+        long = "exclude",
+        value_name = "PATTERN",
+        allow_hyphen_values = true
+    )]
     exclude: Vec<String>,
     /// Read exclude patterns from FILE, one per line.
     #[arg(long, value_name = "FILE")]
     exclude_from: Vec<String>,
     /// Include/exclude paths: "+ pat", "- pat", "! pat", "R root" (default style sh:).
-    #[arg(long = "pattern", value_name = "PATTERN")]
+    #[arg(long = "pattern", value_name = "PATTERN", allow_hyphen_values = true)]
     pattern: Vec<String>,
     /// Read include/exclude patterns from FILE.
     #[arg(long, value_name = "FILE")]

@@ -66,8 +66,8 @@ impl Destination {
         &self.root_path
     }
 
-    /// The directory holding `comps[..n]`, created as needed (mode 0777 & ~umask, like
-    /// `makedirs`). Refuses to pass through symlinks or non-directories.
+    /// The directory `comps`, created as needed (mode 0700: borg's `makedirs` under its umask
+    /// 077). Refuses to pass through symlinks or non-directories.
     pub fn dir(&self, comps: &[&[u8]]) -> Result<Arc<OwnedFd>, String> {
         if comps.is_empty() {
             return Ok(self.root.clone());
@@ -86,7 +86,8 @@ impl Destination {
         let fd = match fs::openat(&*parent, name, dir_flags(), Mode::empty()) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => {
-                match fs::mkdirat(&*parent, name, Mode::from_raw_mode(0o777)) {
+                // borg runs with umask 077, so implicit parents are private.
+                match fs::mkdirat(&*parent, name, Mode::from_raw_mode(0o700)) {
                     Ok(()) | Err(Errno::EXIST) => {}
                     Err(e) => return Err(format!("cannot create directory {}: {e}", show(&key))),
                 }

@@ -211,7 +211,11 @@ struct Run<'a> {
     events: &'a mut dyn FnMut(Event<'_>),
     summary: Summary,
     owners: Owners,
-    dirs: Vec<(Vec<u8>, Item)>,
+    /// borg's directory stack: (stripped archive path, destination path, item). A directory's
+    /// metadata is restored when an item outside it (by string prefix, as borg tests) comes.
+    dir_stack: Vec<(Vec<u8>, Vec<u8>, Item)>,
+    /// Directory metadata to apply once this many files of the current batch are finalized.
+    dir_after: Vec<(usize, Vec<u8>, Item)>,
     masters: HashMap<Vec<u8>, Master>,
     batch: Vec<Pending>,
     batch_bytes: u64,
@@ -262,7 +266,8 @@ impl<'r> Extractor<'r> {
             events,
             summary: Summary::default(),
             owners: Owners::default(),
-            dirs: Vec::new(),
+            dir_stack: Vec::new(),
+            dir_after: Vec::new(),
             masters: HashMap::new(),
             batch: Vec::new(),
             batch_bytes: 0,
@@ -313,6 +318,28 @@ impl<'r> Extractor<'r> {
                 .map(|c| c.to_vec())
                 .collect();
             let rel = comps.join(&b'/');
+            if writes {
+                // borg compares the stripped path as stored (so "." is its own prefix only).
+                let stack_path: Vec<u8> = if self.opts.strip_components == 0 {
+                    item.path.clone()
+                } else {
+                    item.path
+                        .split(|b| *b == b'/')
+                        .skip(self.opts.strip_components)
+                        .collect::<Vec<_>>()
+                        .join(&b'/')
+                };
+                while let Some((top, _, _)) = run.dir_stack.last() {
+                    if stack_path.starts_with(top) {
+                        break;
+                    }
+                    let (_, drel, ditem) = run.dir_stack.pop().expect("non-empty");
+                    self.dir_done(&mut run, drel, ditem);
+                }
+                if item.is_dir() {
+                    run.dir_stack.push((stack_path, rel.clone(), item.clone()));
+                }
+            }
             run.summary.items += 1;
             (run.events)(Event::Item(&display));
             if self.opts.stdout {
@@ -347,7 +374,9 @@ impl<'r> Extractor<'r> {
         if !self.opts.stdout {
             stdout.flush().ok();
         }
-        self.finish_dirs(&mut run);
+        while let Some((_, drel, ditem)) = run.dir_stack.pop() {
+            self.dir_done(&mut run, drel, ditem);
+        }
         for inc in matcher.unmatched_includes() {
             run.warn(format!("Include pattern '{inc}' never matched."));
         }
@@ -391,7 +420,8 @@ impl<'r> Extractor<'r> {
         };
         let comps: Vec<&[u8]> = comps.iter().map(Vec::as_slice).collect();
         if comps.is_empty() {
-            // The archive's "." item is the destination itself, which borg leaves as it is.
+            // The archive's "." item is the destination itself (its metadata comes with the
+            // directory stack).
             return Ok(());
         }
         let parent = match dest.dir(&comps[..comps.len() - 1]) {
@@ -444,7 +474,6 @@ impl<'r> Extractor<'r> {
                         return Ok(());
                     }
                 }
-                run.dirs.push((rel, item));
             }
             crate::archive::item::S_IFREG => {
                 let Some(chunks) = Self::chunks_for(&item, run) else {
@@ -730,8 +759,15 @@ impl<'r> Extractor<'r> {
         });
         fetch_result?;
         run.summary.chunks += chunks_done.load(Ordering::Relaxed);
-        for mut p in batch {
+        let mut dirs = std::mem::take(&mut run.dir_after).into_iter().peekable();
+        for (i, mut p) in batch.into_iter().enumerate() {
+            while let Some((_, rel, item)) = dirs.next_if(|(n, _, _)| *n <= i) {
+                self.dir_meta(run, &rel, &item);
+            }
             self.finalize(run, &mut p);
+        }
+        for (_, rel, item) in dirs {
+            self.dir_meta(run, &rel, &item);
         }
         Ok(())
     }
@@ -834,31 +870,31 @@ impl<'r> Extractor<'r> {
         Ok(())
     }
 
-    /// Directory metadata, deepest first, after all content.
-    fn finish_dirs(&self, run: &mut Run<'_>) {
-        let mut dirs = std::mem::take(&mut run.dirs);
-        dirs.sort_by_key(|(rel, _)| {
-            std::cmp::Reverse(
-                rel.iter().filter(|b| **b == b'/').count() + usize::from(!rel.is_empty()),
-            )
-        });
-        for (rel, item) in dirs {
-            let Some(dest) = run.dest.as_ref() else {
-                return;
-            };
-            let comps: Vec<&[u8]> = rel
-                .split(|b| *b == b'/')
-                .filter(|c| !c.is_empty())
-                .collect();
-            let fd = if comps.is_empty() {
-                Ok(dest.root())
-            } else {
-                dest.dir(&comps)
-            };
-            match fd {
-                Ok(fd) => self.meta(run, Target::Fd(&fd), &item, &show(&rel)),
-                Err(e) => run.warn(format!("{}: {e}", show(&rel))),
-            }
+    /// A directory is complete: restore its metadata once the files queued before are in place.
+    fn dir_done(&self, run: &mut Run<'_>, rel: Vec<u8>, item: Item) {
+        if run.batch.is_empty() {
+            self.dir_meta(run, &rel, &item);
+        } else {
+            run.dir_after.push((run.batch.len(), rel, item));
+        }
+    }
+
+    fn dir_meta(&self, run: &mut Run<'_>, rel: &[u8], item: &Item) {
+        let Some(dest) = run.dest.as_ref() else {
+            return;
+        };
+        let comps: Vec<&[u8]> = rel
+            .split(|b| *b == b'/')
+            .filter(|c| !c.is_empty())
+            .collect();
+        let fd = if comps.is_empty() {
+            Ok(dest.root())
+        } else {
+            dest.dir(&comps)
+        };
+        match fd {
+            Ok(fd) => self.meta(run, Target::Fd(&fd), item, &show(rel)),
+            Err(e) => run.warn(format!("{}: {e}", show(rel))),
         }
     }
 }
