@@ -77,16 +77,10 @@ pub fn lookup(text: &str, host: &str, home: &Path) -> HostConfig {
             "user" => {
                 c.user.get_or_insert_with(|| value.to_string());
             }
-            "port" => {
-                if c.port.is_none() {
-                    c.port = value.parse().ok();
-                }
-            }
+            "port" if c.port.is_none() => c.port = value.parse().ok(),
             "identityfile" => c.identity_files.push(expand(value, home)),
-            "userknownhostsfile" => {
-                if c.known_hosts.is_none() {
-                    c.known_hosts = value.split_whitespace().next().map(|v| expand(v, home));
-                }
+            "userknownhostsfile" if c.known_hosts.is_none() => {
+                c.known_hosts = value.split_whitespace().next().map(|v| expand(v, home));
             }
             _ => {}
         }
