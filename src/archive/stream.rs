@@ -44,10 +44,21 @@ impl<'a> ChunkPrefetcher<'a> {
         let end = (self.next + self.window).min(self.ids.len());
         let batch = &self.ids[self.next..end];
         let (store, key) = (self.store, self.key);
+        // Fetch through get_many (pipelined on remote stores), then decode in parallel.
+        let mut raw: Vec<Option<Result<Vec<u8>>>> = (0..batch.len()).map(|_| None).collect();
+        let fetched = store.get_many(batch, &mut |i, r| {
+            raw[i] = Some(r);
+            Ok(())
+        });
         let decoded: Vec<Result<(Vec<u8>, usize)>> = batch
             .par_iter()
-            .map(|id| {
-                let obj = store.get(id)?;
+            .zip(raw.into_par_iter())
+            .map(|(id, obj)| {
+                let obj = match (obj, &fetched) {
+                    (Some(r), _) => r?,
+                    (None, Err(e)) => return Err(Error::Other(e.to_string())),
+                    (None, Ok(())) => return Err(Error::Other("object not delivered".into())),
+                };
                 Ok((key.open_object(Some(id), &obj, None)?, obj.len()))
             })
             .collect();
