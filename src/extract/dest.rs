@@ -27,6 +27,7 @@ pub fn components(path: &[u8]) -> Result<Vec<&[u8]>, String> {
         match c {
             b"" | b"." => {}
             b".." => return Err("path contains a '..' component".into()),
+            c if c.contains(&0) => return Err("path contains a NUL byte".into()),
             c => out.push(c),
         }
     }

@@ -273,9 +273,35 @@ impl<'r> Extractor<'r> {
             batch_bytes: 0,
             batch_gen: 0,
         };
-        let partial = !matcher.is_empty() || self.opts.strip_components > 0;
         let mut stdout = std::io::stdout().lock();
-        for item in archive.items() {
+        let planned = self.plan(&mut run, archive.items(), &mut matcher, &mut stdout, writes);
+        if let Err(e) = planned.and_then(|()| self.flush(&mut run)) {
+            self.discard(&mut run);
+            return Err(e);
+        }
+        if !self.opts.stdout {
+            stdout.flush().ok();
+        }
+        while let Some((_, drel, ditem)) = run.dir_stack.pop() {
+            self.dir_done(&mut run, drel, ditem);
+        }
+        for inc in matcher.unmatched_includes() {
+            run.warn(format!("Include pattern '{inc}' never matched."));
+        }
+        Ok(run.summary)
+    }
+
+    /// Streams the items, selects them and handles each (files are queued for the pipeline).
+    fn plan(
+        &self,
+        run: &mut Run<'_>,
+        items: crate::archive::stream::ItemStream<'_>,
+        matcher: &mut Matcher,
+        stdout: &mut impl Write,
+        writes: bool,
+    ) -> Result<()> {
+        let partial = !matcher.is_empty() || self.opts.strip_components > 0;
+        for item in items {
             let item = item?;
             if item.part.is_some() && !self.opts.consider_part_files {
                 continue;
@@ -302,12 +328,20 @@ impl<'r> Extractor<'r> {
                 continue;
             }
             let display = item.display_path();
-            let Ok(all) = components(&item.path) else {
-                run.refuse(format!(
-                    "{display}: refusing to extract: path contains '..'"
-                ));
-                continue;
+            let all = match components(&item.path) {
+                Ok(all) => all,
+                Err(why) => {
+                    run.refuse(format!(
+                        "{}: refusing to extract: {why}",
+                        display.escape_debug()
+                    ));
+                    continue;
+                }
             };
+            if all.is_empty() && !item.is_dir() {
+                run.refuse(format!("{display:?}: refusing to extract: empty path"));
+                continue;
+            }
             if all.len() <= self.opts.strip_components
                 && !(all.is_empty() && self.opts.strip_components == 0)
             {
@@ -334,7 +368,7 @@ impl<'r> Extractor<'r> {
                         break;
                     }
                     let (_, drel, ditem) = run.dir_stack.pop().expect("non-empty");
-                    self.dir_done(&mut run, drel, ditem);
+                    self.dir_done(run, drel, ditem);
                 }
                 if item.is_dir() {
                     run.dir_stack.push((stack_path, rel.clone(), item.clone()));
@@ -344,23 +378,15 @@ impl<'r> Extractor<'r> {
             (run.events)(Event::Item(&display));
             if self.opts.stdout {
                 if let Some(chunks) = &item.chunks {
-                    self.stream_to(&mut stdout, chunks, &display, &mut run)?;
+                    self.stream_to(stdout, chunks, &display, run)?;
                 }
                 continue;
             }
             if self.opts.dry_run {
                 if item.is_regular() {
-                    if let Some(chunks) = Self::chunks_for(&item, &run) {
+                    if let Some(chunks) = Self::chunks_for(&item, run) {
                         let key = Self::master_key(&item).filter(|_| item.is_hardlink_slave());
-                        self.queue(
-                            &mut run,
-                            item,
-                            chunks,
-                            display,
-                            None,
-                            Vec::new(),
-                            rel.clone(),
-                        )?;
+                        self.queue(run, item, chunks, display, None, Vec::new(), rel.clone())?;
                         if let Some(k) = key {
                             run.masters.insert(k, Master::At(rel, None));
                         }
@@ -368,19 +394,19 @@ impl<'r> Extractor<'r> {
                 }
                 continue;
             }
-            self.extract_item(&mut run, item, display, comps, rel)?;
+            self.extract_item(run, item, display, comps, rel)?;
         }
-        self.flush(&mut run)?;
-        if !self.opts.stdout {
-            stdout.flush().ok();
+        Ok(())
+    }
+
+    /// Removes the temporary files of a batch that will never be finalized.
+    fn discard(&self, run: &mut Run<'_>) {
+        for p in std::mem::take(&mut run.batch) {
+            if let Some(d) = &p.dir {
+                drop(p.file);
+                let _ = fs::unlinkat(&**d, p.tmp.as_str(), AtFlags::empty());
+            }
         }
-        while let Some((_, drel, ditem)) = run.dir_stack.pop() {
-            self.dir_done(&mut run, drel, ditem);
-        }
-        for inc in matcher.unmatched_includes() {
-            run.warn(format!("Include pattern '{inc}' never matched."));
-        }
-        Ok(run.summary)
     }
 
     /// The chunks a regular item's content comes from (its own, or an unextracted master's),
@@ -707,7 +733,9 @@ impl<'r> Extractor<'r> {
                 e.get_or_insert_with(|| msg.to_string());
             }
         };
-        let fetch_result = rayon::scope(|s| {
+        // The fetch loop runs on this thread (in_place_scope), so every rayon worker decodes and
+        // a full byte budget never blocks a worker that a decode job needs.
+        let fetch_result = rayon::in_place_scope(|s| {
             store.get_many(&order, &mut |i, res| {
                 let id = order[i];
                 let ts = &targets[&id];
@@ -757,7 +785,12 @@ impl<'r> Extractor<'r> {
                 Ok(())
             })
         });
-        fetch_result?;
+        if let Err(e) = fetch_result {
+            // The source is gone (e.g. the connection broke): nothing of this batch is complete.
+            run.batch = batch;
+            self.discard(run);
+            return Err(e);
+        }
         run.summary.chunks += chunks_done.load(Ordering::Relaxed);
         let mut dirs = std::mem::take(&mut run.dir_after).into_iter().peekable();
         for (i, mut p) in batch.into_iter().enumerate() {
@@ -776,10 +809,18 @@ impl<'r> Extractor<'r> {
         let expected: u64 = p.chunks.iter().map(|c| c.size).sum();
         let written = p.written.load(Ordering::Relaxed);
         let err = p.error.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let err = err.or_else(|| {
-            (written != expected)
-                .then(|| format!("only {written} of {expected} bytes could be restored"))
-        });
+        let err = err
+            .or_else(|| {
+                (written != expected)
+                    .then(|| format!("only {written} of {expected} bytes could be restored"))
+            })
+            .or_else(|| {
+                // borg only warns here; a file whose chunks do not add up to its recorded size is
+                // damaged, so it is not put in place looking complete.
+                p.item.size.filter(|s| *s != expected).map(|s| {
+                    format!("size inconsistency detected: size {s}, chunks size {expected}")
+                })
+            });
         if let Some(e) = err {
             if let Some(d) = &p.dir {
                 drop(p.file.take());
@@ -793,14 +834,6 @@ impl<'r> Extractor<'r> {
                 ));
             }
             return;
-        }
-        if let Some(size) = p.item.size {
-            if size != expected {
-                run.warn(format!(
-                    "{}: size inconsistency detected: size {size}, chunks size {expected}",
-                    p.display
-                ));
-            }
         }
         if p.item.chunks_healthy.is_some() {
             run.warn(format!(

@@ -13,8 +13,8 @@ use crate::compress;
 use crate::error::{Error, Result};
 use crate::ObjectId;
 use aes::cipher::{KeyIvInit, StreamCipher};
-use blake2::Digest;
 use hmac::Mac;
+use sha2::Digest;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -310,13 +310,16 @@ impl Key {
 }
 
 /// borg's BLAKE2b-256 construction: unkeyed BLAKE2b over `key ‖ data…` (not the keyed mode).
+/// `blake2b_simd` (AVX2) is used on this hot path: about twice the `blake2` crate's speed.
 fn blake2_prefix(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut h = blake2::Blake2b::<blake2::digest::consts::U32>::new();
+    let mut h = blake2b_simd::Params::new().hash_length(32).to_state();
     h.update(key);
     for p in parts {
         h.update(p);
     }
-    h.finalize().into()
+    let mut out = [0u8; 32];
+    out.copy_from_slice(h.finalize().as_bytes());
+    out
 }
 
 /// HMAC-SHA256 as a one-shot, shared with the key blob code.

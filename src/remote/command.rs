@@ -45,8 +45,14 @@ pub fn spawn(rsh: &str, loc: &Location, opts: &RemoteOptions) -> Result<Connecti
         requests: Box::new(requests),
         responses: Box::new(responses),
         log: Some(Box::new(log)),
-        finish: Box::new(move || {
-            // The server exits once it sees EOF on stdin; do not wait forever for it.
+        finish: Box::new(move |dead| {
+            // The server exits once it sees EOF on stdin; do not wait forever for it, and not at
+            // all for one that was declared dead.
+            if dead {
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
+            }
             let start = Instant::now();
             loop {
                 match child.try_wait() {

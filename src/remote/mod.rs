@@ -32,6 +32,9 @@ const INFLIGHT_BYTES: u64 = 64 << 20;
 /// Largest response frame accepted.
 const MAX_FRAME: usize = 64 << 20;
 
+/// Ends a session: the argument says the server was declared dead (stop it at once).
+pub type Finish = Box<dyn FnOnce(bool) + Send>;
+
 /// A connected byte stream to a `borg serve` process.
 pub struct Connection {
     /// Requests (the server's stdin).
@@ -40,8 +43,9 @@ pub struct Connection {
     pub responses: Box<dyn Read + Send>,
     /// Log lines (the server's stderr), if separate.
     pub log: Option<Box<dyn Read + Send>>,
-    /// Called once the session is over (waits for the process / closes the channel).
-    pub finish: Box<dyn FnOnce() + Send>,
+    /// Called once the session is over: waits for the server to exit (or, with `true`, when the
+    /// server was declared dead, stops it at once).
+    pub finish: Finish,
 }
 
 /// How to reach `borg serve`.
@@ -132,7 +136,7 @@ pub struct RemoteStore {
     next_id: AtomicU64,
     repo_id: ObjectId,
     timeout: Duration,
-    finish: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    finish: Mutex<Option<Finish>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
@@ -261,9 +265,25 @@ fn show_log_line(line: &str) {
     eprintln!("Remote: {line}");
 }
 
-fn read_frame(r: &mut impl Read) -> std::result::Result<Value, String> {
+/// Why no frame could be read.
+enum FrameError {
+    /// The stream ended (possibly in the middle of a frame).
+    Eof,
+    /// Bytes that are not a msgpack frame.
+    Garbage(String),
+}
+
+fn read_frame(r: &mut impl Read) -> std::result::Result<Value, FrameError> {
+    use rmpv::decode::Error as E;
     let mut limited = r.take(MAX_FRAME as u64);
-    rmpv::decode::read_value_with_max_depth(&mut limited, 64).map_err(|e| e.to_string())
+    rmpv::decode::read_value_with_max_depth(&mut limited, 64).map_err(|e| match &e {
+        E::InvalidMarkerRead(io) | E::InvalidDataRead(io)
+            if io.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            FrameError::Eof
+        }
+        _ => FrameError::Garbage(e.to_string()),
+    })
 }
 
 impl RemoteStore {
@@ -292,17 +312,15 @@ impl RemoteStore {
             let v = match read_frame(&mut responses) {
                 Ok(v) => v,
                 Err(e) => {
-                    let why = if sh.closed.load(Ordering::SeqCst) {
-                        "connection closed".to_string()
-                    } else if e.contains("failed to fill whole buffer")
-                        || e.contains("UnexpectedEof")
-                        || e.contains("EOF")
-                        || e.contains("end of file")
-                    {
-                        "Connection closed by remote host. Is borg working on the server?"
-                            .to_string()
-                    } else {
-                        format!("Got unexpected RPC data format from server: {e}")
+                    let why = match e {
+                        _ if sh.closed.load(Ordering::SeqCst) => "connection closed".to_string(),
+                        FrameError::Eof => {
+                            "Connection closed by remote host. Is borg working on the server?"
+                                .to_string()
+                        }
+                        FrameError::Garbage(e) => {
+                            format!("Got unexpected RPC data format from server: {e}")
+                        }
                     };
                     sh.fail_all(why);
                     return;
@@ -578,8 +596,12 @@ impl Drop for RemoteStore {
         // Closing stdin ends the session; the server releases its lock and exits.
         self.shared.closed.store(true, Ordering::SeqCst);
         drop(self.writer.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let dead = {
+            let b = self.shared.broken.lock().unwrap_or_else(|e| e.into_inner());
+            b.as_deref().is_some_and(|w| w != "connection closed")
+        };
         if let Some(f) = self.finish.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            f();
+            f(dead);
         }
         for t in self
             .threads

@@ -200,6 +200,8 @@ fn bridge(sess: Session, mut channel: ssh2::Channel, tcp: TcpStream) -> Result<C
     rustix::fs::fcntl_setfl(&req_r, rustix::fs::OFlags::NONBLOCK)
         .map_err(|e| Error::Other(e.to_string()))?;
     sess.set_blocking(false);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_bridge = stop.clone();
     let handle = std::thread::spawn(move || {
         let mut req_r = std::fs::File::from(req_r);
         let mut resp_w = std::fs::File::from(resp_w);
@@ -264,7 +266,9 @@ fn bridge(sess: Session, mut channel: ssh2::Channel, tcp: TcpStream) -> Result<C
             if channel.eof() && !progress {
                 break;
             }
-            if eof_since.is_some_and(|t| t.elapsed() > Duration::from_secs(10)) {
+            if eof_since.is_some_and(|t| t.elapsed() > Duration::from_secs(10))
+                || stop_bridge.load(std::sync::atomic::Ordering::SeqCst)
+            {
                 break;
             }
             if !progress {
@@ -295,7 +299,10 @@ fn bridge(sess: Session, mut channel: ssh2::Channel, tcp: TcpStream) -> Result<C
         requests: Box::new(std::fs::File::from(req_w)),
         responses: Box::new(std::fs::File::from(resp_r)),
         log: Some(Box::new(std::fs::File::from(log_r))),
-        finish: Box::new(move || {
+        finish: Box::new(move |dead| {
+            if dead {
+                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
             let _ = handle.join();
         }),
     })
