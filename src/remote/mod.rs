@@ -461,23 +461,25 @@ impl RemoteStore {
         })
     }
 
+    /// The next reply on `rx`; a server silent for longer than the timeout is declared dead.
+    fn recv(&self, rx: &Receiver<Reply>, what: &str) -> Result<Reply> {
+        rx.recv_timeout(self.timeout).map_err(|_| {
+            self.shared.fail_all(format!(
+                "The server did not answer {what} within {} s; giving up.",
+                self.timeout.as_secs()
+            ));
+            let why = self
+                .shared
+                .broken
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            Error::Other(why.unwrap_or_default())
+        })
+    }
+
     fn wait(&self, rx: &Receiver<Reply>, what: &str) -> Result<Value> {
-        match rx.recv_timeout(self.timeout) {
-            Ok((_, r)) => r.map_err(|e| self.rpc_error(e)),
-            Err(_) => {
-                self.shared.fail_all(format!(
-                    "The server did not answer {what} within {} s; giving up.",
-                    self.timeout.as_secs()
-                ));
-                let why = self
-                    .shared
-                    .broken
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
-                Err(Error::Other(why.unwrap_or_default()))
-            }
-        }
+        self.recv(rx, what)?.1.map_err(|e| self.rpc_error(e))
     }
 
     fn rpc_error(&self, e: RpcErr) -> Error {
@@ -556,22 +558,7 @@ impl Store for RemoteStore {
                 next += 1;
                 inflight += 1;
             }
-            let (msgid, res) = match rx.recv_timeout(self.timeout) {
-                Ok(r) => r,
-                Err(_) => {
-                    self.shared.fail_all(format!(
-                        "The server did not answer within {} s; giving up.",
-                        self.timeout.as_secs()
-                    ));
-                    let why = self
-                        .shared
-                        .broken
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .clone();
-                    return Err(Error::Other(why.unwrap_or_default()));
-                }
-            };
+            let (msgid, res) = self.recv(&rx, "get")?;
             let Some(i) = index.remove(&msgid) else {
                 continue;
             };
