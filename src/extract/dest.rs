@@ -2,7 +2,9 @@
 //! descriptor opened without following symlinks, so nothing an archive contains can make oxiborg
 //! create, modify or follow anything outside the destination.
 
-use rustix::fd::{AsFd, OwnedFd};
+#[cfg(target_os = "linux")]
+use rustix::fd::AsFd;
+use rustix::fd::OwnedFd;
 use rustix::fs::{self, AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 use std::collections::HashMap;
@@ -165,4 +167,29 @@ pub fn proc_path(dir: &impl AsFd, name: &[u8]) -> PathBuf {
     let mut p = PathBuf::from(format!("/proc/self/fd/{}", dir.as_fd().as_raw_fd()));
     p.push(std::ffi::OsStr::from_bytes(name));
     p
+}
+
+/// Creates a fifo or device node (mode 0600; the real mode comes with the metadata).
+#[cfg(not(target_vendor = "apple"))]
+pub fn make_node(dir: &OwnedFd, name: &[u8], ftype: fs::FileType, dev: u64) -> Result<(), Errno> {
+    fs::mknodat(dir, name, ftype, Mode::from_raw_mode(0o600), dev as _)
+}
+
+/// Creates a fifo or device node (mode 0600; the real mode comes with the metadata).
+#[cfg(target_vendor = "apple")]
+pub fn make_node(dir: &OwnedFd, name: &[u8], ftype: fs::FileType, dev: u64) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    let c = std::ffi::CString::new(name).map_err(|_| Errno::INVAL)?;
+    let kind = match ftype {
+        fs::FileType::Fifo => libc::S_IFIFO,
+        fs::FileType::CharacterDevice => libc::S_IFCHR,
+        _ => libc::S_IFBLK,
+    };
+    // SAFETY: a valid directory descriptor and a NUL-terminated name.
+    let rc = unsafe { libc::mknodat(dir.as_raw_fd(), c.as_ptr(), kind | 0o600, dev as _) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO))
+    }
 }

@@ -119,7 +119,7 @@ pub fn apply(
 ) {
     let (uid, gid) = owners.ids(item, opts.numeric_ids);
     let owner = (Some(fs::Uid::from_raw(uid)), Some(fs::Gid::from_raw(gid)));
-    let mode = Mode::from_raw_mode(item.mode & 0o7777);
+    let mode = Mode::from_raw_mode((item.mode & 0o7777) as _);
     let times = Timestamps {
         last_access: ts(item.atime.unwrap_or(item.mtime)),
         last_modification: ts(item.mtime),

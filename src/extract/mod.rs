@@ -552,13 +552,7 @@ impl<'r> Extractor<'r> {
                     }
                     _ => (FileType::BlockDevice, item.rdev.unwrap_or(0)),
                 };
-                if let Err(e) = fs::mknodat(
-                    &*parent,
-                    name.as_slice(),
-                    ftype,
-                    Mode::from_raw_mode(0o600),
-                    dev,
-                ) {
+                if let Err(e) = dest::make_node(&parent, &name, ftype, dev) {
                     run.warn(format!(
                         "{display}: cannot create {}: {e}",
                         if ft == crate::archive::item::S_IFIFO {
