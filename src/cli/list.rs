@@ -448,13 +448,12 @@ pub(super) fn list_archive(
     let archive_name = archive.name();
     let archive_id = hex::encode(archive.entry.id);
     let mut line = String::new();
-    for item in archive.items() {
-        let item = item?;
+    archive.each_item(|item| {
         if item.part.is_some() && !global.consider_part_files {
-            continue;
+            return Ok(());
         }
         if !matcher.matches(&item.path) {
-            continue;
+            return Ok(());
         }
         let view = ItemView::new(&item);
         line.clear();
@@ -469,8 +468,8 @@ pub(super) fn list_archive(
             })
             .map_err(usage)?;
         }
-        out.write_all(line.as_bytes()).map_err(io)?;
-    }
+        out.write_all(line.as_bytes()).map_err(io)
+    })?;
     Ok(0)
 }
 

@@ -274,7 +274,7 @@ impl<'r> Extractor<'r> {
             batch_gen: 0,
         };
         let mut stdout = std::io::stdout().lock();
-        let planned = self.plan(&mut run, archive.items(), &mut matcher, &mut stdout, writes);
+        let planned = self.plan(&mut run, &archive, &mut matcher, &mut stdout, writes);
         if let Err(e) = planned.and_then(|()| self.flush(&mut run)) {
             self.discard(&mut run);
             return Err(e);
@@ -295,16 +295,15 @@ impl<'r> Extractor<'r> {
     fn plan(
         &self,
         run: &mut Run<'_>,
-        items: crate::archive::stream::ItemStream<'_>,
+        archive: &crate::repository::Archive<'_>,
         matcher: &mut Matcher,
         stdout: &mut impl Write,
         writes: bool,
     ) -> Result<()> {
         let partial = !matcher.is_empty() || self.opts.strip_components > 0;
-        for item in items {
-            let item = item?;
+        archive.each_item(|item| {
             if item.part.is_some() && !self.opts.consider_part_files {
-                continue;
+                return Ok(());
             }
             let selected = matcher.matches(&item.path);
             let hardlinkable = matches!(
@@ -325,7 +324,7 @@ impl<'r> Extractor<'r> {
                         Master::Chunks(item.chunks.clone().unwrap_or_default()),
                     );
                 }
-                continue;
+                return Ok(());
             }
             let display = item.display_path();
             let all = match components(&item.path) {
@@ -335,17 +334,17 @@ impl<'r> Extractor<'r> {
                         "{}: refusing to extract: {why}",
                         display.escape_debug()
                     ));
-                    continue;
+                    return Ok(());
                 }
             };
             if all.is_empty() && !item.is_dir() {
                 run.refuse(format!("{display:?}: refusing to extract: empty path"));
-                continue;
+                return Ok(());
             }
             if all.len() <= self.opts.strip_components
                 && !(all.is_empty() && self.opts.strip_components == 0)
             {
-                continue;
+                return Ok(());
             }
             let comps: Vec<Vec<u8>> = all[self.opts.strip_components.min(all.len())..]
                 .iter()
@@ -380,7 +379,7 @@ impl<'r> Extractor<'r> {
                 if let Some(chunks) = &item.chunks {
                     self.stream_to(stdout, chunks, &display, run)?;
                 }
-                continue;
+                return Ok(());
             }
             if self.opts.dry_run {
                 if item.is_regular() {
@@ -392,11 +391,11 @@ impl<'r> Extractor<'r> {
                         }
                     }
                 }
-                continue;
+                return Ok(());
             }
             self.extract_item(run, item, display, comps, rel)?;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Removes the temporary files of a batch that will never be finalized.
