@@ -115,7 +115,11 @@ impl Repository {
                 let mut remote = options.remote.clone();
                 remote.bypass_lock = options.bypass_lock;
                 remote.lock_wait = options.lock_wait.as_secs_f64();
-                Box::new(crate::remote::connect(location, &remote)?)
+                let n = match remote.connections {
+                    0 => crate::remote::default_connections(),
+                    n => n,
+                };
+                Box::new(crate::remote::RemotePool::connect(location, &remote, n)?)
             }
         };
         Self::from_store(store, location.clone(), options)

@@ -57,6 +57,9 @@ struct GlobalArgs {
     /// Use this command instead of ssh (for ssh:// repositories).
     #[arg(long, global = true, value_name = "RSH")]
     rsh: Option<String>,
+    /// Open N `borg serve` sessions for a remote repository and spread the reads over them.
+    #[arg(long, global = true, value_name = "N")]
+    connections: Option<usize>,
     /// Show sizes in IEC units (KiB, MiB, …).
     #[arg(long, global = true)]
     iec: bool,
@@ -252,6 +255,9 @@ fn open_options(g: &GlobalArgs) -> OpenOptions {
     }
     if let Some(r) = &g.remote_path {
         o.remote.remote_path = Some(r.clone());
+    }
+    if let Some(n) = g.connections {
+        o.remote.connections = n;
     }
     o
 }

@@ -23,6 +23,15 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// `borg serve` sessions opened per repository unless `--connections` says otherwise: half the
+/// cores, 1 to 4. Measured on 2 cores with the server on the same machine, a second session only
+/// competes with decoding for the CPU (250 MB restore: 1 session 2.4 s, 2 sessions 2.6 s); with the
+/// server elsewhere, each session adds a server process.
+pub fn default_connections() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / 2).clamp(1, 4)
+}
+
 /// The client version sent in `negotiate`.
 const CLIENT_VERSION: [i64; 4] = [1, 2, 4, -1];
 /// Requests kept in flight by `get_many`.
@@ -65,6 +74,8 @@ pub struct RemoteOptions {
     pub known_hosts: Option<std::path::PathBuf>,
     /// Native SSH: identity file override.
     pub identity: Option<std::path::PathBuf>,
+    /// `borg serve` sessions to open (`--connections`); 0 means the default.
+    pub connections: usize,
 }
 
 impl RemoteOptions {
@@ -83,6 +94,9 @@ impl RemoteOptions {
             ),
             known_hosts: var("OXIBORG_SSH_KNOWN_HOSTS").map(Into::into),
             identity: var("OXIBORG_SSH_IDENTITY").map(Into::into),
+            connections: var("OXIBORG_CONNECTIONS")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
         }
     }
 
@@ -609,4 +623,119 @@ pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<RemoteStore> {
         None => ssh::connect(loc, opts)?,
     };
     RemoteStore::open(conn, loc, opts)
+}
+
+/// Several `borg serve` sessions to one repository, used as one store: `get_many` spreads its
+/// requests over all of them (a 1.x server is a single-threaded Python process, so one
+/// connection is often the bottleneck).
+pub struct RemotePool {
+    stores: Vec<RemoteStore>,
+    next: AtomicU64,
+}
+
+impl RemotePool {
+    /// Opens `n` sessions (at least one). They all must report the same repository id.
+    pub fn connect(loc: &Location, opts: &RemoteOptions, n: usize) -> Result<RemotePool> {
+        let first = connect(loc, opts)?;
+        let mut stores = vec![first];
+        if n > 1 {
+            let more: Vec<Result<RemoteStore>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (1..n).map(|_| s.spawn(|| connect(loc, opts))).collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(Error::Other("connect failed".into())))
+                    })
+                    .collect()
+            });
+            for st in more {
+                let st = st?;
+                if st.id() != stores[0].id() {
+                    return Err(Error::Other(
+                        "the connections reached different repositories".into(),
+                    ));
+                }
+                stores.push(st);
+            }
+        }
+        Ok(RemotePool {
+            stores,
+            next: AtomicU64::new(0),
+        })
+    }
+
+    fn pick(&self) -> &RemoteStore {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.stores.len();
+        &self.stores[i]
+    }
+}
+
+impl Store for RemotePool {
+    fn id(&self) -> ObjectId {
+        self.stores[0].id()
+    }
+
+    fn location(&self) -> &str {
+        self.stores[0].location()
+    }
+
+    fn load_key(&self) -> Result<Option<String>> {
+        self.stores[0].load_key()
+    }
+
+    fn get(&self, id: &ObjectId) -> Result<Vec<u8>> {
+        self.pick().get(id)
+    }
+
+    fn get_many(
+        &self,
+        ids: &[ObjectId],
+        sink: &mut dyn FnMut(usize, Result<Vec<u8>>) -> Result<()>,
+    ) -> Result<()> {
+        let n = self.stores.len();
+        if n == 1 || ids.len() < 2 {
+            return self.stores[0].get_many(ids, sink);
+        }
+        // Contiguous shares keep each server reading its segments in order.
+        let share = ids.len().div_ceil(n);
+        std::thread::scope(|s| {
+            let (tx, rx) = mpsc::sync_channel::<(usize, Result<Vec<u8>>)>(64);
+            let stop = Arc::new(AtomicBool::new(false));
+            let mut workers = Vec::new();
+            for (k, store) in self.stores.iter().enumerate() {
+                let start = k * share;
+                if start >= ids.len() {
+                    break;
+                }
+                let part = &ids[start..(start + share).min(ids.len())];
+                let (tx, stop) = (tx.clone(), stop.clone());
+                workers.push(s.spawn(move || {
+                    store.get_many(part, &mut |i, r| {
+                        if stop.load(Ordering::Relaxed) || tx.send((start + i, r)).is_err() {
+                            return Err(Error::Other("cancelled".into()));
+                        }
+                        Ok(())
+                    })
+                }));
+            }
+            drop(tx);
+            let mut result = Ok(());
+            for (i, r) in rx.iter() {
+                if let Err(e) = sink(i, r) {
+                    stop.store(true, Ordering::Relaxed);
+                    result = Err(e);
+                    break;
+                }
+            }
+            drop(rx);
+            for w in workers {
+                match w.join() {
+                    Ok(Err(e)) if result.is_ok() => result = Err(e),
+                    _ => {}
+                }
+            }
+            result
+        })
+    }
 }
