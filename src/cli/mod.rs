@@ -198,6 +198,9 @@ struct ExtractArgs {
     /// Show progress (accepted for borg compatibility).
     #[arg(short = 'p', long)]
     progress: bool,
+    /// Print throughput and the time spent per pipeline stage at the end (on stderr).
+    #[arg(short = 's', long)]
+    stats: bool,
     #[command(flatten)]
     patterns: PatternArgs,
 }
@@ -327,6 +330,9 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
                         _ => {}
                     }
                 })?;
+            if args.stats {
+                eprint!("{}", extract_stats(&summary, args.dry_run));
+            }
             Ok(summary.exit_code())
         }
         Command::Info(args) => {
@@ -381,4 +387,32 @@ fn build_matcher<'a>(
     }
     m.add_paths(paths)?;
     Ok(m)
+}
+
+/// The `--stats` report of an extract.
+fn extract_stats(s: &crate::extract::Summary, dry_run: bool) -> String {
+    let st = &s.stages;
+    let secs = st.total.as_secs_f64().max(1e-9);
+    let mb = |b: u64| b as f64 / 1e6;
+    let line = "-".repeat(78);
+    format!(
+        "{line}\n{verb}: {files} files, {bytes:.1} MB in {secs:.2} s ({rate:.1} MB/s, {fps:.0} files/s)\n\
+         Read: {chunks} chunks, {read:.1} MB stored ({rrate:.1} MB/s)\n\
+         Time per stage: plan {plan:.2} s, fetch {fetch:.2} s, decode {decode:.2} s*, write {write:.2} s*, \
+         finalize {fin:.2} s (* summed over {threads} threads)\n{line}\n",
+        verb = if dry_run { "Verified" } else { "Restored" },
+        files = s.files,
+        bytes = mb(s.bytes),
+        rate = mb(s.bytes) / secs,
+        fps = s.files as f64 / secs,
+        chunks = s.chunks,
+        read = mb(s.read_bytes),
+        rrate = mb(s.read_bytes) / secs,
+        plan = st.plan.as_secs_f64(),
+        fetch = st.fetch.as_secs_f64(),
+        decode = st.decode.as_secs_f64(),
+        write = st.write.as_secs_f64(),
+        fin = st.finalize.as_secs_f64(),
+        threads = rayon::current_num_threads(),
+    )
 }

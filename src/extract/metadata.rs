@@ -108,7 +108,8 @@ const FS_APPEND_FL: libc::c_long = 0x20;
 #[cfg(target_os = "linux")]
 const FS_NODUMP_FL: libc::c_long = 0x40;
 
-/// Applies the item's metadata; problems that borg reports as warnings go to `warn`.
+/// Applies the item's metadata except, for regular files, the flags (see [`apply_flags`]);
+/// problems that borg reports as warnings go to `warn`.
 pub fn apply(
     target: Target<'_>,
     item: &Item,
@@ -201,8 +202,17 @@ pub fn apply(
             }
         }
     }
+    if let Target::Fd(fd) = target {
+        apply_flags(fd, item, opts);
+    }
+}
+
+/// Restores BSD-style flags; call it last (an immutable file accepts nothing after it).
+/// [`apply`] does it for directories and files; a file being renamed into place gets its
+/// flags after the rename (see `Extractor`).
+pub fn apply_flags(fd: &OwnedFd, item: &Item, opts: &MetaOptions) {
     if !opts.noflags {
-        if let (Some(flags), Target::Fd(fd)) = (item.bsdflags, &target) {
+        if let Some(flags) = item.bsdflags {
             set_flags(fd, flags);
         }
     }
@@ -224,9 +234,15 @@ fn set_flags(fd: &OwnedFd, flags: u32) {
     }
     if lf != 0 {
         use std::os::fd::AsRawFd;
-        // SAFETY: FS_IOC_SETFLAGS reads one long from the pointer we pass.
+        // Like borg 1.4, change only the bits borg restores and keep the others (e.g. ext4's
+        // extents flag, an inherited noatime).
+        let mut cur: libc::c_long = 0;
+        // SAFETY: FS_IOC_GETFLAGS/SETFLAGS read or write one long at the pointer we pass.
         unsafe {
-            libc::ioctl(fd.as_fd().as_raw_fd(), libc::FS_IOC_SETFLAGS, &lf);
+            if libc::ioctl(fd.as_fd().as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut cur) == 0 {
+                let new = (cur & !(FS_NODUMP_FL | FS_IMMUTABLE_FL | FS_APPEND_FL)) | lf;
+                libc::ioctl(fd.as_fd().as_raw_fd(), libc::FS_IOC_SETFLAGS, &new);
+            }
         }
     }
 }

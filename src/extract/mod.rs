@@ -121,6 +121,28 @@ pub struct Summary {
     pub refused: u64,
     /// Files lost to damaged or missing data (exit code 2).
     pub failed: u64,
+    /// Stored (encrypted, compressed) bytes read from the repository.
+    pub read_bytes: u64,
+    /// Time per stage.
+    pub stages: StageTimes,
+}
+
+/// Where the time went, per pipeline stage. Fetch, plan, finalize and total are wall-clock on
+/// their thread; decode and write are summed over the decoding threads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    /// Streaming and selecting items, making directories, links and special files.
+    pub plan: std::time::Duration,
+    /// Waiting for the store to deliver objects.
+    pub fetch: std::time::Duration,
+    /// MAC, decryption, decompression, id check (summed over threads).
+    pub decode: std::time::Duration,
+    /// Positional writes (summed over threads).
+    pub write: std::time::Duration,
+    /// Length checks, metadata, renames, hard links, directory metadata.
+    pub finalize: std::time::Duration,
+    /// The whole restore.
+    pub total: std::time::Duration,
 }
 
 impl Summary {
@@ -146,13 +168,47 @@ struct Pending {
     name: Vec<u8>,
     rel: Vec<u8>,
     tmp: String,
-    file: Option<std::fs::File>,
+    /// The temporary file, created by the first worker that writes to it (or at finalize).
+    file: std::sync::OnceLock<std::result::Result<std::fs::File, String>>,
+    total: u64,
     item: Item,
     chunks: Vec<ChunkRef>,
     written: AtomicU64,
     error: Mutex<Option<String>>,
     /// Hard links to make to this file once it is in place.
     links: Vec<LinkJob>,
+}
+
+impl Pending {
+    /// The temporary file, created on first use; `None` when nothing is written (dry run).
+    fn open(&self) -> Option<std::result::Result<&std::fs::File, &str>> {
+        let dir = self.dir.as_ref()?;
+        let r = self.file.get_or_init(|| {
+            let fd = fs::openat(
+                &**dir,
+                self.tmp.as_str(),
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+            .map_err(|e| format!("cannot create file: {e}"))?;
+            let f = std::fs::File::from(fd);
+            if let Err(e) = f.set_len(self.total) {
+                drop(f);
+                let _ = fs::unlinkat(&**dir, self.tmp.as_str(), AtFlags::empty());
+                return Err(format!("cannot allocate {} bytes: {e}", self.total));
+            }
+            Ok(f)
+        });
+        Some(r.as_ref().map_err(String::as_str))
+    }
+
+    /// Removes the temporary file, if it was created.
+    fn remove_temp(&mut self) {
+        if let (Some(d), Some(Ok(f))) = (&self.dir, self.file.take()) {
+            drop(f);
+            let _ = fs::unlinkat(&**d, self.tmp.as_str(), AtFlags::empty());
+        }
+    }
 }
 
 /// Where a hard-link group's content is.
@@ -165,8 +221,6 @@ enum Master {
 
 /// Where a queued file stands.
 enum Queued {
-    /// It could not even be created (reported).
-    Failed,
     /// Waiting in the batch at `(generation, index)`.
     Pending((u64, usize)),
     /// Already finalized.
@@ -220,6 +274,7 @@ struct Run<'a> {
     batch: Vec<Pending>,
     batch_bytes: u64,
     batch_gen: u64,
+    flush_time: std::time::Duration,
 }
 
 impl Run<'_> {
@@ -272,7 +327,9 @@ impl<'r> Extractor<'r> {
             batch: Vec::new(),
             batch_bytes: 0,
             batch_gen: 0,
+            flush_time: std::time::Duration::ZERO,
         };
+        let started = std::time::Instant::now();
         let mut stdout = std::io::stdout().lock();
         let planned = self.plan(&mut run, &archive, &mut matcher, &mut stdout, writes);
         if let Err(e) = planned.and_then(|()| self.flush(&mut run)) {
@@ -288,6 +345,9 @@ impl<'r> Extractor<'r> {
         for inc in matcher.unmatched_includes() {
             run.warn(format!("Include pattern '{inc}' never matched."));
         }
+        let st = &mut run.summary.stages;
+        st.total = started.elapsed();
+        st.plan = st.total.saturating_sub(run.flush_time);
         Ok(run.summary)
     }
 
@@ -400,11 +460,8 @@ impl<'r> Extractor<'r> {
 
     /// Removes the temporary files of a batch that will never be finalized.
     fn discard(&self, run: &mut Run<'_>) {
-        for p in std::mem::take(&mut run.batch) {
-            if let Some(d) = &p.dir {
-                drop(p.file);
-                let _ = fs::unlinkat(&**d, p.tmp.as_str(), AtFlags::empty());
-            }
+        for mut p in std::mem::take(&mut run.batch) {
+            p.remove_temp();
         }
     }
 
@@ -514,7 +571,6 @@ impl<'r> Extractor<'r> {
                     name,
                     rel.clone(),
                 )? {
-                    Queued::Failed => return Ok(()),
                     Queued::Pending(at) => Some(at),
                     Queued::Done => None,
                 };
@@ -644,31 +700,10 @@ impl<'r> Extractor<'r> {
         rel: Vec<u8>,
     ) -> Result<Queued> {
         let total: u64 = chunks.iter().map(|c| c.size).sum();
-        let mut tmp = String::new();
-        let mut file = None;
-        if let (Some(dest), Some(d)) = (run.dest.as_ref(), dir.as_ref()) {
-            tmp = dest.temp_name();
-            match fs::openat(
-                &**d,
-                tmp.as_str(),
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o600),
-            ) {
-                Ok(fd) => {
-                    let f = std::fs::File::from(fd);
-                    if let Err(e) = f.set_len(total) {
-                        let _ = fs::unlinkat(&**d, tmp.as_str(), AtFlags::empty());
-                        run.fail(format!("{display}: cannot allocate {total} bytes: {e}"));
-                        return Ok(Queued::Failed);
-                    }
-                    file = Some(f);
-                }
-                Err(e) => {
-                    run.fail(format!("{display}: cannot create file: {e}"));
-                    return Ok(Queued::Failed);
-                }
-            }
-        }
+        let tmp = match (run.dest.as_ref(), dir.as_ref()) {
+            (Some(dest), Some(_)) => dest.temp_name(),
+            _ => String::new(),
+        };
         run.batch_bytes += total;
         let at = (run.batch_gen, run.batch.len());
         run.batch.push(Pending {
@@ -677,7 +712,8 @@ impl<'r> Extractor<'r> {
             name,
             rel,
             tmp,
-            file,
+            file: std::sync::OnceLock::new(),
+            total,
             item,
             chunks,
             written: AtomicU64::new(0),
@@ -696,6 +732,13 @@ impl<'r> Extractor<'r> {
         if run.batch.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
+        let r = self.flush_batch(run);
+        run.flush_time += started.elapsed();
+        r
+    }
+
+    fn flush_batch(&self, run: &mut Run<'_>) -> Result<()> {
         let batch = std::mem::take(&mut run.batch);
         run.batch_bytes = 0;
         run.batch_gen += 1;
@@ -728,8 +771,13 @@ impl<'r> Extractor<'r> {
         };
         // The fetch loop runs on this thread (in_place_scope), so every rayon worker decodes and
         // a full byte budget never blocks a worker that a decode job needs.
+        let (decode_ns, write_ns, read_bytes) =
+            (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+        let fetch_start = std::time::Instant::now();
+        let mut in_sink = std::time::Duration::ZERO;
         let fetch_result = rayon::in_place_scope(|s| {
             store.get_many(&order, &mut |i, res| {
+                let sink_start = std::time::Instant::now();
                 let id = order[i];
                 let ts = &targets[&id];
                 let obj = match res {
@@ -740,12 +788,18 @@ impl<'r> Extractor<'r> {
                     }
                 };
                 let size_hint = ts[0].2 as usize;
+                read_bytes.fetch_add(obj.len() as u64, Ordering::Relaxed);
                 budget.take(obj.len() as u64 + size_hint as u64);
                 let (budget, batch, chunks_done, fail_targets) =
                     (&budget, &batch, &chunks_done, &fail_targets);
+                let (decode_ns, write_ns) = (&decode_ns, &write_ns);
                 s.spawn(move |_| {
                     let cost = obj.len() as u64 + size_hint as u64;
-                    match key.open_object(Some(&id), &obj, Some(size_hint)) {
+                    let t0 = std::time::Instant::now();
+                    let opened = key.open_object(Some(&id), &obj, Some(size_hint));
+                    let t1 = std::time::Instant::now();
+                    decode_ns.fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
+                    match opened {
                         Ok(plain) if plain.len() as u64 != ts[0].2 => fail_targets(
                             ts,
                             &format!(
@@ -760,21 +814,27 @@ impl<'r> Extractor<'r> {
                             let skip = sparse && is_zero(&plain);
                             for (fi, off, _) in ts {
                                 let p = &batch[*fi];
-                                if let (Some(f), false) = (&p.file, skip) {
-                                    if let Err(e) = f.write_all_at(&plain, *off) {
-                                        let mut er =
-                                            p.error.lock().unwrap_or_else(|e| e.into_inner());
-                                        er.get_or_insert_with(|| format!("write failed: {e}"));
-                                        continue;
-                                    }
+                                let res = match (skip, p.open()) {
+                                    (false, Some(Ok(f))) => f
+                                        .write_all_at(&plain, *off)
+                                        .map_err(|e| format!("write failed: {e}")),
+                                    (false, Some(Err(e))) => Err(e.to_string()),
+                                    _ => Ok(()),
+                                };
+                                if let Err(e) = res {
+                                    let mut er = p.error.lock().unwrap_or_else(|e| e.into_inner());
+                                    er.get_or_insert(e);
+                                    continue;
                                 }
                                 p.written.fetch_add(plain.len() as u64, Ordering::Relaxed);
                             }
                         }
                         Err(e) => fail_targets(ts, &e.to_string()),
                     }
+                    write_ns.fetch_add(t1.elapsed().as_nanos() as u64, Ordering::Relaxed);
                     budget.give(cost);
                 });
+                in_sink += sink_start.elapsed();
                 Ok(())
             })
         });
@@ -785,6 +845,12 @@ impl<'r> Extractor<'r> {
             return Err(e);
         }
         run.summary.chunks += chunks_done.load(Ordering::Relaxed);
+        run.summary.read_bytes += read_bytes.load(Ordering::Relaxed);
+        let st = &mut run.summary.stages;
+        st.fetch += fetch_start.elapsed().saturating_sub(in_sink);
+        st.decode += std::time::Duration::from_nanos(decode_ns.load(Ordering::Relaxed));
+        st.write += std::time::Duration::from_nanos(write_ns.load(Ordering::Relaxed));
+        let finalize_start = std::time::Instant::now();
         let mut dirs = std::mem::take(&mut run.dir_after).into_iter().peekable();
         for (i, mut p) in batch.into_iter().enumerate() {
             while let Some((_, rel, item)) = dirs.next_if(|(n, _, _)| *n <= i) {
@@ -795,6 +861,7 @@ impl<'r> Extractor<'r> {
         for (_, rel, item) in dirs {
             self.dir_meta(run, &rel, &item);
         }
+        run.summary.stages.finalize += finalize_start.elapsed();
         Ok(())
     }
 
@@ -802,7 +869,13 @@ impl<'r> Extractor<'r> {
         let expected: u64 = p.chunks.iter().map(|c| c.size).sum();
         let written = p.written.load(Ordering::Relaxed);
         let err = p.error.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // Files no chunk was written to (empty, or all holes) are created here.
+        let created = match p.open() {
+            Some(Err(e)) => Some(e.to_string()),
+            _ => None,
+        };
         let err = err
+            .or(created)
             .or_else(|| {
                 (written != expected)
                     .then(|| format!("only {written} of {expected} bytes could be restored"))
@@ -815,10 +888,7 @@ impl<'r> Extractor<'r> {
                 })
             });
         if let Some(e) = err {
-            if let Some(d) = &p.dir {
-                drop(p.file.take());
-                let _ = fs::unlinkat(&**d, p.tmp.as_str(), AtFlags::empty());
-            }
+            p.remove_temp();
             run.fail(format!("{}: not restored: {e}", p.display));
             for (_, _, _, display) in std::mem::take(&mut p.links) {
                 run.fail(format!(
@@ -836,7 +906,7 @@ impl<'r> Extractor<'r> {
         }
         run.summary.files += 1;
         run.summary.bytes += written;
-        let (Some(d), Some(f)) = (p.dir.clone(), p.file.take()) else {
+        let (Some(d), Some(Ok(f))) = (p.dir.clone(), p.file.take()) else {
             (run.events)(Event::FileDone {
                 path: &p.display,
                 bytes: written,
@@ -844,11 +914,29 @@ impl<'r> Extractor<'r> {
             return;
         };
         let fd: OwnedFd = f.into();
-        self.meta(run, Target::Fd(&fd), &p.item.clone(), &p.display.clone());
-        drop(fd);
+        let mut warnings = Vec::new();
+        let mut no_flags = self.opts.meta.clone();
+        no_flags.noflags = true;
+        metadata::apply(
+            Target::Fd(&fd),
+            &p.item,
+            &p.display,
+            &no_flags,
+            &mut run.owners,
+            &mut |w| warnings.push(w),
+        );
+        for w in warnings {
+            run.warn(w);
+        }
         let dest = run.dest.as_ref().expect("writing");
         dest.clear(&d, &p.name, &p.rel);
-        if let Err(e) = fs::renameat(&*d, p.tmp.as_str(), &*d, p.name.as_slice()) {
+        let renamed = fs::renameat(&*d, p.tmp.as_str(), &*d, p.name.as_slice());
+        if renamed.is_ok() {
+            // Immutable/append-only last, once the file has its name.
+            metadata::apply_flags(&fd, &p.item, &self.opts.meta);
+        }
+        drop(fd);
+        if let Err(e) = renamed {
             let _ = fs::unlinkat(&*d, p.tmp.as_str(), AtFlags::empty());
             run.fail(format!(
                 "{}: cannot put the restored file in place: {e}",

@@ -287,17 +287,99 @@ enum FrameError {
     Garbage(String),
 }
 
+/// Reads one msgpack frame, checking every declared length against what is left of
+/// [`MAX_FRAME`] *before* reading the bytes, so a lying header is refused at once.
 fn read_frame(r: &mut impl Read) -> std::result::Result<Value, FrameError> {
-    use rmpv::decode::Error as E;
-    let mut limited = r.take(MAX_FRAME as u64);
-    rmpv::decode::read_value_with_max_depth(&mut limited, 64).map_err(|e| match &e {
-        E::InvalidMarkerRead(io) | E::InvalidDataRead(io)
-            if io.kind() == std::io::ErrorKind::UnexpectedEof =>
-        {
-            FrameError::Eof
-        }
+    let mut buf = Vec::new();
+    copy_value(r, &mut buf, 0)?;
+    rmpv::decode::read_value(&mut buf.as_slice()).map_err(|e| FrameError::Garbage(e.to_string()))
+}
+
+fn take_exact(
+    r: &mut impl Read,
+    buf: &mut Vec<u8>,
+    n: usize,
+) -> std::result::Result<(), FrameError> {
+    if buf.len() + n > MAX_FRAME {
+        return Err(FrameError::Garbage(format!(
+            "a frame larger than {} MiB was announced",
+            MAX_FRAME >> 20
+        )));
+    }
+    let start = buf.len();
+    buf.resize(start + n, 0);
+    r.read_exact(&mut buf[start..]).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => FrameError::Eof,
         _ => FrameError::Garbage(e.to_string()),
     })
+}
+
+fn be_len(b: &[u8]) -> usize {
+    b.iter().fold(0usize, |n, x| (n << 8) | usize::from(*x))
+}
+
+/// Copies one msgpack value from `r` to `buf`, validating lengths and nesting.
+fn copy_value(
+    r: &mut impl Read,
+    buf: &mut Vec<u8>,
+    depth: u32,
+) -> std::result::Result<(), FrameError> {
+    if depth > 64 {
+        return Err(FrameError::Garbage("msgpack nested too deeply".into()));
+    }
+    take_exact(r, buf, 1)?;
+    let m = buf[buf.len() - 1];
+    // (bytes of length field, payload bytes, child values)
+    let (len_bytes, fixed, children): (usize, usize, usize) = match m {
+        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0, 0),
+        0x80..=0x8f => (0, 0, 2 * usize::from(m & 0x0f)),
+        0x90..=0x9f => (0, 0, usize::from(m & 0x0f)),
+        0xa0..=0xbf => (0, usize::from(m & 0x1f), 0),
+        0xc4 | 0xd9 => (1, 0, 0),
+        0xc5 | 0xda => (2, 0, 0),
+        0xc6 | 0xdb => (4, 0, 0),
+        0xc7 => (1, 1, 0),
+        0xc8 => (2, 1, 0),
+        0xc9 => (4, 1, 0),
+        0xca => (0, 4, 0),
+        0xcb => (0, 8, 0),
+        0xcc | 0xd0 => (0, 1, 0),
+        0xcd | 0xd1 => (0, 2, 0),
+        0xce | 0xd2 => (0, 4, 0),
+        0xcf | 0xd3 => (0, 8, 0),
+        0xd4 => (0, 2, 0),
+        0xd5 => (0, 3, 0),
+        0xd6 => (0, 5, 0),
+        0xd7 => (0, 9, 0),
+        0xd8 => (0, 17, 0),
+        0xdc => (2, 0, usize::MAX),
+        0xdd => (4, 0, usize::MAX),
+        0xde => (2, 0, usize::MAX - 1),
+        0xdf => (4, 0, usize::MAX - 1),
+        0xc1 => return Err(FrameError::Garbage("invalid msgpack marker 0xc1".into())),
+    };
+    let (mut payload, mut children) = (fixed, children);
+    if len_bytes > 0 {
+        take_exact(r, buf, len_bytes)?;
+        let n = be_len(&buf[buf.len() - len_bytes..]);
+        match children {
+            usize::MAX => children = n,
+            c if c == usize::MAX - 1 => children = n.saturating_mul(2),
+            _ => payload += n,
+        }
+    }
+    // Every child takes at least one byte: refuse counts the frame cannot hold.
+    if buf.len().saturating_add(payload).saturating_add(children) > MAX_FRAME {
+        return Err(FrameError::Garbage(format!(
+            "a frame larger than {} MiB was announced",
+            MAX_FRAME >> 20
+        )));
+    }
+    take_exact(r, buf, payload)?;
+    for _ in 0..children {
+        copy_value(r, buf, depth + 1)?;
+    }
+    Ok(())
 }
 
 impl RemoteStore {
@@ -737,5 +819,42 @@ impl Store for RemotePool {
             }
             result
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_checked_before_reading() {
+        let ok = request(7, "get", &[("id", Arg::Bytes(&[1u8; 32]))]);
+        let v = read_frame(&mut ok.as_slice()).unwrap_or_else(|_| panic!("valid frame"));
+        assert!(matches!(v, Value::Map(_)));
+        // str32 announcing 4 GiB: refused without waiting for the bytes.
+        let huge = [0xdbu8, 0xff, 0xff, 0xff, 0xf0, b'x'];
+        assert!(matches!(
+            read_frame(&mut &huge[..]),
+            Err(FrameError::Garbage(_))
+        ));
+        let huge_array = [0xddu8, 0xff, 0xff, 0xff, 0xff, 0x01];
+        assert!(matches!(
+            read_frame(&mut &huge_array[..]),
+            Err(FrameError::Garbage(_))
+        ));
+        assert!(matches!(
+            read_frame(&mut &ok[..ok.len() - 3]),
+            Err(FrameError::Eof)
+        ));
+        assert!(matches!(
+            read_frame(&mut &[0xc1u8][..]),
+            Err(FrameError::Garbage(_))
+        ));
+        let mut deep = vec![0x91u8; 100];
+        deep.push(0x01);
+        assert!(matches!(
+            read_frame(&mut deep.as_slice()),
+            Err(FrameError::Garbage(_))
+        ));
     }
 }
