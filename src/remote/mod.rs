@@ -547,13 +547,23 @@ impl RemoteStore {
             return Err(Error::Other("connection closed".into()));
         };
         w.write_all(frame).and_then(|_| w.flush()).map_err(|e| {
-            let why = self
-                .shared
-                .broken
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            Error::Other(why.unwrap_or_else(|| format!("Connection to the server broke: {e}")))
+            // The server went away; its stdout usually says why (garbage, EOF): give the reader
+            // thread a moment to report that instead of a bare "broken pipe".
+            for _ in 0..40 {
+                if let Some(why) = self
+                    .shared
+                    .broken
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+                {
+                    return Error::Other(why);
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            Error::Other(format!(
+                "Connection closed by remote host. Is borg working on the server? ({e})"
+            ))
         })
     }
 

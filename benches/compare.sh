@@ -1,0 +1,473 @@
+#!/usr/bin/env bash
+# benches/compare.sh: borg 1.4.5 `extract`/`list` vs `oxiborg`, side by side. See --help.
+set -euo pipefail
+{ # the whole script is one compound command: bash reads it completely before running it, so the
+  # file can be edited while a (long) benchmark is running
+
+usage() {
+    cat <<'EOF'
+Usage: benches/compare.sh [OPTIONS]
+
+Benchmarks `borg extract` (borg 1.4.5) against `oxiborg extract` on the same repositories and
+prints a Markdown table (also written to WORKDIR/results.md, raw timings to WORKDIR/results.tsv).
+
+What it does:
+  1. Makes the source tree on demand (cached in WORKDIR): 4 x 100 MB random files, 4 x 100 MB
+     compressible text, 20,000 small files (100 B - 16 KiB, random) in 200 directories: ~900 MB.
+  2. Makes two repositories with borg: repokey-blake2 + lz4, and repokey + zstd,3 (passphrase
+     "oxiborg-bench", BORG_BASE_DIR=WORKDIR/borg-base), one archive "bench" each.
+  3. Makes a 1,000,000-item archive (1000 dirs x 1000 tiny files; repokey-blake2 + lz4). borg
+     needs ~10 minutes for it; it is cached in WORKDIR like everything else.
+  4. Starts a loopback sshd (own config, host key and client key, free port, killed on exit)
+     whose authorized_keys gives the client key a BorgWarehouse-style forced command
+     (command="borg serve --restrict-to-path WORKDIR",restrict). borg and oxiborg go through
+     BORG_RSH="ssh -i KEY -o UserKnownHostsFile=..." and ssh://root@127.0.0.1:PORT/... ;
+     oxiborg also through its native SSH transport (HOME with .ssh/known_hosts,
+     OXIBORG_SSH_IDENTITY=KEY).
+  5. Times, alternating borg and oxiborg (the order flips every run), N runs each, medians:
+       - local full extract of each repository
+       - full extract over SSH (repokey-blake2 + lz4): oxiborg via BORG_RSH and native
+       - the 20,000 small files alone (path src/small), local and over SSH
+       - on the 1M-item archive: `list REPO::ARCHIVE` (stdout to /dev/null) and extracting
+         one named file
+     Every extract goes into its own empty directory; all of them are created before the first
+     run and deleted only after the last (deleting big trees right before creating files
+     distorts timings on ext4). Nothing is dropped from the page cache; the repository is
+     read once (warm-up) before each case, and `sync` runs (untimed) before every run.
+  6. Peak memory: max RSS of each run via /usr/bin/time -f %M (the largest process of the
+     tree, e.g. borg's python or the ssh child, not their sum); the table shows the
+     largest value over the runs.
+  7. Checks every extract (untimed): number of files and bytes, or the one file's content.
+
+Options:
+  --workdir DIR   Work directory (default /tmp/oxiborg-bench); data is generated on demand
+                  and reused between runs ("full/" and "quick/" sizes kept apart).
+  --runs N        Runs per tool and case (default 3).
+  --quick         Everything ~10x smaller (4x10 MB + 4x10 MB + 2,000 small files in 20 dirs;
+                  100x100 items), for testing this script (a few minutes in all).
+  --borg PATH     borg 1.4.x binary (default: $BORG14 or /opt/borg145/bin/borg).
+  --oxiborg PATH  oxiborg binary (default: target/release/oxiborg, after `cargo build --release`).
+  --no-build      Do not run `cargo build --release` first.
+  --no-ssh        Skip the SSH cases.
+  --no-million    Skip the 1M-item archive (and do not create it).
+  --keep          Keep the extracted trees (WORKDIR/out/RUN-ID) instead of deleting them.
+  --cleanup       Only delete leftover extracted trees in WORKDIR/out, then exit.
+  -h, --help      This text.
+
+Environment: BORG14 (borg binary). Needs bash, python3, /usr/bin/time (GNU time), and for the
+SSH cases /usr/sbin/sshd, ssh, ssh-keygen (run as root: it creates /run/sshd).
+EOF
+}
+
+die() { echo "compare.sh: $*" >&2; exit 2; }
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+WORKDIR=/tmp/oxiborg-bench
+RUNS=3
+QUICK=0
+BORG=${BORG14:-/opt/borg145/bin/borg}
+OXIBORG=""
+BUILD=1
+SSH_CASES=1
+MILLION=1
+KEEP=0
+CLEANUP_ONLY=0
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --workdir) [ $# -ge 2 ] || die "--workdir needs a value"; WORKDIR=$2; shift 2 ;;
+        --workdir=*) WORKDIR=${1#*=}; shift ;;
+        --runs) [ $# -ge 2 ] || die "--runs needs a value"; RUNS=$2; shift 2 ;;
+        --runs=*) RUNS=${1#*=}; shift ;;
+        --quick) QUICK=1; shift ;;
+        --borg) [ $# -ge 2 ] || die "--borg needs a value"; BORG=$2; shift 2 ;;
+        --borg=*) BORG=${1#*=}; shift ;;
+        --oxiborg) [ $# -ge 2 ] || die "--oxiborg needs a value"; OXIBORG=$2; BUILD=0; shift 2 ;;
+        --oxiborg=*) OXIBORG=${1#*=}; BUILD=0; shift ;;
+        --no-build) BUILD=0; shift ;;
+        --no-ssh) SSH_CASES=0; shift ;;
+        --no-million) MILLION=0; shift ;;
+        --keep) KEEP=1; shift ;;
+        --cleanup) CLEANUP_ONLY=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage >&2; die "unknown argument: $1" ;;
+    esac
+done
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
+mkdir -p "$WORKDIR"
+WORKDIR=$(cd "$WORKDIR" && pwd -P)
+OUTROOT=$WORKDIR/out
+
+if [ $CLEANUP_ONLY = 1 ]; then
+    log "deleting $OUTROOT"
+    rm -rf "$OUTROOT"
+    exit 0
+fi
+
+# ---------------------------------------------------------------- tools
+[ -x "$BORG" ] || die "borg not found at $BORG (set BORG14 or --borg)"
+[ -x /usr/bin/time ] || die "/usr/bin/time (GNU time) is needed"
+PYTHON=$(command -v python3 || true)
+[ -n "$PYTHON" ] || PYTHON=$(dirname "$BORG")/python3
+[ -x "$PYTHON" ] || die "python3 not found"
+if [ -z "$OXIBORG" ]; then
+    if [ $BUILD = 1 ]; then
+        log "cargo build --release"
+        (cd "$ROOT" && cargo build --release --quiet) || die "cargo build failed"
+    fi
+    OXIBORG=$ROOT/target/release/oxiborg
+fi
+[ -x "$OXIBORG" ] || die "oxiborg not found at $OXIBORG"
+OXIBORG=$(cd "$(dirname "$OXIBORG")" && pwd -P)/$(basename "$OXIBORG")
+if [ $SSH_CASES = 1 ]; then
+    for t in /usr/sbin/sshd ssh ssh-keygen; do
+        command -v "$t" >/dev/null || die "$t not found (or use --no-ssh)"
+    done
+fi
+
+# ---------------------------------------------------------------- sizes
+if [ $QUICK = 1 ]; then
+    SCALE=quick BIG_MB=10 SMALL_FILES=2000 SMALL_DIRS=20 M_DIRS=100 M_FILES=100
+else
+    SCALE=full BIG_MB=100 SMALL_FILES=20000 SMALL_DIRS=200 M_DIRS=1000 M_FILES=1000
+fi
+M_ITEMS=$((M_DIRS * M_FILES))
+thousands() { echo "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
+DATA=$WORKDIR/$SCALE
+SRC=$DATA/src                       # archived as "src/..."
+MSRC=$DATA/million                  # archived as "million/..."
+REPO_B2=$DATA/repo-blake2-lz4
+REPO_ZS=$DATA/repo-repokey-zstd3
+REPO_M=$DATA/repo-million
+ONE_FILE=$(printf 'million/d%04d/f%04d' $((M_DIRS / 2)) $((M_FILES / 2)))
+
+# ---------------------------------------------------------------- environment for both tools
+unset BORG_REPO BORG_RSH BORG_PASSCOMMAND BORG_PASSPHRASE_FD BORG_KEY_FILE BORG_REMOTE_PATH \
+    OXIBORG_SSH_IDENTITY OXIBORG_SSH_KNOWN_HOSTS || true
+export BORG_PASSPHRASE=oxiborg-bench
+export BORG_BASE_DIR=$WORKDIR/borg-base
+export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
+export BORG_CHECK_I_KNOW_WHAT_I_AM_DOING=NO
+export LANG=C.UTF-8 LC_ALL=C.UTF-8
+mkdir -p "$BORG_BASE_DIR" "$DATA"
+
+# ---------------------------------------------------------------- cleanup on exit
+SSHD_PID=""
+RUN_OUT=""
+cleanup() {
+    local rc=$?
+    if [ -n "$SSHD_PID" ]; then
+        kill "$SSHD_PID" 2>/dev/null || true
+        wait "$SSHD_PID" 2>/dev/null || true
+    fi
+    if [ -n "$RUN_OUT" ] && [ -d "$RUN_OUT" ] && [ $KEEP = 0 ]; then
+        log "deleting extracted trees in $RUN_OUT"
+        rm -rf "$RUN_OUT"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- data and repositories
+if [ ! -f "$SRC/.complete" ]; then
+    log "generating $SRC (4x${BIG_MB} MB random, 4x${BIG_MB} MB text, $SMALL_FILES small files)"
+    rm -rf "$SRC" "$SRC.tmp"
+    "$PYTHON" "$SCRIPT_DIR/compare/gen.py" tree "$SRC.tmp" "$BIG_MB" "$SMALL_FILES" "$SMALL_DIRS"
+    mv "$SRC.tmp" "$SRC"
+    touch "$SRC/.complete"
+fi
+
+# $1 repo, $2 encryption, $3 compression, $4 directory to archive (relative to $DATA)
+make_repo() {
+    local repo=$1 enc=$2 comp=$3 what=$4
+    [ -f "$repo.complete" ] && return 0
+    log "creating $repo ($enc, $comp) from $DATA/$what"
+    rm -rf "$repo"
+    "$BORG" init --encryption "$enc" "$repo" >/dev/null 2>&1 \
+        || { "$BORG" init --encryption "$enc" "$repo"; die "borg init $repo failed"; }
+    local t0=$SECONDS
+    local rc=0
+    (cd "$DATA" && "$BORG" create --compression "$comp" "$repo::bench" "$what") || rc=$?
+    [ $rc -le 1 ] || die "borg create $repo failed (exit $rc)"    # 1: warnings only
+    log "  borg create took $((SECONDS - t0)) s"
+    touch "$repo.complete"
+}
+make_repo "$REPO_B2" repokey-blake2 lz4 src
+make_repo "$REPO_ZS" repokey zstd,3 src
+if [ $MILLION = 1 ]; then
+    if [ ! -f "$REPO_M.complete" ]; then
+        if [ ! -f "$MSRC/.complete" ]; then
+            log "generating $MSRC ($M_DIRS x $M_FILES tiny files)"
+            rm -rf "$MSRC" "$MSRC.tmp"
+            "$PYTHON" "$SCRIPT_DIR/compare/gen.py" million "$MSRC.tmp" "$M_DIRS" "$M_FILES"
+            mv "$MSRC.tmp" "$MSRC"
+            touch "$MSRC/.complete"
+        fi
+        make_repo "$REPO_M" repokey-blake2 lz4 million
+    fi
+fi
+
+# expected file count and bytes of a subtree of $SRC (the archive also holds the marker
+# file .complete; it is not counted on either side)
+count_tree() { # $1 dir -> "FILES BYTES"
+    find "$1" -type f ! -name .complete -printf '%s\n' | awk '{n++; s+=$1} END {printf "%d %d\n", n, s}'
+}
+EXP_ALL=$(count_tree "$SRC")
+EXP_SMALL=$(count_tree "$SRC/small")
+SRC_FILES=${EXP_ALL% *}
+SRC_MB=$(( ${EXP_ALL#* } / 1000000 ))
+SMALL_N=$(thousands "${EXP_SMALL% *}")
+
+# ---------------------------------------------------------------- sshd
+SSHDIR=$WORKDIR/ssh
+SSH_PORT=""
+start_sshd() {
+    mkdir -p "$SSHDIR/home/.ssh" "$SSHDIR/server-base" /run/sshd
+    chmod 700 "$SSHDIR/home/.ssh"
+    chmod 755 /run/sshd
+    [ -f "$SSHDIR/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C oxiborg-bench-host -f "$SSHDIR/host_ed25519"
+    [ -f "$SSHDIR/client_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C oxiborg-bench-client -f "$SSHDIR/client_ed25519"
+    KEY=$SSHDIR/client_ed25519
+    printf 'command="cd %s;BORG_BASE_DIR=%s %s serve --restrict-to-path %s",restrict %s\n' \
+        "$WORKDIR" "$SSHDIR/server-base" "$BORG" "$WORKDIR" "$(cat "$KEY.pub")" >"$SSHDIR/authorized_keys"
+    local attempt
+    for attempt in 1 2 3 4; do
+        SSH_PORT=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        cat >"$SSHDIR/sshd_config" <<EOF
+ListenAddress 127.0.0.1
+Port $SSH_PORT
+HostKey $SSHDIR/host_ed25519
+AuthorizedKeysFile $SSHDIR/authorized_keys
+PidFile $SSHDIR/sshd.pid
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin yes
+UseDNS no
+PrintMotd no
+PrintLastLog no
+X11Forwarding no
+AllowTcpForwarding no
+MaxStartups 64
+MaxSessions 64
+LogLevel INFO
+EOF
+        /usr/sbin/sshd -D -e -f "$SSHDIR/sshd_config" </dev/null >/dev/null 2>"$SSHDIR/sshd.log" &
+        SSHD_PID=$!
+        local i
+        for i in $(seq 1 100); do
+            kill -0 "$SSHD_PID" 2>/dev/null || break
+            if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SSH_PORT && head -c 8 <&3" 2>/dev/null | grep -q '^SSH-2.0'; then
+                printf '[127.0.0.1]:%s %s\n' "$SSH_PORT" "$(cut -d' ' -f1,2 "$SSHDIR/host_ed25519.pub")" \
+                    >"$SSHDIR/home/.ssh/known_hosts"
+                log "sshd (pid $SSHD_PID) on 127.0.0.1:$SSH_PORT"
+                return 0
+            fi
+            sleep 0.1
+        done
+        kill "$SSHD_PID" 2>/dev/null || true
+        wait "$SSHD_PID" 2>/dev/null || true
+        SSHD_PID=""
+    done
+    cat "$SSHDIR/sshd.log" >&2
+    die "sshd did not start"
+}
+if [ $SSH_CASES = 1 ]; then
+    start_sshd
+    RSH="ssh -F /dev/null -i $KEY -o IdentitiesOnly=yes -o UserKnownHostsFile=$SSHDIR/home/.ssh/known_hosts -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes -o LogLevel=ERROR"
+    SSH_B2=ssh://root@127.0.0.1:$SSH_PORT$REPO_B2
+    # connectivity check, so that a broken setup fails here and not in the middle
+    BORG_RSH=$RSH "$BORG" list "$SSH_B2" >/dev/null 2>"$SSHDIR/check.log" \
+        || { cat "$SSHDIR/check.log" >&2; tail -n 20 "$SSHDIR/sshd.log" >&2; die "borg over SSH does not work"; }
+fi
+
+# ---------------------------------------------------------------- timing machinery
+RUN_ID=$(date +%Y%m%d-%H%M%S)
+RUN_OUT=$OUTROOT/$RUN_ID
+RAW=$WORKDIR/results.tsv
+LOGDIR=$WORKDIR/logs/$RUN_ID
+mkdir -p "$RUN_OUT" "$LOGDIR"
+if [ -d "$OUTROOT" ] && [ -n "$(ls -A "$OUTROOT" | grep -v "^$RUN_ID\$" || true)" ]; then
+    log "note: leftover trees in $OUTROOT from an earlier run (delete with --cleanup, not now)"
+fi
+printf 'case\ttool\trun\tseconds\tmaxrss_kib\trc\n' >"$RAW"
+
+# Cases: id | label | tools (space separated) | kind
+#   tools: borg, ox (same transport as borg), oxnative (native SSH)
+CASES=()
+CASES+=("local-b2|local full extract, repokey-blake2 + lz4|borg ox|full")
+CASES+=("local-zs|local full extract, repokey + zstd,3|borg ox|full")
+if [ $SSH_CASES = 1 ]; then
+    CASES+=("ssh-b2|SSH full extract, repokey-blake2 + lz4|borg ox oxnative|full")
+fi
+CASES+=("local-small|local extract of the $SMALL_N small files only (repokey-blake2 + lz4)|borg ox|small")
+if [ $SSH_CASES = 1 ]; then
+    CASES+=("ssh-small|SSH extract of the $SMALL_N small files only|borg ox oxnative|small")
+fi
+if [ $MILLION = 1 ]; then
+    CASES+=("m-list|$(thousands $M_ITEMS)-item archive: list REPO::ARCHIVE > /dev/null|borg ox|list")
+    CASES+=("m-one|$(thousands $M_ITEMS)-item archive: extract one named file|borg ox|one")
+fi
+
+# create every target directory up front
+for c in "${CASES[@]}"; do
+    IFS='|' read -r id _ tools kind <<<"$c"
+    [ "$kind" = list ] && continue
+    for t in $tools; do
+        for i in $(seq 1 "$RUNS"); do mkdir -p "$RUN_OUT/$id/$t-$i"; done
+    done
+done
+
+case_repo() { # $1 case id -> repository (local path) for that case
+    case "$1" in
+        local-zs) echo "$REPO_ZS" ;;
+        m-*) echo "$REPO_M" ;;
+        *) echo "$REPO_B2" ;;
+    esac
+}
+
+# runs one timed command for case $1, tool $2, run $3 (cwd: its target dir);
+# appends to $RAW; returns the command's exit status
+timed() {
+    local id=$1 tool=$2 i=$3 repo loc paths=() stdout=/dev/null
+    local dir=$RUN_OUT/$id/$tool-$i tf=$LOGDIR/$id-$tool-$i.time ef=$LOGDIR/$id-$tool-$i.stderr
+    local -a cmd env=()
+    repo=$(case_repo "$id")
+    loc=$repo
+    case "$id" in ssh-*) loc=ssh://root@127.0.0.1:$SSH_PORT$repo ;; esac
+    case "$id" in
+        *-small) paths=(src/small) ;;
+        m-one) paths=("$ONE_FILE") ;;
+    esac
+    local exe=$BORG
+    [ "$tool" != borg ] && exe=$OXIBORG
+    if [ "$id" = m-list ]; then
+        cmd=("$exe" list "$loc::bench")
+        dir=$LOGDIR
+    else
+        cmd=("$exe" extract "$loc::bench" "${paths[@]}")
+    fi
+    case "$id:$tool" in
+        ssh-*:borg|ssh-*:ox) env=(BORG_RSH="$RSH") ;;
+        ssh-*:oxnative) env=(HOME="$SSHDIR/home" OXIBORG_SSH_IDENTITY="$KEY") ;;
+    esac
+    sync
+    local t0 t1 rc=0
+    t0=$(date +%s%N)
+    (cd "$dir" && env "${env[@]}" /usr/bin/time -f '%M' -o "$tf" "${cmd[@]}" >"$stdout" 2>"$ef") || rc=$?
+    t1=$(date +%s%N)
+    local secs rss
+    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
+    rss=$(tail -n 1 "$tf" 2>/dev/null || true)
+    [[ $rss =~ ^[0-9]+$ ]] || rss=0
+    # untimed check of what was written
+    local why=""
+    if [ $rc -eq 0 ]; then
+        case "$id" in
+            local-b2|local-zs|ssh-b2) [ "$(count_tree "$dir/src")" = "$EXP_ALL" ] || why="file count/bytes differ: $(count_tree "$dir/src") vs $EXP_ALL" ;;
+            *-small) [ "$(count_tree "$dir/src/small")" = "$EXP_SMALL" ] || why="file count/bytes differ: $(count_tree "$dir/src/small") vs $EXP_SMALL"
+                     [ -z "$why" ] && [ -e "$dir/src/random" ] && why="extracted more than src/small" ;;
+            m-one) cmp -s "$dir/$ONE_FILE" "$DATA/$ONE_FILE" || why="$ONE_FILE missing or different"
+                   [ -z "$why" ] && [ "$(find "$dir" -type f | wc -l)" != 1 ] && why="extracted more than one file" ;;
+        esac
+        [ -n "$why" ] && rc=99
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$tool" "$i" "$secs" "$rss" "$rc" >>"$RAW"
+    if [ $rc -ne 0 ]; then
+        log "  FAILED: $id $tool run $i (exit $rc${why:+, $why}); stderr ($ef):"
+        tail -n 5 "$ef" | sed 's/^/    /' >&2
+    else
+        log "  $id $tool run $i: ${secs} s, $((rss / 1024)) MiB"
+    fi
+    return 0
+}
+
+warm() { # read a repository once into the page cache
+    find "$1" -type f -exec cat {} + >/dev/null
+}
+
+# ---------------------------------------------------------------- run
+log "workdir $WORKDIR ($SCALE), $RUNS run(s) per tool and case; extracts into $RUN_OUT"
+for c in "${CASES[@]}"; do
+    IFS='|' read -r id label tools kind <<<"$c"
+    repo=$(case_repo "$id")
+    log "warm-up read of $repo"
+    warm "$repo"
+    log "case $id: $label"
+    read -r -a tl <<<"$tools"
+    for i in $(seq 1 "$RUNS"); do
+        # alternate: borg first in odd runs, oxiborg first in even runs
+        order=("${tl[@]}")
+        if [ $((i % 2)) = 0 ]; then
+            order=("${tl[@]:1}" "${tl[0]}")
+        fi
+        for t in "${order[@]}"; do timed "$id" "$t" "$i"; done
+    done
+done
+
+# ---------------------------------------------------------------- report
+stat_of() { # $1 case $2 tool -> "MEDIAN_S MAX_RSS_KIB FAILS"
+    awk -F'\t' -v c="$1" -v t="$2" '
+        NR > 1 && $1 == c && $2 == t { if ($6 == 0) { v[n++] = $4 + 0 } else f++; if ($5 > m) m = $5 }
+        END {
+            if (n == 0) { printf "- %d %d\n", m, f + 0; exit }
+            for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { x = v[i]; v[i] = v[j]; v[j] = x }
+            med = (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2
+            printf "%.2f %d %d\n", med, m, f + 0
+        }' "$RAW"
+}
+mib() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
+
+CPU=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+[ -n "$CPU" ] || CPU=$(uname -m)
+MEM_GIB=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
+BORG_VER=$("$BORG" --version 2>/dev/null | awk '{print $2}')
+OX_VER=$("$OXIBORG" --version 2>/dev/null | awk '{print $2}')
+GIT=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(cd "$ROOT" && git status --porcelain --untracked-files=no 2>/dev/null)" ]; then GIT="$GIT+dirty"; fi
+
+{
+    echo "| case | borg $BORG_VER (s) | oxiborg (s) | ratio (borg/oxiborg) | borg peak MiB | oxiborg peak MiB |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for c in "${CASES[@]}"; do
+        IFS='|' read -r id label tools kind <<<"$c"
+        read -r bmed brss bfail <<<"$(stat_of "$id" borg)"
+        for t in ${tools#borg }; do
+            read -r omed orss ofail <<<"$(stat_of "$id" "$t")"
+            l=$label
+            case "$id:$t" in
+                ssh-*:ox) l="$label — oxiborg via BORG_RSH=ssh" ;;
+                ssh-*:oxnative) l="$label — oxiborg native SSH (same borg runs)" ;;
+            esac
+            if [ "$bmed" != - ] && [ "$omed" != - ]; then
+                ratio=$(awk -v a="$bmed" -v b="$omed" 'BEGIN { if (b > 0) printf "%.1f×", a / b; else print "∞" }')
+            else
+                ratio=n/a
+            fi
+            bs=$bmed; [ "$bfail" -gt 0 ] && bs="$bs ($bfail failed)"
+            os=$omed; [ "$ofail" -gt 0 ] && os="$os ($ofail failed)"
+            echo "| $l | $bs | $os | $ratio | $(mib "$brss") | $(mib "$orss") |"
+        done
+    done
+} >"$WORKDIR/table.md"
+
+{
+    echo "Machine: $(nproc) cores (nproc), $CPU, $MEM_GIB GiB RAM, Linux $(uname -r); borg $BORG_VER, oxiborg $OX_VER ($GIT)."
+    echo "Data: $(thousands "$SRC_FILES") files, $SRC_MB MB (4 random + 4 text files of $BIG_MB MB, $SMALL_N small files)$([ $MILLION = 1 ] && echo "; $(thousands $M_ITEMS) tiny files in $M_DIRS dirs"). Median of $RUNS run(s) (peak RSS: largest run), page cache warm, sshd on 127.0.0.1 (borg serve $BORG_VER). borg uses one core, oxiborg all of them."
+    echo
+    cat "$WORKDIR/table.md"
+} >"$WORKDIR/results.md"
+rm -f "$WORKDIR/table.md"
+
+echo
+cat "$WORKDIR/results.md"
+echo
+log "written to $WORKDIR/results.md (raw: $RAW, logs: $LOGDIR)"
+exit 0
+}

@@ -1,0 +1,930 @@
+//! oxiborg against real `borg serve` behind a real OpenSSH server on 127.0.0.1.
+//!
+//! For each available borg (1.2: `OXIBORG_BORG12`, 1.4: `OXIBORG_BORG14`) as the SERVER, an
+//! `sshd` is started (see `remote_support`) with BorgWarehouse-style `authorized_keys`
+//! (`command="cd POOL;BORG serve --restrict-to-repository POOL/REPO ...",restrict KEY`), and
+//! oxiborg reaches the repositories at `ssh://root@127.0.0.1:PORT/./REPO` through
+//! * the native transport (libssh2; `OXIBORG_SSH_IDENTITY`, and `ALIAS:REPO` with
+//!   HostName/Port/User/IdentityFile from `$HOME/.ssh/config`), host key from
+//!   `$HOME/.ssh/known_hosts`;
+//! * the command transport (`BORG_RSH="ssh -i KEY -o UserKnownHostsFile=… -o
+//!   StrictHostKeyChecking=yes -o BatchMode=yes"`).
+//!
+//! `list` (text), `list --json-lines` (parsed, field for field) and `extract` (content, mode,
+//! mtime, symlink targets) must equal what the same borg produces locally on the same
+//! repository (repokey with an ed25519 key, keyfile with an RSA key). Negative cases: unknown
+//! and changed host keys, an unauthorized client key, a path outside
+//! `--restrict-to-repository`, a missing remote borg, the server dying (borg serve killed, or
+//! the sshd session process killed) or stalling in the middle of an extract.
+//!
+//! A missing borg, sshd, ssh or ssh-keygen skips with a note, or fails when
+//! `OXIBORG_REQUIRE_BORG=1`. Every server is killed when its test ends; every run is bounded.
+
+mod common;
+mod remote_support;
+
+use common::*;
+use remote_support::*;
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn tname(t: Transport) -> &'static str {
+    match t {
+        Transport::Native => "native",
+        Transport::NativeConfig => "native+ssh_config",
+        Transport::Command => "BORG_RSH=ssh",
+    }
+}
+
+/// Records a failed run (anything but exit 0) and returns false.
+fn check_ok(what: &str, run: &Run, diffs: &mut Vec<String>) -> bool {
+    if run.out.code != 0 || run.out.stderr.contains("panicked") {
+        diffs.push(format!("{what}: expected exit code 0\n{}", run.describe()));
+        return false;
+    }
+    true
+}
+
+fn prefixed(what: &str, d: Vec<String>, diffs: &mut Vec<String>) {
+    diffs.extend(d.into_iter().map(|s| format!("{what}: {s}")));
+}
+
+fn fresh_dir(p: &Path) -> PathBuf {
+    let _ = fs::remove_dir_all(p);
+    fs::create_dir_all(p).unwrap();
+    p.to_path_buf()
+}
+
+fn os(s: impl Into<OsString>) -> OsString {
+    s.into()
+}
+
+/// The source tree: common's tree plus a 3 MiB pseudo-random file (many chunks, so that the
+/// pipelined `get`s over ssh are exercised).
+fn build_tree(parent: &Path) {
+    let tree = parent.join("tree");
+    make_source_tree(&tree);
+    fs::write(
+        tree.join("big.bin"),
+        pseudo_random(7, 3 * 1024 * 1024 + 123),
+    )
+    .unwrap();
+    set_mtime(&tree.join("big.bin"), M_2023);
+    set_mtime(&tree, M_2001);
+}
+
+// ---------------------------------------------------------------------------------------
+// positive: list / list --json-lines / extract equal local borg
+// ---------------------------------------------------------------------------------------
+
+fn positive(label: &str) {
+    let Some(borg) = borg(label) else { return };
+    let Some(r) = Remote::new(borg) else { return };
+    eprintln!(
+        "server: {} ({}), sshd on {HOST}:{}",
+        r.borg.version,
+        r.borg.path.display(),
+        r.port()
+    );
+    let src = r.env.path().join("src");
+    build_tree(&src);
+    let chunker = ["--chunker-params", "10,18,14,4095"];
+    let rk = r.init_repo(REPO_RK, "repokey");
+    r.create(&rk, "first", &src, &["tree"], &chunker);
+    set_unique_file(&src.join("tree"), 1);
+    r.create(&rk, "second", &src, &["tree"], &chunker);
+    let kf = r.init_repo(REPO_KF, "keyfile");
+    r.create(&kf, "kf-1", &src, &["tree"], &["--compression", "zstd,3"]);
+
+    // what borg says locally
+    let exp_list_rk = r.borg_ok(&[os("list"), os(&rk)], None).stdout;
+    let exp_list_kf = r.borg_ok(&[os("list"), os(&kf)], None).stdout;
+    let exp_jsonl = r
+        .borg_ok(
+            &[os("list"), os("--json-lines"), repo_archive(&rk, "second")],
+            None,
+        )
+        .stdout_str();
+    let exp_tree = fresh_dir(&r.env.path().join("expected-second"));
+    r.borg_ok(
+        &[os("extract"), repo_archive(&rk, "second")],
+        Some(&exp_tree),
+    );
+    let exp_sub = fresh_dir(&r.env.path().join("expected-second-sub"));
+    r.borg_ok(
+        &[os("extract"), repo_archive(&rk, "second"), os("tree/dir")],
+        Some(&exp_sub),
+    );
+    let exp_kf = fresh_dir(&r.env.path().join("expected-kf"));
+    r.borg_ok(&[os("extract"), repo_archive(&kf, "kf-1")], Some(&exp_kf));
+
+    let mut diffs = Vec::new();
+    for t in ALL_TRANSPORTS {
+        let tn = tname(t);
+        // repokey repository, ed25519 forced-command key
+        let loc = r.loc(t, Key::Forced, REPO_RK);
+        let what = format!("[{tn}] oxiborg list {loc}");
+        let run = r.oxiborg(t, Key::Forced, &[os("list"), os(&loc)]);
+        if check_ok(&what, &run, &mut diffs) {
+            let mut d = Vec::new();
+            text_diff(&exp_list_rk, &run.out.stdout, &mut d);
+            prefixed(&what, d, &mut diffs);
+        }
+        eprintln!("{what}: {:.2} s", run.elapsed.as_secs_f64());
+
+        let what = format!("[{tn}] oxiborg list --json-lines {loc}::second");
+        let run = r.oxiborg(
+            t,
+            Key::Forced,
+            &[os("list"), os("--json-lines"), os(format!("{loc}::second"))],
+        );
+        if check_ok(&what, &run, &mut diffs) {
+            let mut d = Vec::new();
+            jsonl_diff(&exp_jsonl, &run.out.stdout_str(), &mut d);
+            prefixed(&what, d, &mut diffs);
+        }
+
+        let dest = fresh_dir(&r.env.path().join(format!("ox-second-{t:?}")));
+        let what = format!("[{tn}] oxiborg extract -C DEST {loc}::second");
+        let run = r.oxiborg(
+            t,
+            Key::Forced,
+            &[
+                os("extract"),
+                os("-C"),
+                os(&dest),
+                os(format!("{loc}::second")),
+            ],
+        );
+        eprintln!("{what}: {:.2} s", run.elapsed.as_secs_f64());
+        if check_ok(&what, &run, &mut diffs) {
+            prefixed(&what, tree_diff(&exp_tree, &dest), &mut diffs);
+        }
+
+        // keyfile repository (key in the client's BORG_KEYS_DIR), RSA forced-command key
+        let loc = r.loc(t, Key::ForcedRsa, REPO_KF);
+        let what = format!("[{tn}] (keyfile, rsa key) oxiborg list {loc}");
+        let run = r.oxiborg(t, Key::ForcedRsa, &[os("list"), os(&loc)]);
+        if check_ok(&what, &run, &mut diffs) {
+            let mut d = Vec::new();
+            text_diff(&exp_list_kf, &run.out.stdout, &mut d);
+            prefixed(&what, d, &mut diffs);
+        }
+        let dest = fresh_dir(&r.env.path().join(format!("ox-kf-{t:?}")));
+        let what = format!("[{tn}] (keyfile, rsa key) oxiborg extract -C DEST {loc}::kf-1");
+        let run = r.oxiborg(
+            t,
+            Key::ForcedRsa,
+            &[
+                os("extract"),
+                os("-C"),
+                os(&dest),
+                os(format!("{loc}::kf-1")),
+            ],
+        );
+        if check_ok(&what, &run, &mut diffs) {
+            prefixed(&what, tree_diff(&exp_kf, &dest), &mut diffs);
+        }
+    }
+
+    // a PATH selection through ssh
+    let loc = r.url(REPO_RK);
+    let dest = fresh_dir(&r.env.path().join("ox-second-sub"));
+    let what = format!("[native] oxiborg extract -C DEST {loc}::second tree/dir");
+    let run = r.oxiborg(
+        Transport::Native,
+        Key::Forced,
+        &[
+            os("extract"),
+            os("-C"),
+            os(&dest),
+            os(format!("{loc}::second")),
+            os("tree/dir"),
+        ],
+    );
+    if check_ok(&what, &run, &mut diffs) {
+        // `tree` is made implicitly (with the current time) by both
+        prefixed(
+            &what,
+            tree_diff_fresh(&exp_sub, &dest, &["tree"]),
+            &mut diffs,
+        );
+    }
+
+    // info through ssh: same archive name / id / fingerprint lines as borg's local info
+    let what = format!("[native] oxiborg info {loc}::second");
+    let run = r.oxiborg(
+        Transport::Native,
+        Key::Forced,
+        &[os("info"), os(format!("{loc}::second"))],
+    );
+    if check_ok(&what, &run, &mut diffs) {
+        let exp = r
+            .borg_ok(&[os("info"), repo_archive(&rk, "second")], None)
+            .stdout_str();
+        let got = run.out.stdout_str();
+        for prefix in ["Archive name:", "Archive fingerprint:", "Number of files:"] {
+            let e = exp.lines().find(|l| l.starts_with(prefix));
+            let g = got.lines().find(|l| l.starts_with(prefix));
+            if e != g {
+                diffs.push(format!(
+                    "{what}: line {prefix:?}: borg (local) {e:?}, oxiborg {g:?}\n--- oxiborg stdout ---\n{got}--- borg stdout ---\n{exp}"
+                ));
+            }
+        }
+    }
+
+    // the plain key: an absolute path, the server command chosen by --remote-path /
+    // BORG_REMOTE_PATH
+    let abs = r.url_abs(&rk);
+    let borg_path = r.borg.path.display().to_string();
+    for t in [Transport::Native, Transport::Command] {
+        let what = format!("[{}] oxiborg --remote-path BORG list {abs}", tname(t));
+        let run = r.oxiborg(
+            t,
+            Key::Plain,
+            &[os("--remote-path"), os(&borg_path), os("list"), os(&abs)],
+        );
+        if check_ok(&what, &run, &mut diffs) {
+            let mut d = Vec::new();
+            text_diff(&exp_list_rk, &run.out.stdout, &mut d);
+            prefixed(&what, d, &mut diffs);
+        }
+        let what = format!("[{}] BORG_REMOTE_PATH=BORG oxiborg list {abs}", tname(t));
+        let mut cmd = r.oxiborg_cmd(t, Key::Plain, &[os("list"), os(&abs)]);
+        cmd.env("BORG_REMOTE_PATH", &borg_path);
+        let run = run_limited(cmd, RUN_LIMIT);
+        if check_ok(&what, &run, &mut diffs) {
+            let mut d = Vec::new();
+            text_diff(&exp_list_rk, &run.out.stdout, &mut d);
+            prefixed(&what, d, &mut diffs);
+        }
+    }
+
+    // every session ended with its client (borg serve saw EOF and exited)
+    let left = r.server.wait_sessions_gone(Duration::from_secs(10));
+    if !left.is_empty() {
+        diffs.push(format!(
+            "server processes still running 10 s after the last oxiborg exited: {left:?}"
+        ));
+    }
+    if !diffs.is_empty() {
+        eprintln!("--- sshd log ---\n{}", r.server.log_text());
+    }
+    assert_no_diffs(
+        &format!("oxiborg over ssh vs local {}", r.borg.version),
+        &diffs,
+    );
+}
+
+#[test]
+fn borg12_server_list_jsonlines_extract_match_local_borg() {
+    positive("1.2");
+}
+
+#[test]
+fn borg14_server_list_jsonlines_extract_match_local_borg() {
+    positive("1.4");
+}
+
+// ---------------------------------------------------------------------------------------
+// negative cases
+// ---------------------------------------------------------------------------------------
+
+/// A server with the repokey repository initialised (no archives needed for the negatives).
+fn negative_setup(borg: Borg) -> Option<Remote> {
+    let r = Remote::new(borg)?;
+    r.init_repo(REPO_RK, "repokey");
+    r.init_repo(REPO_KF, "keyfile");
+    Some(r)
+}
+
+fn expect_error(run: &Run, needles: &[&str], max: Duration, what: &str, errs: &mut Vec<String>) {
+    let o = &run.out;
+    let low = o.stderr.to_lowercase();
+    let mut bad = Vec::new();
+    if o.code != 2 {
+        bad.push(format!("exit code {} (expected 2)", o.code));
+    }
+    if o.stderr.contains("panicked") {
+        bad.push("panicked".into());
+    }
+    for n in needles {
+        if !low.contains(&n.to_lowercase()) {
+            bad.push(format!("stderr lacks {n:?}"));
+        }
+    }
+    if run.elapsed > max {
+        bad.push(format!(
+            "took {:.1} s (expected at most {} s)",
+            run.elapsed.as_secs_f64(),
+            max.as_secs()
+        ));
+    }
+    if !bad.is_empty() {
+        errs.push(format!("{what}: {}\n{}", bad.join("; "), run.describe()));
+    } else {
+        eprintln!(
+            "{what}: ok ({:.2} s): {}",
+            run.elapsed.as_secs_f64(),
+            o.stderr.trim().replace('\n', " | ")
+        );
+    }
+}
+
+fn finish(r: &Remote, what: &str, errs: &[String]) {
+    if !errs.is_empty() {
+        eprintln!("--- sshd log ---\n{}", r.server.log_text());
+    }
+    assert_no_diffs(what, errs);
+}
+
+#[test]
+fn unknown_host_key_is_refused() {
+    let Some(borg) = any_borg() else { return };
+    let Some(r) = negative_setup(borg) else {
+        return;
+    };
+    fs::write(&r.known_hosts, "").unwrap();
+    let loc = r.url(REPO_RK);
+    let mut errs = Vec::new();
+    let fp = r.server.host_key.fingerprint.clone();
+    let run = r.oxiborg(Transport::Native, Key::Forced, &[os("list"), os(&loc)]);
+    expect_error(
+        &run,
+        &["not a known host", &fp],
+        Duration::from_secs(10),
+        "[native] empty known_hosts",
+        &mut errs,
+    );
+    // no known_hosts file at all
+    fs::remove_file(&r.known_hosts).unwrap();
+    let run = r.oxiborg(Transport::Native, Key::Forced, &[os("list"), os(&loc)]);
+    expect_error(
+        &run,
+        &["not a known host", &fp],
+        Duration::from_secs(10),
+        "[native] no known_hosts file",
+        &mut errs,
+    );
+    if r.known_hosts.exists() {
+        errs.push(format!(
+            "oxiborg created {} (it must not accept keys on its own)",
+            r.known_hosts.display()
+        ));
+    }
+    fs::write(&r.known_hosts, "").unwrap();
+    let run = r.oxiborg(Transport::Command, Key::Forced, &[os("list"), os(&loc)]);
+    expect_error(
+        &run,
+        &["Host key verification failed"],
+        Duration::from_secs(10),
+        "[BORG_RSH=ssh] empty known_hosts",
+        &mut errs,
+    );
+    // OXIBORG_SSH_KNOWN_HOSTS=FILE overrides $HOME/.ssh/known_hosts
+    let kh = r.env.path().join("other_known_hosts");
+    fs::write(&kh, r.server.known_hosts_line()).unwrap();
+    let mut cmd = r.oxiborg_cmd(Transport::Native, Key::Forced, &[os("list"), os(&loc)]);
+    cmd.env("OXIBORG_SSH_KNOWN_HOSTS", &kh);
+    let run = run_limited(cmd, RUN_LIMIT);
+    if run.out.code != 0 {
+        errs.push(format!(
+            "[native] OXIBORG_SSH_KNOWN_HOSTS with the right key: expected exit 0\n{}",
+            run.describe()
+        ));
+    }
+    finish(&r, "unknown host key", &errs);
+}
+
+#[test]
+fn changed_host_key_is_refused() {
+    let Some(borg) = any_borg() else { return };
+    let Some(r) = negative_setup(borg) else {
+        return;
+    };
+    let other = keygen(&r.tools, r.env.path(), "impostor_host_key", "ed25519");
+    fs::write(
+        &r.known_hosts,
+        format!("[{HOST}]:{} {}\n", r.port(), other.public),
+    )
+    .unwrap();
+    let loc = r.url(REPO_RK);
+    let mut errs = Vec::new();
+    let run = r.oxiborg(Transport::Native, Key::Forced, &[os("list"), os(&loc)]);
+    expect_error(
+        &run,
+        &["HAS CHANGED", &r.server.host_key.fingerprint],
+        Duration::from_secs(10),
+        "[native] known_hosts holds another key for [127.0.0.1]:PORT",
+        &mut errs,
+    );
+    let run = r.oxiborg(
+        Transport::NativeConfig,
+        Key::Forced,
+        &[
+            os("list"),
+            os(r.loc(Transport::NativeConfig, Key::Forced, REPO_RK)),
+        ],
+    );
+    expect_error(
+        &run,
+        &["HAS CHANGED"],
+        Duration::from_secs(10),
+        "[native+ssh_config] known_hosts holds another key",
+        &mut errs,
+    );
+    let run = r.oxiborg(Transport::Command, Key::Forced, &[os("list"), os(&loc)]);
+    expect_error(
+        &run,
+        &["Host key verification failed"],
+        Duration::from_secs(10),
+        "[BORG_RSH=ssh] known_hosts holds another key",
+        &mut errs,
+    );
+    finish(&r, "changed host key", &errs);
+}
+
+#[test]
+fn unauthorized_client_key_fails_authentication() {
+    let Some(borg) = any_borg() else { return };
+    let Some(r) = negative_setup(borg) else {
+        return;
+    };
+    let loc = r.url(REPO_RK);
+    let mut errs = Vec::new();
+    let run = r.oxiborg(Transport::Native, Key::Unknown, &[os("list"), os(&loc)]);
+    expect_error(
+        &run,
+        &["SSH authentication to", "failed"],
+        Duration::from_secs(10),
+        "[native] key not in authorized_keys",
+        &mut errs,
+    );
+    let aloc = r.loc(Transport::NativeConfig, Key::Unknown, REPO_RK);
+    let run = r.oxiborg(
+        Transport::NativeConfig,
+        Key::Unknown,
+        &[os("list"), os(&aloc)],
+    );
+    expect_error(
+        &run,
+        &["SSH authentication to", "failed"],
+        Duration::from_secs(10),
+        "[native+ssh_config] key not in authorized_keys",
+        &mut errs,
+    );
+    let run = r.oxiborg(Transport::Command, Key::Unknown, &[os("list"), os(&loc)]);
+    expect_error(
+        &run,
+        &["Permission denied"],
+        Duration::from_secs(10),
+        "[BORG_RSH=ssh] key not in authorized_keys",
+        &mut errs,
+    );
+    finish(&r, "unauthorized client key", &errs);
+}
+
+fn path_not_allowed(label: &str) {
+    let Some(borg) = borg(label) else { return };
+    let Some(r) = negative_setup(borg) else {
+        return;
+    };
+    let mut errs = Vec::new();
+    // the ed25519 key is restricted to POOL/repo-rk; POOL/repo-kf exists but is not allowed
+    for t in ALL_TRANSPORTS {
+        let loc = r.loc(t, Key::Forced, REPO_KF);
+        let run = r.oxiborg(t, Key::Forced, &[os("list"), os(&loc)]);
+        expect_error(
+            &run,
+            &["Repository path not allowed"],
+            Duration::from_secs(20),
+            &format!(
+                "[{}] {} list {loc} (restricted to {REPO_RK})",
+                tname(t),
+                r.borg.version
+            ),
+            &mut errs,
+        );
+    }
+    let loc = r.url_abs(Path::new("/etc"));
+    let run = r.oxiborg(Transport::Native, Key::Forced, &[os("list"), os(&loc)]);
+    expect_error(
+        &run,
+        &["Repository path not allowed"],
+        Duration::from_secs(20),
+        &format!("[native] {} list {loc}", r.borg.version),
+        &mut errs,
+    );
+    // a repository that does not exist (inside the allowed pool, with the plain key)
+    let loc = r.url_abs(&r.pool.join("no-such-repo"));
+    let run = r.oxiborg(
+        Transport::Native,
+        Key::Plain,
+        &[os("--remote-path"), os(&r.borg.path), os("list"), os(&loc)],
+    );
+    expect_error(
+        &run,
+        &["does not exist"],
+        Duration::from_secs(20),
+        &format!("[native] {} list {loc}", r.borg.version),
+        &mut errs,
+    );
+    finish(&r, "restricted path", &errs);
+}
+
+#[test]
+fn borg12_server_path_outside_restriction_is_not_allowed() {
+    path_not_allowed("1.2");
+}
+
+#[test]
+fn borg14_server_path_outside_restriction_is_not_allowed() {
+    path_not_allowed("1.4");
+}
+
+#[test]
+fn missing_remote_borg() {
+    let Some(borg) = any_borg() else { return };
+    let Some(r) = negative_setup(borg) else {
+        return;
+    };
+    let loc = r.url_abs(&r.pool.join(REPO_RK));
+    let mut errs = Vec::new();
+    for t in [Transport::Native, Transport::Command] {
+        let run = r.oxiborg(
+            t,
+            Key::Plain,
+            &[
+                os("--remote-path"),
+                os("/nonexistent/borg"),
+                os("list"),
+                os(&loc),
+            ],
+        );
+        let what = format!("[{}] --remote-path /nonexistent/borg list {loc}", tname(t));
+        expect_error(&run, &[], Duration::from_secs(15), &what, &mut errs);
+        let s = &run.out.stderr;
+        if !(s.contains("Remote:") || s.contains("Connection closed by remote host")) {
+            errs.push(format!(
+                "{what}: stderr has neither a `Remote:` line nor \"Connection closed by remote host\"\n{}",
+                run.describe()
+            ));
+        }
+    }
+    let mut cmd = r.oxiborg_cmd(Transport::Native, Key::Plain, &[os("list"), os(&loc)]);
+    cmd.env("BORG_REMOTE_PATH", "/nonexistent/borg");
+    let run = run_limited(cmd, RUN_LIMIT);
+    expect_error(
+        &run,
+        &[],
+        Duration::from_secs(15),
+        "[native] BORG_REMOTE_PATH=/nonexistent/borg",
+        &mut errs,
+    );
+    finish(&r, "missing remote borg", &errs);
+}
+
+// ---------------------------------------------------------------------------------------
+// the server dies / stalls in the middle of an extract
+// ---------------------------------------------------------------------------------------
+
+const BIG_FILES: usize = 8;
+const BIG_FILE_SIZE: usize = 1536 * 1024;
+
+/// A repository with BIG_FILES pseudo-random files (~12 MiB, 16-256 KiB chunks).
+fn big_setup() -> Option<(Remote, PathBuf, PathBuf)> {
+    let borg = any_borg()?;
+    let r = Remote::new(borg)?;
+    let src = r.env.path().join("bigsrc");
+    fs::create_dir_all(src.join("data")).unwrap();
+    for i in 0..BIG_FILES {
+        let p = src.join("data").join(format!("f{i}.bin"));
+        fs::write(&p, pseudo_random(100 + i as u64, BIG_FILE_SIZE)).unwrap();
+    }
+    let repo = r.init_repo("repo-big", "repokey");
+    r.create(
+        &repo,
+        "big",
+        &src,
+        &["data"],
+        &["--chunker-params", "14,18,16,4095", "--compression", "none"],
+    );
+    Some((r, repo, src))
+}
+
+/// No file of `dest` may have its final name with content other than the source's.
+fn check_no_partial_files(dest: &Path, src: &Path, what: &str, errs: &mut Vec<String>) {
+    let mut complete = 0;
+    let mut temps = Vec::new();
+    for (rel, n) in snapshot(dest) {
+        if n.kind != 'f' {
+            continue;
+        }
+        let name = rel.file_name().unwrap();
+        if is_temp_name(name) {
+            temps.push(rel.display().to_string());
+            continue;
+        }
+        let want = fs::read(src.join(&rel)).ok();
+        let got = fs::read(dest.join(&rel)).unwrap();
+        match want {
+            Some(w) if w == got => complete += 1,
+            Some(w) => errs.push(format!(
+                "{what}: {} has its final name but {} of {} bytes / wrong content",
+                rel.display(),
+                got.len(),
+                w.len()
+            )),
+            None => errs.push(format!("{what}: unexpected file {}", rel.display())),
+        }
+    }
+    eprintln!(
+        "{what}: {complete} complete file(s) of {BIG_FILES}; temporary files left: {temps:?}"
+    );
+}
+
+fn interrupted(mode: &str, timeout_env: Option<&str>, needles: &[&str], max: Duration) {
+    let Some((r, _repo, src)) = big_setup() else {
+        return;
+    };
+    let (wrapper, flag) = r.write_wrapper(mode, 4 << 20);
+    let loc = r.url_abs(&r.pool.join("repo-big"));
+    let mut errs = Vec::new();
+    for t in [Transport::Native, Transport::Command] {
+        let _ = fs::remove_file(&flag);
+        let dest = fresh_dir(&r.env.path().join(format!("dest-{mode}-{t:?}")));
+        let mut cmd = r.oxiborg_cmd(
+            t,
+            Key::Plain,
+            &[
+                os("--remote-path"),
+                os(&wrapper),
+                os("extract"),
+                os("-C"),
+                os(&dest),
+                os(format!("{loc}::big")),
+            ],
+        );
+        if let Some(secs) = timeout_env {
+            cmd.env("OXIBORG_REMOTE_TIMEOUT", secs);
+        }
+        let run = run_limited(cmd, RUN_LIMIT);
+        let what = format!("[{}] extract, server {mode} after 4 MiB", tname(t));
+        if !flag.exists() {
+            errs.push(format!(
+                "{what}: the wrapper never reached 4 MiB of responses (test set-up problem)\n{}",
+                run.describe()
+            ));
+            continue;
+        }
+        expect_error(&run, needles, max, &what, &mut errs);
+        check_no_partial_files(&dest, &src.join(""), &what, &mut errs);
+    }
+    finish(&r, &format!("server {mode} mid-extract"), &errs);
+}
+
+#[test]
+fn server_borg_killed_mid_extract() {
+    interrupted(
+        "kill-serve",
+        None,
+        &["Connection closed by remote host"],
+        Duration::from_secs(15),
+    );
+}
+
+#[test]
+fn sshd_session_killed_mid_extract() {
+    interrupted(
+        "kill-sshd",
+        None,
+        &["Connection closed by remote host"],
+        Duration::from_secs(15),
+    );
+}
+
+#[test]
+fn stalled_server_times_out() {
+    // OXIBORG_REMOTE_TIMEOUT=3: the wait for the next response gives up after 3 s; closing
+    // the session may take a little longer (the server never answers the EOF).
+    interrupted(
+        "stall",
+        Some("3"),
+        &["did not answer"],
+        Duration::from_secs(20),
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// no server at all / a "server" that speaks garbage
+// ---------------------------------------------------------------------------------------
+
+/// A client environment without agent, identity, known-hosts or BORG_RSH settings from
+/// outside (HOME is the TestEnv's temporary base directory).
+fn bare_client_env() -> TestEnv {
+    let mut env = TestEnv::new();
+    for k in [
+        "SSH_AUTH_SOCK",
+        "SSH_AGENT_PID",
+        "OXIBORG_SSH_IDENTITY",
+        "OXIBORG_SSH_KNOWN_HOSTS",
+        "OXIBORG_SSH_KEY_PASSPHRASE",
+        "BORG_RSH",
+        "BORG_REMOTE_PATH",
+    ] {
+        env.unset(k);
+    }
+    env
+}
+
+/// A 127.0.0.1 port with nothing listening (bound and released; checked to refuse).
+fn refused_port() -> u16 {
+    for _ in 0..20 {
+        let port = std::net::TcpListener::bind((HOST, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let refused = std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_secs(2),
+        )
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+        if refused {
+            return port;
+        }
+    }
+    panic!("found no free 127.0.0.1 port that refuses connections");
+}
+
+fn ssh_on_path() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join("ssh"))
+        .find(|p| p.is_file())
+}
+
+#[test]
+fn connection_refused_is_a_quick_clear_error() {
+    let mut env = bare_client_env();
+    env.set("OXIBORG_REMOTE_TIMEOUT", "60");
+    let port = refused_port();
+    let loc = format!("ssh://root@{HOST}:{port}/./repo");
+    let mut errs = Vec::new();
+    let run = run_limited(env.oxiborg_cmd(["list", &loc]), RUN_LIMIT);
+    expect_error(
+        &run,
+        &["cannot connect", &port.to_string()],
+        Duration::from_secs(10),
+        &format!("[native] list {loc} (nothing listening)"),
+        &mut errs,
+    );
+    match ssh_on_path() {
+        Some(_) => {
+            let mut cmd = env.oxiborg_cmd(["list", &loc]);
+            cmd.env(
+                "BORG_RSH",
+                "ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+            );
+            let run = run_limited(cmd, RUN_LIMIT);
+            expect_error(
+                &run,
+                &["Connection refused"],
+                Duration::from_secs(10),
+                &format!("[BORG_RSH=ssh] list {loc} (nothing listening)"),
+                &mut errs,
+            );
+        }
+        None if require_borg() => {
+            panic!("OXIBORG_REQUIRE_BORG=1 but ssh not found on PATH (install openssh-client)")
+        }
+        None => eprintln!("note: ssh not found on PATH: only the native transport was tried"),
+    }
+    assert_no_diffs("connection refused", &errs);
+}
+
+/// (mode, what the fake server writes) for [`garbage_server_is_refused`]; a mode ending in
+/// `-exit` exits after writing, the others sleep 30 s with the pipes open.
+const GARBAGE_MODES: &[(&str, &str)] = &[
+    ("motd", "a login banner (text, i.e. msgpack fixints)"),
+    ("bad-marker", "0xc1 (a never-used msgpack marker)"),
+    ("str32-huge", "a str32 header claiming 4 GiB, then 4 bytes"),
+    ("bin32-huge", "a bin32 header claiming 4 GiB, then 4 bytes"),
+    (
+        "array32-huge",
+        "an array32 header claiming 2^32-1 elements, then one",
+    ),
+    (
+        "map32-huge",
+        "a map32 header claiming 2^32-1 entries, then one",
+    ),
+    (
+        "str32-huge-exit",
+        "a str32 header claiming 4 GiB, 4 bytes, then EOF",
+    ),
+];
+
+fn write_garbage_server(dir: &Path) -> PathBuf {
+    let script = dir.join("garbage-server.sh");
+    let text = format!(
+        r#"#!/bin/sh
+# A fake `ssh HOST borg serve`: ignores every argument but the first (the mode), writes
+# garbage to stdout, then sleeps (or exits for *-exit). Records its pid for the test.
+mode=$1
+echo $$ > "{dir}/$mode.pid"
+case $mode in
+  motd) printf 'Welcome to the backup server!\r\nLast login: Mon Jan  1 00:00:00 2024\r\n' ;;
+  bad-marker) printf '\301\301\301\301' ;;
+  str32-huge|str32-huge-exit) printf '\333\377\377\377\377xxxx' ;;
+  bin32-huge) printf '\306\377\377\377\377xxxx' ;;
+  array32-huge) printf '\335\377\377\377\377\001' ;;
+  map32-huge) printf '\337\377\377\377\377\241i\001' ;;
+  *) echo "unknown mode $mode" >&2; exit 3 ;;
+esac
+case $mode in *-exit) exit 0 ;; esac
+exec sleep 30
+"#,
+        dir = dir.display()
+    );
+    fs::write(&script, text).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+/// Kills the fake server of `mode` if it still runs (only that pid, which this test started).
+fn reap_garbage_server(dir: &Path, mode: &str) -> bool {
+    let Ok(text) = fs::read_to_string(dir.join(format!("{mode}.pid"))) else {
+        return false;
+    };
+    let Ok(pid) = text.trim().parse::<i32>() else {
+        return false;
+    };
+    let comm = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    if comm.contains("sleep") || comm.contains("garbage-server") {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        return true;
+    }
+    false
+}
+
+#[test]
+fn garbage_server_is_refused() {
+    let mut env = bare_client_env();
+    env.set("OXIBORG_REMOTE_TIMEOUT", "5");
+    let dir = env.path().join("garbage");
+    fs::create_dir_all(&dir).unwrap();
+    let script = write_garbage_server(&dir);
+    let loc = format!("ssh://root@{HOST}:22/./repo");
+    let mut errs = Vec::new();
+    for (mode, what) in GARBAGE_MODES {
+        let mut cmd = env.oxiborg_cmd([
+            os("--remote-path"),
+            os("/nonexistent/borg"),
+            os("list"),
+            os(&loc),
+        ]);
+        cmd.env("BORG_RSH", format!("{} {mode}", script.display()));
+        let run = run_limited(cmd, Duration::from_secs(60));
+        let label = format!("[BORG_RSH=fake server: {what}] list {loc}");
+        let o = &run.out;
+        let mut bad = Vec::new();
+        if o.code != 2 {
+            bad.push(format!("exit code {} (expected 2)", o.code));
+        }
+        if o.stderr.contains("panicked") {
+            bad.push("panicked".into());
+        }
+        let low = o.stderr.to_lowercase();
+        if !(low.contains("unexpected rpc data format") || low.contains("connection closed")) {
+            bad.push(
+                "stderr mentions neither \"unexpected RPC data format\" nor \"Connection closed\""
+                    .into(),
+            );
+        }
+        // OXIBORG_REMOTE_TIMEOUT=5, plus a little for starting and closing
+        if run.elapsed > Duration::from_secs(8) {
+            bad.push(format!(
+                "took {:.1} s (expected at most 8 s with OXIBORG_REMOTE_TIMEOUT=5)",
+                run.elapsed.as_secs_f64()
+            ));
+        }
+        if reap_garbage_server(&dir, mode) && !mode.ends_with("-exit") {
+            // still running after oxiborg exited: oxiborg left its server behind
+            bad.push("the fake server was still running after oxiborg exited".into());
+        }
+        if bad.is_empty() {
+            eprintln!(
+                "{label}: ok ({:.2} s): {}",
+                run.elapsed.as_secs_f64(),
+                o.stderr.trim().replace('\n', " | ")
+            );
+        } else {
+            errs.push(format!("{label}: {}\n{}", bad.join("; "), run.describe()));
+        }
+    }
+    assert_no_diffs("garbage from the server", &errs);
+}
