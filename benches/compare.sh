@@ -296,7 +296,8 @@ mkdir -p "$RUN_OUT" "$LOGDIR"
 if [ -d "$OUTROOT" ] && [ -n "$(ls -A "$OUTROOT" | grep -v "^$RUN_ID\$" || true)" ]; then
     log "note: leftover trees in $OUTROOT from an earlier run (delete with --cleanup, not now)"
 fi
-printf 'case\ttool\trun\tseconds\tmaxrss_kib\trc\n' >"$RAW"
+printf 'case\ttool\trun\tseconds\tmaxrss_kib\trc\tuser_s\tsys_s\n' >"$RAW"
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # Cases: id | label | tools (space separated) | kind
 #   tools: borg, ox (same transport as borg), oxnative (native SSH)
@@ -360,12 +361,14 @@ timed() {
     sync
     local t0 t1 rc=0
     t0=$(date +%s%N)
-    (cd "$dir" && env "${env[@]}" /usr/bin/time -f '%M' -o "$tf" "${cmd[@]}" >"$stdout" 2>"$ef") || rc=$?
+    (cd "$dir" && env "${env[@]}" /usr/bin/time -f '%M %U %S' -o "$tf" "${cmd[@]}" >"$stdout" 2>"$ef") || rc=$?
     t1=$(date +%s%N)
-    local secs rss
+    local secs rss=0 usr=- sys=- line
     secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
-    rss=$(tail -n 1 "$tf" 2>/dev/null || true)
-    [[ $rss =~ ^[0-9]+$ ]] || rss=0
+    line=$(tail -n 1 "$tf" 2>/dev/null || true)
+    if [[ $line =~ ^([0-9]+)\ ([0-9.]+)\ ([0-9.]+)$ ]]; then
+        rss=${BASH_REMATCH[1]} usr=${BASH_REMATCH[2]} sys=${BASH_REMATCH[3]}
+    fi
     # untimed check of what was written
     local why=""
     if [ $rc -eq 0 ]; then
@@ -378,12 +381,12 @@ timed() {
         esac
         [ -n "$why" ] && rc=99
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$tool" "$i" "$secs" "$rss" "$rc" >>"$RAW"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$tool" "$i" "$secs" "$rss" "$rc" "$usr" "$sys" >>"$RAW"
     if [ $rc -ne 0 ]; then
         log "  FAILED: $id $tool run $i (exit $rc${why:+, $why}); stderr ($ef):"
         tail -n 5 "$ef" | sed 's/^/    /' >&2
     else
-        log "  $id $tool run $i: ${secs} s, $((rss / 1024)) MiB"
+        log "  $id $tool run $i: ${secs} s (user $usr, sys $sys), $((rss / 1024)) MiB"
     fi
     return 0
 }
@@ -459,7 +462,7 @@ if [ -n "$(cd "$ROOT" && git status --porcelain --untracked-files=no 2>/dev/null
 
 {
     echo "Machine: $(nproc) cores (nproc), $CPU, $MEM_GIB GiB RAM, Linux $(uname -r); borg $BORG_VER, oxiborg $OX_VER ($GIT)."
-    echo "Data: $(thousands "$SRC_FILES") files, $SRC_MB MB (4 random + 4 text files of $BIG_MB MB, $SMALL_N small files)$([ $MILLION = 1 ] && echo "; $(thousands $M_ITEMS) tiny files in $M_DIRS dirs"). Median of $RUNS run(s) (peak RSS: largest run), page cache warm, sshd on 127.0.0.1 (borg serve $BORG_VER). borg uses one core, oxiborg all of them."
+    echo "Data: $(thousands "$SRC_FILES") files, $SRC_MB MB (4 random + 4 text files of $BIG_MB MB, $SMALL_N small files)$([ $MILLION = 1 ] && echo "; $(thousands $M_ITEMS) tiny files in $M_DIRS dirs"). Median of $RUNS run(s) (peak RSS: largest run), page cache warm, load average before the runs $LOAD0, sshd on 127.0.0.1 (borg serve $BORG_VER). borg uses one core, oxiborg all of them."
     echo
     cat "$WORKDIR/table.md"
 } >"$WORKDIR/results.md"
