@@ -98,6 +98,7 @@ done
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
 mkdir -p "$WORKDIR"
 WORKDIR=$(cd "$WORKDIR" && pwd -P)
+[[ $WORKDIR =~ [[:space:]\"\'] ]] && die "--workdir must not contain spaces or quotes (it goes into BORG_RSH and authorized_keys)"
 OUTROOT=$WORKDIR/out
 
 if [ $CLEANUP_ONLY = 1 ]; then
@@ -164,13 +165,16 @@ cleanup() {
         wait "$SSHD_PID" 2>/dev/null || true
     fi
     if [ -n "$RUN_OUT" ] && [ -d "$RUN_OUT" ] && [ $KEEP = 0 ]; then
-        log "deleting extracted trees in $RUN_OUT"
+        log "deleting extracted trees in $RUN_OUT" || true
         rm -rf "$RUN_OUT"
+        log "deleted" || true
     fi
     exit $rc
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 141' PIPE    # output piped into `head` etc.: still clean up
 
 # ---------------------------------------------------------------- data and repositories
 if [ ! -f "$SRC/.complete" ]; then
