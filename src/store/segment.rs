@@ -112,13 +112,19 @@ pub fn read_put(file: &File, segment: u32, offset: u32, id: &ObjectId) -> Result
             hex::encode(id)
         )));
     }
-    let mut entry = vec![0u8; h.size as usize];
-    entry[..ID_HEADER_LEN].copy_from_slice(&head);
-    file.read_exact_at(&mut entry[ID_HEADER_LEN..], off + ID_HEADER_LEN as u64)
+    // Read the data straight into its own buffer (no copy to drop the header afterwards).
+    let mut data = vec![0u8; h.size as usize - ID_HEADER_LEN];
+    file.read_exact_at(&mut data, off + ID_HEADER_LEN as u64)
         .map_err(io_err)?;
-    check_crc(&entry, segment, off)?;
-    entry.drain(..ID_HEADER_LEN);
-    Ok(entry)
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&head[4..]);
+    crc.update(&data);
+    if crc.finalize() != h.crc {
+        return Err(Error::Integrity(format!(
+            "Segment entry checksum mismatch [segment {segment}, offset {offset}]"
+        )));
+    }
+    Ok(data)
 }
 
 /// One entry met while scanning a segment.
