@@ -33,31 +33,6 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-/// A Python that can `import borg` (the 1.4 venv's first, then the system one).
-fn borg_python(borg: &Borg) -> Option<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Some(dir) = borg.path.parent() {
-        candidates.push(dir.join("python3"));
-        candidates.push(dir.join("python"));
-    }
-    candidates.push(PathBuf::from("/usr/bin/python3"));
-    candidates.into_iter().find(|py| {
-        Command::new(py)
-            .args(["-c", "import borg.archive, borg.cache, borg.item"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    })
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 #[derive(Clone)]
 enum Kind {

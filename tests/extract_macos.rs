@@ -32,7 +32,7 @@ use std::ffi::{CString, OsStr, OsString};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::time::Instant;
 
 // ---------------------------------------------------------------------------------------
@@ -138,30 +138,6 @@ impl Drop for Unflag {
 // ---------------------------------------------------------------------------------------
 // the archive
 // ---------------------------------------------------------------------------------------
-
-/// A Python that can `import borg` (next to the borg binary first, then the system one).
-fn borg_python(borg: &Borg) -> Option<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Some(dir) = borg.path.parent() {
-        candidates.push(dir.join("python3"));
-        candidates.push(dir.join("python"));
-    }
-    candidates.push(PathBuf::from("/usr/bin/python3"));
-    candidates.into_iter().find(|py| {
-        Command::new(py)
-            .args(["-c", "import borg.archive, borg.cache, borg.item"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    })
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 const S: i64 = 1_000_000_000;
 const UF_NODUMP: u32 = 0x1;
@@ -452,13 +428,7 @@ fn run_case(
     let mut cmd = env.oxiborg_cmd(&args);
     cmd.current_dir(&b);
     let oo = run_command(cmd);
-    eprintln!(
-        "{label}: borg exit {}, oxiborg exit {}\n  borg stderr:    {}\n  oxiborg stderr: {}",
-        bo.code,
-        oo.code,
-        bo.stderr.trim().replace('\n', "\n                  "),
-        oo.stderr.trim().replace('\n', "\n                  ")
-    );
+    log_exits(&label, &bo, &oo);
     if bo.code != 0 && bo.code != 1 {
         diffs.push(format!(
             "{label}: borg itself failed (test setup?)\n{}",

@@ -243,13 +243,7 @@ fn run_case(s: &Setup, borg: &Borg, name: &str, opts: &[&str], n: usize, diffs: 
     let mut cmd = as_nobody(&s.env, &s.nobody_base, Path::new(oxiborg_bin()), &args);
     cmd.current_dir(&b);
     let oo = run_command(cmd);
-    eprintln!(
-        "{label}: borg exit {}, oxiborg exit {}\n  borg stderr:    {}\n  oxiborg stderr: {}",
-        bo.code,
-        oo.code,
-        bo.stderr.trim().replace('\n', "\n                  "),
-        oo.stderr.trim().replace('\n', "\n                  ")
-    );
+    log_exits(&label, &bo, &oo);
     if bo.code != 0 && bo.code != 1 {
         diffs.push(format!(
             "{label}: borg itself failed (test setup?)\n{}",

@@ -1334,3 +1334,43 @@ pub fn check_borg_tree(snap: &Snapshot, f: &Features, diffs: &mut Vec<String>) {
         );
     }
 }
+
+/// A Python that can `import borg`: next to the borg binary first (the 1.4 venv), then the
+/// system one.
+#[allow(dead_code)]
+pub fn borg_python(borg: &Borg) -> Option<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Some(dir) = borg.path.parent() {
+        candidates.push(dir.join("python3"));
+        candidates.push(dir.join("python"));
+    }
+    candidates.push(PathBuf::from("/usr/bin/python3"));
+    candidates.into_iter().find(|py| {
+        Command::new(py)
+            .args(["-c", "import borg.archive, borg.cache, borg.item"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    })
+}
+
+/// Lower-case hex.
+#[allow(dead_code)]
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Prints both tools' exit codes and stderr for a case (shown when a test fails).
+#[allow(dead_code)]
+pub fn log_exits(label: &str, borg: &Output, oxiborg: &Output) {
+    eprintln!(
+        "{label}: borg exit {}, oxiborg exit {}\n  borg stderr:    {}\n  oxiborg stderr: {}",
+        borg.code,
+        oxiborg.code,
+        borg.stderr.trim().replace('\n', "\n                  "),
+        oxiborg.stderr.trim().replace('\n', "\n                  ")
+    );
+}
