@@ -288,8 +288,72 @@ const ITEM_CALL_KEYS: &[&str] = &[
     "mtime",
     "ctime",
     "atime",
+    "md5",
+    "sha1",
+    "sha224",
+    "sha256",
+    "sha384",
+    "sha512",
+    "sha3_224",
+    "sha3_256",
+    "sha3_384",
+    "sha3_512",
+    "blake2b",
+    "blake2s",
+    "xxh64",
 ];
 
+/// The content-hash placeholders (hex digest of the file's content, read from the repository).
+const HASHES: &[&str] = &[
+    "md5", "sha1", "sha224", "sha256", "sha384", "sha512", "sha3_224", "sha3_256", "sha3_384",
+    "sha3_512", "blake2b", "blake2s", "xxh64",
+];
+
+/// borg's hash placeholders: "" for items without content, else the hex digest of the content.
+fn content_hash(repo: &Repository, item: &Item, algo: &str) -> Result<String> {
+    use sha2::digest::DynDigest;
+    use std::io::Read;
+    if item.chunks.is_none() {
+        return Ok(String::new());
+    }
+    enum H {
+        D(Box<dyn DynDigest>),
+        X(xxhash_rust::xxh64::Xxh64),
+    }
+    let mut h = match algo {
+        "md5" => H::D(Box::new(md5::Md5::default())),
+        "sha1" => H::D(Box::new(sha1::Sha1::default())),
+        "sha224" => H::D(Box::new(sha2::Sha224::default())),
+        "sha256" => H::D(Box::new(sha2::Sha256::default())),
+        "sha384" => H::D(Box::new(sha2::Sha384::default())),
+        "sha512" => H::D(Box::new(sha2::Sha512::default())),
+        "sha3_224" => H::D(Box::new(sha3::Sha3_224::default())),
+        "sha3_256" => H::D(Box::new(sha3::Sha3_256::default())),
+        "sha3_384" => H::D(Box::new(sha3::Sha3_384::default())),
+        "sha3_512" => H::D(Box::new(sha3::Sha3_512::default())),
+        "blake2b" => H::D(Box::new(blake2::Blake2b512::default())),
+        "blake2s" => H::D(Box::new(blake2::Blake2s256::default())),
+        _ => H::X(xxhash_rust::xxh64::Xxh64::new(0)),
+    };
+    let mut reader = repo.open_file(item);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| Error::Integrity(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        match &mut h {
+            H::D(d) => d.update(&buf[..n]),
+            H::X(x) => x.update(&buf[..n]),
+        }
+    }
+    Ok(match h {
+        H::D(d) => hex::encode(d.finalize()),
+        H::X(x) => format!("{:016x}", x.digest()),
+    })
+}
 struct ItemView<'a> {
     item: &'a Item,
     source: String,
@@ -458,15 +522,34 @@ pub(super) fn list_archive(
         let view = ItemView::new(&item);
         line.clear();
         if args.json_lines {
-            line.push_str(&json::line(&view.json(&fmt, &archive_name, &archive_id)));
+            let mut obj = view.json(&fmt, &archive_name, &archive_id);
+            if let J::Obj(fields) = &mut obj {
+                for (k, v) in fields.iter_mut() {
+                    if HASHES.contains(&k.as_str()) {
+                        *v = J::Str(content_hash(repo, &item, k)?);
+                    }
+                }
+            }
+            line.push_str(&json::line(&obj));
             line.push('\n');
         } else {
+            let mut hash_err = None;
             fmt.render(&mut line, |k| match k {
                 "archivename" => Some(Value::Str(archive_name.clone())),
                 "archiveid" => Some(Value::Str(archive_id.clone())),
+                k if HASHES.contains(&k) => match content_hash(repo, &item, k) {
+                    Ok(h) => Some(Value::Str(h)),
+                    Err(e) => {
+                        hash_err = Some(e);
+                        Some(Value::Str(String::new()))
+                    }
+                },
                 k => view.value(k),
             })
             .map_err(usage)?;
+            if let Some(e) = hash_err {
+                return Err(e);
+            }
         }
         out.write_all(line.as_bytes()).map_err(io)
     })?;
