@@ -269,27 +269,7 @@ struct Hostile {
 
 fn setup() -> Option<Hostile> {
     // borg 1.4 (its venv's Python) preferred; borg 1.2 with a Python that imports it works too
-    let mut found = None;
-    for label in ["1.4", "1.2"] {
-        if let Some(b) = borg(label) {
-            if let Some(py) = borg_python(&b) {
-                found = Some((b, py));
-                break;
-            }
-            let msg = format!(
-                "no Python that can `import borg` next to {} or at /usr/bin/python3",
-                b.path.display()
-            );
-            if require_borg() {
-                panic!("OXIBORG_REQUIRE_BORG=1 but {msg}");
-            }
-            eprintln!("note: {msg}");
-        }
-    }
-    let Some((borg, py)) = found else {
-        eprintln!("note: skipping: no borg with a usable Python API");
-        return None;
-    };
+    let (borg, py) = borg_with_python()?;
     let env = TestEnv::new();
     let work = env.path().join("work");
     let sentinel = work.join("sentinel");

@@ -522,25 +522,7 @@ fn run_case(
 fn macos_archive_extracts_like_borg() {
     let t0 = Instant::now();
     // the archive is crafted with a Python that imports borg (1.4's venv preferred)
-    let mut maker = None;
-    for label in ["1.4", "1.2"] {
-        if let Some(b) = borg(label) {
-            if let Some(py) = borg_python(&b) {
-                maker = Some((b, py));
-                break;
-            }
-            let msg = format!(
-                "no Python that can `import borg` next to {} or at /usr/bin/python3",
-                b.path.display()
-            );
-            if require_borg() {
-                panic!("OXIBORG_REQUIRE_BORG=1 but {msg}");
-            }
-            eprintln!("note: {msg}");
-        }
-    }
-    let Some((maker_borg, py)) = maker else {
-        eprintln!("note: skipping: no borg with a usable Python API");
+    let Some((maker_borg, py)) = borg_with_python() else {
         return;
     };
     let env = TestEnv::new();

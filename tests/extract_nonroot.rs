@@ -44,20 +44,6 @@ fn lchown_r(p: &Path, uid: u32, gid: u32) {
     }
 }
 
-fn setxattr(path: &Path, name: &str, value: &[u8]) -> bool {
-    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
-    let n = CString::new(name).unwrap();
-    unsafe {
-        libc::lsetxattr(
-            c.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr() as *const libc::c_void,
-            value.len(),
-            0,
-        ) == 0
-    }
-}
-
 fn setfacl(args: &[&str], path: &Path) -> bool {
     Command::new("setfacl")
         .args(args)

@@ -186,7 +186,8 @@ impl Output {
     }
 }
 
-fn quote(a: &OsStr) -> String {
+/// Shell-quotes one word for a readable command line.
+pub fn quote(a: &OsStr) -> String {
     let s = a.to_string_lossy();
     if !s.is_empty()
         && s.chars()

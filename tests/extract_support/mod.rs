@@ -136,7 +136,8 @@ fn try_cmd(program: &str, args: &[&OsStr]) -> bool {
         .unwrap_or(false)
 }
 
-fn setxattr(path: &Path, name: &str, value: &[u8]) -> bool {
+/// Sets an xattr without following symlinks; false when the file system refuses.
+pub fn setxattr(path: &Path, name: &str, value: &[u8]) -> bool {
     let c = cstr(path);
     let n = CString::new(name).unwrap();
     unsafe {
@@ -1373,4 +1374,27 @@ pub fn log_exits(label: &str, borg: &Output, oxiborg: &Output) {
         borg.stderr.trim().replace('\n', "\n                  "),
         oxiborg.stderr.trim().replace('\n', "\n                  ")
     );
+}
+
+/// A borg (1.4 preferred) together with a Python that can `import borg`, for crafting archives.
+/// `None` (after a note) when there is none; fails instead when `OXIBORG_REQUIRE_BORG=1`.
+#[allow(dead_code)]
+pub fn borg_with_python() -> Option<(Borg, PathBuf)> {
+    for label in ["1.4", "1.2"] {
+        if let Some(b) = borg(label) {
+            if let Some(py) = borg_python(&b) {
+                return Some((b, py));
+            }
+            let msg = format!(
+                "no Python that can `import borg` next to {} or at /usr/bin/python3",
+                b.path.display()
+            );
+            if require_borg() {
+                panic!("OXIBORG_REQUIRE_BORG=1 but {msg}");
+            }
+            eprintln!("note: {msg}");
+        }
+    }
+    eprintln!("note: skipping: no borg with a usable Python API");
+    None
 }

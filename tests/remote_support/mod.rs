@@ -43,30 +43,18 @@ pub const RUN_LIMIT: Duration = Duration::from_secs(90);
 // running programs with a deadline
 // ---------------------------------------------------------------------------------------
 
-fn quote(a: &OsStr) -> String {
-    let s = a.to_string_lossy();
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c))
-    {
-        s.into_owned()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
 pub fn cmdline(cmd: &Command) -> String {
     let mut v: Vec<String> = Vec::new();
     for (k, val) in cmd.get_envs() {
         let ks = k.to_string_lossy();
         if ks.starts_with("OXIBORG_") || ks == "BORG_RSH" || ks == "BORG_REMOTE_PATH" {
             if let Some(val) = val {
-                v.push(format!("{ks}={}", quote(val)));
+                v.push(format!("{ks}={}", common::quote(val)));
             }
         }
     }
-    v.push(quote(cmd.get_program()));
-    v.extend(cmd.get_args().map(quote));
+    v.push(common::quote(cmd.get_program()));
+    v.extend(cmd.get_args().map(common::quote));
     v.join(" ")
 }
 
