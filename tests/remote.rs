@@ -646,7 +646,7 @@ fn check_no_partial_files(dest: &Path, src: &Path, what: &str, errs: &mut Vec<St
     );
 }
 
-fn interrupted(mode: &str, timeout_env: Option<&str>, needles: &[&str], max: Duration) {
+fn interrupted(mode: &str, envs: &[(&str, &str)], needles: &[&str], max: Duration) {
     let Some((r, _repo, src)) = big_setup() else {
         return;
     };
@@ -668,9 +668,7 @@ fn interrupted(mode: &str, timeout_env: Option<&str>, needles: &[&str], max: Dur
                 os(format!("{loc}::big")),
             ],
         );
-        if let Some(secs) = timeout_env {
-            cmd.env("OXIBORG_REMOTE_TIMEOUT", secs);
-        }
+        cmd.envs(envs.iter().copied());
         let run = run_limited(cmd, RUN_LIMIT);
         let what = format!("[{}] extract, server {mode} after 4 MiB", tname(t));
         if !flag.exists() {
@@ -688,11 +686,15 @@ fn interrupted(mode: &str, timeout_env: Option<&str>, needles: &[&str], max: Dur
 
 #[test]
 fn server_borg_killed_mid_extract() {
+    // One reconnection is tried (it is killed again), then the extract gives up.
     interrupted(
         "kill-serve",
-        None,
-        &["Connection closed by remote host"],
-        Duration::from_secs(15),
+        &[("OXIBORG_REMOTE_RETRIES", "1")],
+        &[
+            "Connection closed by remote host",
+            "gave up after 1 reconnection attempt",
+        ],
+        Duration::from_secs(20),
     );
 }
 
@@ -700,10 +702,75 @@ fn server_borg_killed_mid_extract() {
 fn sshd_session_killed_mid_extract() {
     interrupted(
         "kill-sshd",
-        None,
-        &["Connection closed by remote host"],
-        Duration::from_secs(15),
+        &[("OXIBORG_REMOTE_RETRIES", "1")],
+        &[
+            "Connection closed by remote host",
+            "gave up after 1 reconnection attempt",
+        ],
+        Duration::from_secs(20),
     );
+}
+
+/// The server (or the sshd session) dies once mid-extract: oxiborg reconnects, fetches what is
+/// still missing and the restore completes, equal to the source.
+fn resumed(mode: &str) {
+    let Some((r, _repo, src)) = big_setup() else {
+        return;
+    };
+    let (wrapper, flag) = r.write_wrapper(mode, 4 << 20);
+    let loc = r.url_abs(&r.pool.join("repo-big"));
+    let mut errs = Vec::new();
+    for t in [Transport::Native, Transport::Command] {
+        let _ = fs::remove_file(&flag);
+        let dest = fresh_dir(&r.env.path().join(format!("dest-{mode}-{t:?}")));
+        let cmd = r.oxiborg_cmd(
+            t,
+            Key::Plain,
+            &[
+                os("--remote-path"),
+                os(&wrapper),
+                os("extract"),
+                os("-C"),
+                os(&dest),
+                os(format!("{loc}::big")),
+            ],
+        );
+        let run = run_limited(cmd, RUN_LIMIT);
+        let what = format!("[{}] extract, server {mode} after 4 MiB", tname(t));
+        if !flag.exists() {
+            errs.push(format!(
+                "{what}: the wrapper never misbehaved (test set-up problem)"
+            ));
+            continue;
+        }
+        if !check_ok(&what, &run, &mut errs) {
+            continue;
+        }
+        if !run.out.stderr.contains("reconnecting (attempt 1 of 3)") {
+            errs.push(format!(
+                "{what}: no reconnection reported:\n{}",
+                run.describe()
+            ));
+        }
+        for i in 0..BIG_FILES {
+            let rel = format!("data/f{i}.bin");
+            if fs::read(dest.join(&rel)).ok() != fs::read(src.join(&rel)).ok() {
+                errs.push(format!("{what}: {rel} differs from the source"));
+            }
+        }
+        check_no_partial_files(&dest, &src.join(""), &what, &mut errs);
+    }
+    finish(&r, &format!("server {mode} mid-extract"), &errs);
+}
+
+#[test]
+fn server_borg_killed_once_is_reconnected() {
+    resumed("kill-serve-once");
+}
+
+#[test]
+fn sshd_session_killed_once_is_reconnected() {
+    resumed("kill-sshd-once");
 }
 
 #[test]
@@ -712,7 +779,10 @@ fn stalled_server_times_out() {
     // the session may take a little longer (the server never answers the EOF).
     interrupted(
         "stall",
-        Some("3"),
+        &[
+            ("OXIBORG_REMOTE_TIMEOUT", "3"),
+            ("OXIBORG_REMOTE_RETRIES", "0"),
+        ],
         &["did not answer"],
         Duration::from_secs(20),
     );

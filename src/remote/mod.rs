@@ -76,6 +76,9 @@ pub struct RemoteOptions {
     pub identity: Option<std::path::PathBuf>,
     /// `borg serve` sessions to open (`--connections`); 0 means the default.
     pub connections: usize,
+    /// How many times a dropped session is reconnected (`OXIBORG_REMOTE_RETRIES`, default 3)
+    /// before the operation gives up.
+    pub retries: u32,
 }
 
 impl RemoteOptions {
@@ -97,6 +100,9 @@ impl RemoteOptions {
             connections: var("OXIBORG_CONNECTIONS")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
+            retries: var("OXIBORG_REMOTE_RETRIES")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(3),
         }
     }
 
@@ -561,10 +567,20 @@ impl RemoteStore {
                 }
                 std::thread::sleep(Duration::from_millis(25));
             }
-            Error::Other(format!(
-                "Connection closed by remote host. Is borg working on the server? ({e})"
-            ))
+            let why =
+                format!("Connection closed by remote host. Is borg working on the server? ({e})");
+            self.shared.fail_all(why.clone());
+            Error::Other(why)
         })
+    }
+
+    /// Whether the session is over (the connection broke or the server was declared dead).
+    pub fn is_broken(&self) -> bool {
+        self.shared
+            .broken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     /// The next reply on `rx`; a server silent for longer than the timeout is declared dead.
@@ -717,19 +733,144 @@ pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<RemoteStore> {
     RemoteStore::open(conn, loc, opts)
 }
 
+/// One `borg serve` session that is reopened when its connection drops: an operation that
+/// fails because the session broke is resumed on a new session (with what it still needs), up
+/// to [`RemoteOptions::retries`] times, waiting a little longer before each attempt.
+struct Session {
+    current: Mutex<Arc<RemoteStore>>,
+    loc: Location,
+    opts: RemoteOptions,
+    /// Reconnections made so far (all operations together).
+    reconnects: AtomicU64,
+}
+
+impl Session {
+    fn new(store: RemoteStore, loc: &Location, opts: &RemoteOptions) -> Session {
+        Session {
+            current: Mutex::new(Arc::new(store)),
+            loc: loc.clone(),
+            opts: opts.clone(),
+            reconnects: AtomicU64::new(0),
+        }
+    }
+
+    fn store(&self) -> Arc<RemoteStore> {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// After `failed` broke with `why`: opens a new session in its place, or says why not.
+    /// `attempt` counts the attempts of the current operation (from 1).
+    fn reconnect(&self, failed: &Arc<RemoteStore>, why: &Error, attempt: u32) -> Result<()> {
+        if attempt > self.opts.retries {
+            return Err(Error::Other(if self.opts.retries == 0 {
+                why.to_string()
+            } else {
+                let n = self.opts.retries;
+                format!(
+                    "{why} (gave up after {n} reconnection attempt{})",
+                    if n == 1 { "" } else { "s" }
+                )
+            }));
+        }
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if !Arc::ptr_eq(&cur, failed) {
+            // Another thread already replaced the broken session.
+            return Ok(());
+        }
+        eprintln!(
+            "Remote: connection to {} lost ({why}); reconnecting (attempt {attempt} of {})",
+            self.loc.canonical(),
+            self.opts.retries
+        );
+        std::thread::sleep(Duration::from_millis(250u64 << attempt.min(6)));
+        let store = connect(&self.loc, &self.opts).map_err(|e| {
+            Error::Other(format!(
+                "{why}; reconnecting (attempt {attempt} of {}) failed: {e}",
+                self.opts.retries
+            ))
+        })?;
+        if store.id() != failed.id() {
+            return Err(Error::Other(format!(
+                "{why}; after reconnecting, {} is a different repository",
+                self.loc.canonical()
+            )));
+        }
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+        *cur = Arc::new(store);
+        Ok(())
+    }
+
+    /// Runs `f` on the session, reconnecting and running it again when the session broke.
+    fn with<T>(&self, mut f: impl FnMut(&RemoteStore) -> Result<T>) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            let store = self.store();
+            match f(&store) {
+                Err(e) if store.is_broken() => {
+                    attempt += 1;
+                    self.reconnect(&store, &e, attempt)?;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// `get_many` that survives dropped connections: objects already handed to `sink` are not
+    /// fetched again.
+    fn get_many(
+        &self,
+        ids: &[ObjectId],
+        sink: &mut dyn FnMut(usize, Result<Vec<u8>>) -> Result<()>,
+    ) -> Result<()> {
+        let mut remaining: Vec<usize> = (0..ids.len()).collect();
+        let mut attempt = 0;
+        loop {
+            let store = self.store();
+            let want: Vec<ObjectId> = remaining.iter().map(|&i| ids[i]).collect();
+            let mut delivered = vec![false; remaining.len()];
+            let mut sink_failed = false;
+            let r = store.get_many(&want, &mut |k, res| {
+                delivered[k] = true;
+                let r = sink(remaining[k], res);
+                sink_failed |= r.is_err();
+                r
+            });
+            match r {
+                Err(e) if !sink_failed && store.is_broken() => {
+                    attempt += 1;
+                    self.reconnect(&store, &e, attempt)?;
+                    remaining = remaining
+                        .into_iter()
+                        .zip(delivered)
+                        .filter_map(|(i, d)| (!d).then_some(i))
+                        .collect();
+                }
+                r => return r,
+            }
+        }
+    }
+}
+
 /// Several `borg serve` sessions to one repository, used as one store: `get_many` spreads its
 /// requests over all of them (a 1.x server is a single-threaded Python process, so one
-/// connection is often the bottleneck).
+/// connection is often the bottleneck). A session whose connection drops is reopened (see
+/// [`RemoteOptions::retries`]).
 pub struct RemotePool {
-    stores: Vec<RemoteStore>,
+    sessions: Vec<Session>,
     next: AtomicU64,
+    repo_id: ObjectId,
+    location: String,
 }
 
 impl RemotePool {
     /// Opens `n` sessions (at least one). They all must report the same repository id.
     pub fn connect(loc: &Location, opts: &RemoteOptions, n: usize) -> Result<RemotePool> {
         let first = connect(loc, opts)?;
-        let mut stores = vec![first];
+        let (repo_id, location) = (first.id(), first.location().to_string());
+        let mut sessions = vec![Session::new(first, loc, opts)];
         if n > 1 {
             let more: Vec<Result<RemoteStore>> = std::thread::scope(|s| {
                 let handles: Vec<_> = (1..n).map(|_| s.spawn(|| connect(loc, opts))).collect();
@@ -743,41 +884,51 @@ impl RemotePool {
             });
             for st in more {
                 let st = st?;
-                if st.id() != stores[0].id() {
+                if st.id() != repo_id {
                     return Err(Error::Other(
                         "the connections reached different repositories".into(),
                     ));
                 }
-                stores.push(st);
+                sessions.push(Session::new(st, loc, opts));
             }
         }
         Ok(RemotePool {
-            stores,
+            sessions,
             next: AtomicU64::new(0),
+            repo_id,
+            location,
         })
     }
 
-    fn pick(&self) -> &RemoteStore {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.stores.len();
-        &self.stores[i]
+    /// How many times a dropped session was reopened so far.
+    pub fn reconnects(&self) -> u64 {
+        self.sessions
+            .iter()
+            .map(|s| s.reconnects.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    fn pick(&self) -> &Session {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.sessions.len();
+        &self.sessions[i]
     }
 }
 
 impl Store for RemotePool {
     fn id(&self) -> ObjectId {
-        self.stores[0].id()
+        self.repo_id
     }
 
     fn location(&self) -> &str {
-        self.stores[0].location()
+        &self.location
     }
 
     fn load_key(&self) -> Result<Option<String>> {
-        self.stores[0].load_key()
+        self.sessions[0].with(|s| s.load_key())
     }
 
     fn get(&self, id: &ObjectId) -> Result<Vec<u8>> {
-        self.pick().get(id)
+        self.pick().with(|s| s.get(id))
     }
 
     fn get_many(
@@ -785,9 +936,9 @@ impl Store for RemotePool {
         ids: &[ObjectId],
         sink: &mut dyn FnMut(usize, Result<Vec<u8>>) -> Result<()>,
     ) -> Result<()> {
-        let n = self.stores.len();
+        let n = self.sessions.len();
         if n == 1 || ids.len() < 2 {
-            return self.stores[0].get_many(ids, sink);
+            return self.sessions[0].get_many(ids, sink);
         }
         // Contiguous shares keep each server reading its segments in order.
         let share = ids.len().div_ceil(n);
@@ -795,7 +946,7 @@ impl Store for RemotePool {
             let (tx, rx) = mpsc::sync_channel::<(usize, Result<Vec<u8>>)>(64);
             let stop = Arc::new(AtomicBool::new(false));
             let mut workers = Vec::new();
-            for (k, store) in self.stores.iter().enumerate() {
+            for (k, session) in self.sessions.iter().enumerate() {
                 let start = k * share;
                 if start >= ids.len() {
                     break;
@@ -803,7 +954,7 @@ impl Store for RemotePool {
                 let part = &ids[start..(start + share).min(ids.len())];
                 let (tx, stop) = (tx.clone(), stop.clone());
                 workers.push(s.spawn(move || {
-                    store.get_many(part, &mut |i, r| {
+                    session.get_many(part, &mut |i, r| {
                         if stop.load(Ordering::Relaxed) || tx.send((start + i, r)).is_err() {
                             return Err(Error::Other("cancelled".into()));
                         }

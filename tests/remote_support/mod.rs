@@ -798,6 +798,8 @@ impl Remote {
     pub fn write_wrapper(&self, mode: &str, limit: u64) -> (PathBuf, PathBuf) {
         let path = self.server.dir.join(format!("borg-{mode}.py"));
         let flag = self.server.dir.join(format!("borg-{mode}.py.triggered"));
+        // The flag file of "<mode>-once" must not exist before the first session.
+        let _ = fs::remove_file(&flag);
         let py = python_for(&self.borg);
         let script = format!(
             r#"#!{py}
@@ -806,6 +808,11 @@ BORG = {borg:?}
 MODE = {mode:?}
 LIMIT = {limit}
 FLAG = {flag:?}
+# "<mode>-once": misbehave in the first session only (the flag file marks that it happened).
+if MODE.endswith("-once"):
+    MODE = MODE[:-5]
+    if os.path.exists(FLAG):
+        os.execv(BORG, [BORG] + sys.argv[1:])
 p = subprocess.Popen([BORG] + sys.argv[1:], stdout=subprocess.PIPE)
 src = p.stdout.fileno()
 n = 0
