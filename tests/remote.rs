@@ -773,6 +773,67 @@ fn sshd_session_killed_once_is_reconnected() {
     resumed("kill-sshd-once");
 }
 
+/// The SSH connection drops mid-extract and oxiborg gives up (no reconnection allowed); then
+/// `extract --continue` over a working connection keeps what was complete and restores the rest.
+#[test]
+fn continue_after_dropped_ssh() {
+    let Some((r, _repo, src)) = big_setup() else {
+        return;
+    };
+    let (wrapper, flag) = r.write_wrapper("kill-sshd", 4 << 20);
+    let loc = r.url_abs(&r.pool.join("repo-big"));
+    let dest = fresh_dir(&r.env.path().join("dest-continue"));
+    let extract = |extra: &[&str], remote_path: &Path, envs: &[(&str, &str)]| {
+        let mut args = vec![os("--remote-path"), os(remote_path), os("extract")];
+        args.extend(extra.iter().map(os));
+        args.extend([os("-C"), os(&dest), os(format!("{loc}::big"))]);
+        let mut cmd = r.oxiborg_cmd(Transport::Native, Key::Plain, &args);
+        cmd.envs(envs.iter().copied());
+        run_limited(cmd, RUN_LIMIT)
+    };
+    let mut errs = Vec::new();
+    let first = extract(
+        &[],
+        &wrapper,
+        &[
+            ("OXIBORG_REMOTE_RETRIES", "0"),
+            ("OXIBORG_BATCH_FILES", "1"),
+        ],
+    );
+    if !flag.exists() || first.out.code != 2 {
+        errs.push(format!(
+            "the first extract should have lost its connection\n{}",
+            first.describe()
+        ));
+    }
+    check_no_partial_files(&dest, &src.join(""), "after the drop", &mut errs);
+    let second = extract(&["--continue", "--stats"], &r.borg.path, &[]);
+    if check_ok("extract --continue", &second, &mut errs) {
+        let kept: u64 = second
+            .out
+            .stderr
+            .split("Kept: ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        if kept == 0 || kept >= BIG_FILES as u64 {
+            errs.push(format!(
+                "expected some files kept from the first run, got {kept}\n{}",
+                second.describe()
+            ));
+        }
+        for i in 0..BIG_FILES {
+            let rel = format!("data/f{i}.bin");
+            if fs::read(dest.join(&rel)).ok() != fs::read(src.join(&rel)).ok() {
+                errs.push(format!("{rel} differs from the source after --continue"));
+            }
+        }
+        check_no_partial_files(&dest, &src.join(""), "after --continue", &mut errs);
+    }
+    finish(&r, "extract --continue after a dropped connection", &errs);
+}
+
 #[test]
 fn stalled_server_times_out() {
     // OXIBORG_REMOTE_TIMEOUT=3: the wait for the next response gives up after 3 s; closing

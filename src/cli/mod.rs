@@ -198,6 +198,10 @@ struct ExtractArgs {
     /// Show progress (accepted for borg compatibility).
     #[arg(short = 'p', long)]
     progress: bool,
+    /// Resume an interrupted restore into the same destination: keep files already complete
+    /// (same size and modification time), restore the rest.
+    #[arg(long = "continue")]
+    resume: bool,
     /// Print throughput and the time spent per pipeline stage at the end (on stderr).
     #[arg(short = 's', long)]
     stats: bool,
@@ -317,8 +321,10 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
                     noflags: args.noflags,
                 },
                 consider_part_files: cli.global.consider_part_files,
+                resume: args.resume,
                 ..Default::default()
             };
+            let opts = tuned(opts);
             let list = args.list;
             let summary =
                 crate::extract::Extractor::new(&repo, opts).run(&archive, matcher, &mut |ev| {
@@ -389,14 +395,45 @@ fn build_matcher<'a>(
     Ok(m)
 }
 
+/// Applies the pipeline tuning variables `OXIBORG_BATCH_FILES` (files per batch) and
+/// `OXIBORG_BATCH_MB` / `OXIBORG_INFLIGHT_MB` (bytes per batch / decoded bytes in flight).
+fn tuned(mut o: crate::extract::ExtractOptions) -> crate::extract::ExtractOptions {
+    let var = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|v| *v > 0)
+    };
+    if let Some(n) = var("OXIBORG_BATCH_FILES") {
+        o.batch_files = n as usize;
+    }
+    if let Some(n) = var("OXIBORG_BATCH_MB") {
+        o.batch_bytes = n << 20;
+    }
+    if let Some(n) = var("OXIBORG_INFLIGHT_MB") {
+        o.inflight_bytes = n << 20;
+    }
+    o
+}
+
 /// The `--stats` report of an extract.
 fn extract_stats(s: &crate::extract::Summary, dry_run: bool) -> String {
     let st = &s.stages;
     let secs = st.total.as_secs_f64().max(1e-9);
     let mb = |b: u64| b as f64 / 1e6;
     let line = "-".repeat(78);
+    let kept = if s.kept > 0 || s.stale_removed > 0 {
+        format!(
+            "Kept: {} complete files, {:.1} MB, from an earlier run; {} temporary files removed\n",
+            s.kept,
+            mb(s.kept_bytes),
+            s.stale_removed
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "{line}\n{verb}: {files} files, {bytes:.1} MB in {secs:.2} s ({rate:.1} MB/s, {fps:.0} files/s)\n\
+        "{line}\n{kept}{verb}: {files} files, {bytes:.1} MB in {secs:.2} s ({rate:.1} MB/s, {fps:.0} files/s)\n\
          Read: {chunks} chunks, {read:.1} MB stored ({rrate:.1} MB/s)\n\
          Time per stage: plan {plan:.2} s, fetch {fetch:.2} s, decode {decode:.2} s*, write {write:.2} s*, \
          finalize {fin:.2} s (* summed over {threads} threads)\n{line}\n",

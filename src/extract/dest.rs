@@ -137,11 +137,63 @@ impl Destination {
         }
     }
 
+    /// Removes the temporary files an interrupted run left anywhere below the destination
+    /// (names made by [`Destination::temp_name`]); returns how many. Symlinks are not followed.
+    pub fn remove_stale_temps(&self) -> u64 {
+        let mut removed = 0;
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(list) = fs::Dir::read_from(&*dir) else {
+                continue;
+            };
+            for entry in list.flatten() {
+                let name = entry.file_name().to_bytes();
+                if name == b"." || name == b".." {
+                    continue;
+                }
+                if is_temp_name(name) {
+                    if fs::unlinkat(&*dir, name, AtFlags::empty()).is_ok() {
+                        removed += 1;
+                    }
+                    continue;
+                }
+                let is_dir = match entry.file_type() {
+                    fs::FileType::Directory => true,
+                    fs::FileType::Unknown => fs::statat(&*dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                        .is_ok_and(|st| {
+                            fs::FileType::from_raw_mode(st.st_mode) == fs::FileType::Directory
+                        }),
+                    _ => false,
+                };
+                if is_dir {
+                    if let Ok(fd) = fs::openat(&*dir, name, dir_flags(), Mode::empty()) {
+                        stack.push(Arc::new(fd));
+                    }
+                }
+            }
+        }
+        removed
+    }
+
     /// A fresh temporary name for a file being written.
     pub fn temp_name(&self) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         format!(".oxiborg-{}-{n}.tmp", std::process::id())
     }
+}
+
+/// Whether `name` is one [`Destination::temp_name`] makes: `.oxiborg-<pid>-<n>.tmp`.
+pub fn is_temp_name(name: &[u8]) -> bool {
+    let Some(mid) = name
+        .strip_prefix(b".oxiborg-")
+        .and_then(|n| n.strip_suffix(b".tmp"))
+    else {
+        return false;
+    };
+    let mut parts = mid.split(|b| *b == b'-');
+    let digits =
+        |p: Option<&[u8]>| p.is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
+    digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
 }
 
 fn refuse_msg(path: &[u8], e: Errno) -> String {

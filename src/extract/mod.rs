@@ -67,6 +67,11 @@ pub struct ExtractOptions {
     pub batch_files: usize,
     /// At most this many decoded bytes in flight.
     pub inflight_bytes: u64,
+    /// Resume an interrupted restore (`--continue`): a regular file already at its final name
+    /// with the archived size and modification time is kept (oxiborg renames a file into place
+    /// only once it is complete, with its metadata set), hard links already pointing at their
+    /// group's file are kept, and temporary files an interrupted run left behind are removed.
+    pub resume: bool,
 }
 
 impl Default for ExtractOptions {
@@ -82,6 +87,7 @@ impl Default for ExtractOptions {
             batch_bytes: 256 << 20,
             batch_files: 2048,
             inflight_bytes: 128 << 20,
+            resume: false,
         }
     }
 }
@@ -91,6 +97,13 @@ impl Default for ExtractOptions {
 pub enum Event<'a> {
     /// An item was selected (borg's `--list` line).
     Item(&'a str),
+    /// A file was already complete at the destination and kept (`resume`).
+    FileKept {
+        /// Its path.
+        path: &'a str,
+        /// Its size.
+        bytes: u64,
+    },
     /// A file was restored completely.
     FileDone {
         /// Its path.
@@ -113,6 +126,12 @@ pub struct Summary {
     pub files: u64,
     /// Content bytes restored.
     pub bytes: u64,
+    /// Regular files found complete and kept (`resume`).
+    pub kept: u64,
+    /// Content bytes of the kept files.
+    pub kept_bytes: u64,
+    /// Temporary files of an interrupted run that were removed (`resume`).
+    pub stale_removed: u64,
     /// Chunks fetched and decoded.
     pub chunks: u64,
     /// Warnings (exit code 1).
@@ -254,6 +273,33 @@ impl Budget {
     }
 }
 
+/// Whether `dir/name` is a regular file of `size` bytes modified at `mtime` (ns): a file a
+/// previous run put in place completely.
+fn is_complete(dir: &OwnedFd, name: &[u8], size: u64, mtime: i64) -> bool {
+    match fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => {
+            FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+                && st.st_size as u64 == size
+                && (st.st_mtime as i64)
+                    .checked_mul(1_000_000_000)
+                    .and_then(|s| s.checked_add(st.st_mtime_nsec as i64))
+                    == Some(mtime)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Whether two names are the same inode (a hard link already made).
+fn same_file(d1: &OwnedFd, n1: &[u8], d2: &OwnedFd, n2: &[u8]) -> bool {
+    match (
+        fs::statat(d1, n1, AtFlags::SYMLINK_NOFOLLOW),
+        fs::statat(d2, n2, AtFlags::SYMLINK_NOFOLLOW),
+    ) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
+    }
+}
+
 fn is_zero(data: &[u8]) -> bool {
     let mut words = data.chunks_exact(16);
     words.all(|w| u128::from_ne_bytes(w.try_into().expect("16 bytes")) == 0)
@@ -330,6 +376,11 @@ impl<'r> Extractor<'r> {
             flush_time: std::time::Duration::ZERO,
         };
         let started = std::time::Instant::now();
+        if self.opts.resume {
+            if let Some(d) = run.dest.as_ref() {
+                run.summary.stale_removed = d.remove_stale_temps();
+            }
+        }
         let mut stdout = std::io::stdout().lock();
         let planned = self.plan(&mut run, &archive, &mut matcher, &mut stdout, writes);
         if let Err(e) = planned.and_then(|()| self.flush(&mut run)) {
@@ -562,6 +613,21 @@ impl<'r> Extractor<'r> {
                     return Ok(());
                 };
                 let key = Self::master_key(&item);
+                if self.opts.resume {
+                    let total: u64 = chunks.iter().map(|c| c.size).sum();
+                    if is_complete(&parent, &name, total, item.mtime) {
+                        run.summary.kept += 1;
+                        run.summary.kept_bytes += total;
+                        (run.events)(Event::FileKept {
+                            path: &display,
+                            bytes: total,
+                        });
+                        if let Some(k) = key {
+                            run.masters.insert(k, Master::At(rel, None));
+                        }
+                        return Ok(());
+                    }
+                }
                 let at = match self.queue(
                     run,
                     item,
@@ -679,6 +745,9 @@ impl<'r> Extractor<'r> {
                 return;
             }
         };
+        if self.opts.resume && same_file(&tdir, tc[tc.len() - 1], parent, name) {
+            return;
+        }
         dest.clear(parent, name, rel);
         if let Err(e) = fs::linkat(&*tdir, tc[tc.len() - 1], &**parent, name, AtFlags::empty()) {
             run.fail(format!(

@@ -1,0 +1,263 @@
+//! `oxiborg extract --continue` after an interrupted restore.
+//!
+//! A borg-made archive (the full item-kind tree of `extract_support::build_source_tree` plus
+//! 400 small files and hard-link groups spread over the archive) is restored once cleanly. Then
+//! restores into fresh directories are killed (SIGKILL) after 3, 60 and 300 items, with batches
+//! of 8 files so that some files are already in place at the kill; `--continue` must then end
+//! with a tree equal to the clean one (content, metadata, hard-link groups), remove the
+//! temporaries the killed run left, and keep the files that were complete instead of restoring
+//! them again. A file at its final name with another size or mtime is restored again.
+
+mod common;
+mod extract_support;
+
+use common::*;
+use extract_support::*;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+const MANY: usize = 400;
+
+fn setup(env: &TestEnv, borg: &Borg) -> (PathBuf, Features) {
+    let src = env.path().join("src");
+    let features = build_source_tree(&src);
+    let many = src.join("many");
+    std::fs::create_dir_all(&many).unwrap();
+    for i in 0..MANY {
+        let p = many.join(format!("f{i:03}"));
+        std::fs::write(&p, pseudo_random(1000 + i as u64, 2000 + (i * 37) % 9000)).unwrap();
+        set_mtime(&p, 1_600_000_000 + i as i64);
+        if i % 50 == 7 {
+            // a hard link far from its group's first member
+            std::fs::hard_link(&p, many.join(format!("z-link-{i:03}"))).unwrap();
+        }
+    }
+    let repo = env.path().join("repo");
+    env.borg_init(borg, &repo, "repokey-blake2", &[]);
+    env.borg_create(borg, &repo, "a", &src, &["."], &["--compression", "lz4"]);
+    (repo, features)
+}
+
+/// Temporary files below `root` (found without reading any file, so atimes stay as they are).
+fn temps_in(root: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let name = e.file_name();
+            let b = name.as_bytes();
+            if b.starts_with(b".oxiborg-") && b.ends_with(b".tmp") {
+                found.push(e.path().display().to_string());
+            }
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    found
+}
+
+/// Starts an extract with `--list` and kills it after `after` listed items; returns whether
+/// it was killed (false: it finished first).
+fn killed_extract(env: &TestEnv, repo: &Path, dest: &Path, after: usize) -> bool {
+    let mut cmd = env.oxiborg_cmd([
+        "extract".into(),
+        "--list".into(),
+        "-C".into(),
+        dest.as_os_str().to_owned(),
+        repo_archive(repo, "a"),
+    ]);
+    cmd.env("OXIBORG_BATCH_FILES", "8")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn oxiborg");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = 0;
+    let mut killed = false;
+    for line in BufReader::new(stderr).lines() {
+        if line.is_err() {
+            break;
+        }
+        lines += 1;
+        if lines == after {
+            let _ = child.kill();
+            killed = true;
+            break;
+        }
+    }
+    let _ = child.wait();
+    killed
+}
+
+fn kept_files(stats: &str) -> Option<u64> {
+    let rest = stats.split("Kept: ").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn continue_after_kill_equals_clean_restore() {
+    let Some(borg) = any_borg() else {
+        return;
+    };
+    let env = TestEnv::new();
+    let (repo, _features) = setup(&env, &borg);
+    let fresh_from = now_ns();
+    let clean = env.path().join("clean");
+    env.oxiborg([
+        "extract".into(),
+        "-C".into(),
+        clean.clone().into_os_string(),
+        repo_archive(&repo, "a"),
+    ])
+    .assert_ok();
+    let clean_snap = Snapshot::take(&clean);
+    let files_total = clean_snap
+        .nodes
+        .values()
+        .filter(|n| n.kind == Kind::File)
+        .count();
+    // The root's own times are those of the run that made it (borg's "." quirk): not compared.
+    let opts = CompareOpts {
+        root_meta: false,
+        fresh_from_ns: fresh_from,
+    };
+    let mut diffs = Vec::new();
+    for after in [3usize, 60, 300] {
+        let dest = env.path().join(format!("dest-{after}"));
+        let label = format!("killed after {after} items");
+        if !killed_extract(&env, &repo, &dest, after) {
+            diffs.push(format!(
+                "{label}: the extract finished before it was killed"
+            ));
+            continue;
+        }
+        // Whatever has its final name is complete (read without touching atimes: the files
+        // are kept by --continue and compared afterwards).
+        for (rel, c) in &clean_snap.nodes {
+            if c.kind != Kind::File {
+                continue;
+            }
+            let p = dest.join(std::ffi::OsStr::from_bytes(rel));
+            let Ok(mut f) = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW)
+                .open(&p)
+            else {
+                continue;
+            };
+            let mut got = Vec::new();
+            let _ = f.read_to_end(&mut got);
+            if c.content.as_deref() != Some(got.as_slice()) {
+                diffs.push(format!(
+                    "{label}: {} has its final name but not its content",
+                    show(rel)
+                ));
+            }
+        }
+        let out = env.oxiborg([
+            "extract".into(),
+            "--continue".into(),
+            "--stats".into(),
+            "-C".into(),
+            dest.clone().into_os_string(),
+            repo_archive(&repo, "a"),
+        ]);
+        if out.code != 0 || out.stderr.contains("panicked") {
+            diffs.push(format!("{label}: --continue failed\n{}", out.describe()));
+            continue;
+        }
+        let kept = kept_files(&out.stderr);
+        if after == 300 && !kept.is_some_and(|k| k > 0 && (k as usize) < files_total) {
+            diffs.push(format!(
+                "{label}: expected some (not all) files kept as complete, stats say {kept:?}\n{}",
+                out.stderr
+            ));
+        }
+        // (The snapshot first: listing directories moves their atimes.)
+        let snap = Snapshot::take(&dest);
+        let t = temps_in(&dest);
+        if !t.is_empty() {
+            diffs.push(format!("{label}: temporary files left: {t:?}"));
+        }
+        compare(&label, &clean_snap, &snap, &opts, &mut diffs);
+        if snap.link_groups() != clean_snap.link_groups() {
+            diffs.push(format!("{label}: hard-link groups differ"));
+        }
+    }
+    assert_no_diffs("extract --continue", &diffs);
+}
+
+#[test]
+fn continue_restores_files_that_differ() {
+    let Some(borg) = any_borg() else {
+        return;
+    };
+    let env = TestEnv::new();
+    let (repo, _features) = setup(&env, &borg);
+    let dest = env.path().join("dest");
+    let extract = |extra: &[&str]| {
+        let mut a: Vec<std::ffi::OsString> = vec!["extract".into()];
+        a.extend(extra.iter().map(Into::into));
+        a.extend([
+            "-C".into(),
+            dest.clone().into_os_string(),
+            repo_archive(&repo, "a"),
+        ]);
+        env.oxiborg(a)
+    };
+    extract(&[]).assert_ok();
+    // The reference is a second clean restore (a snapshot reads the files and so moves atimes).
+    let ref_dir = env.path().join("reference");
+    env.oxiborg([
+        "extract".into(),
+        "-C".into(),
+        ref_dir.clone().into_os_string(),
+        repo_archive(&repo, "a"),
+    ])
+    .assert_ok();
+    let reference = Snapshot::take(&ref_dir);
+    // Same size, other mtime; other size, same mtime; missing; a stale temporary file.
+    let f1 = dest.join("many/f001");
+    let len = std::fs::metadata(&f1).unwrap().len() as usize;
+    std::fs::write(&f1, vec![b'x'; len]).unwrap();
+    let f2 = dest.join("many/f002");
+    std::fs::write(&f2, b"short").unwrap();
+    set_mtime(&f2, 1_600_000_002);
+    std::fs::remove_file(dest.join("many/f003")).unwrap();
+    std::fs::write(dest.join("many/.oxiborg-4242-7.tmp"), b"left over").unwrap();
+    let out = extract(&["--continue", "--stats"]);
+    out.assert_ok();
+    let kept = kept_files(&out.stderr);
+    let files = reference
+        .nodes
+        .values()
+        .filter(|n| n.kind == Kind::File)
+        .count() as u64;
+    let mut diffs = Vec::new();
+    // Hard-link members count once per name in the snapshot but are kept once per group.
+    if !kept.is_some_and(|k| k + 3 <= files && k + 3 + 20 >= files) {
+        diffs.push(format!(
+            "expected all but the 3 changed files kept ({files} files), stats:\n{}",
+            out.stderr
+        ));
+    }
+    if !out.stderr.contains("1 temporary files removed") {
+        diffs.push(format!("stale temporary not reported:\n{}", out.stderr));
+    }
+    let snap = Snapshot::take(&dest);
+    compare(
+        "continue over changed files",
+        &reference,
+        &snap,
+        &CompareOpts {
+            root_meta: false,
+            fresh_from_ns: now_ns() - 600 * 1_000_000_000,
+        },
+        &mut diffs,
+    );
+    assert_no_diffs("extract --continue over changed files", &diffs);
+}
