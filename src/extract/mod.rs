@@ -275,6 +275,7 @@ impl Budget {
 
 /// Whether `dir/name` is a regular file of `size` bytes modified at `mtime` (ns): a file a
 /// previous run put in place completely.
+#[allow(clippy::unnecessary_cast)] // time_t / the nsec field differ in width between targets
 fn is_complete(dir: &OwnedFd, name: &[u8], size: u64, mtime: i64) -> bool {
     match fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => {
