@@ -5,6 +5,7 @@
 pub mod format;
 pub mod json;
 mod list;
+mod progress;
 mod timefmt;
 
 use crate::error::{Error, Result};
@@ -195,7 +196,8 @@ struct ExtractArgs {
     /// Do not restore BSD flags.
     #[arg(long)]
     noflags: bool,
-    /// Show progress (accepted for borg compatibility).
+    /// Show progress (bytes, files, rate, ETA) on stderr; the default when stderr is a
+    /// terminal, never drawn when it is not.
     #[arg(short = 'p', long)]
     progress: bool,
     /// Resume an interrupted restore into the same destination: keep files already complete
@@ -326,16 +328,38 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             };
             let opts = tuned(opts);
             let list = args.list;
-            let summary =
-                crate::extract::Extractor::new(&repo, opts).run(&archive, matcher, &mut |ev| {
-                    match ev {
-                        crate::extract::Event::Item(p) if list => eprintln!("{p}"),
-                        crate::extract::Event::Warning(m) | crate::extract::Event::Error(m) => {
-                            eprintln!("{m}")
-                        }
-                        _ => {}
-                    }
-                })?;
+            let mut extractor = crate::extract::Extractor::new(&repo, opts);
+            let display = if progress::wanted() {
+                let counters = std::sync::Arc::new(crate::extract::Progress::default());
+                let totals = extractor.totals(&archive, &matcher)?;
+                extractor.options_mut().progress = Some(counters.clone());
+                Some(progress::Display::start(
+                    if args.dry_run {
+                        "Verifying"
+                    } else {
+                        "Extracting"
+                    },
+                    totals.files,
+                    totals.bytes,
+                    progress::reader(&counters, true),
+                    progress::reader(&counters, false),
+                ))
+            } else {
+                None
+            };
+            let say = |line: &str| match &display {
+                Some(d) => d.say(line),
+                None => eprintln!("{line}"),
+            };
+            let summary = extractor.run(&archive, matcher, &mut |ev| match ev {
+                crate::extract::Event::Item(p) if list => say(p),
+                crate::extract::Event::Warning(m) | crate::extract::Event::Error(m) => say(&m),
+                _ => {}
+            });
+            if let Some(d) = display {
+                d.finish();
+            }
+            let summary = summary?;
             if args.stats {
                 eprint!("{}", extract_stats(&summary, args.dry_run));
             }

@@ -72,6 +72,35 @@ pub struct ExtractOptions {
     /// only once it is complete, with its metadata set), hard links already pointing at their
     /// group's file are kept, and temporary files an interrupted run left behind are removed.
     pub resume: bool,
+    /// Live counters updated while the restore runs (for a progress display).
+    pub progress: Option<Arc<Progress>>,
+}
+
+/// Live counters of a running restore, read by another thread to show progress.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Content bytes written (or verified, or found complete) so far.
+    pub bytes: AtomicU64,
+    /// Regular files finished so far (restored, verified, streamed or kept).
+    pub files: AtomicU64,
+}
+
+impl Progress {
+    fn add(p: &Option<Arc<Progress>>, files: u64, bytes: u64) {
+        if let Some(p) = p {
+            p.files.fetch_add(files, Ordering::Relaxed);
+            p.bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What a restore will handle, counted before it starts (for a progress display's total).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Totals {
+    /// Selected regular files.
+    pub files: u64,
+    /// Their content bytes.
+    pub bytes: u64,
 }
 
 impl Default for ExtractOptions {
@@ -88,6 +117,7 @@ impl Default for ExtractOptions {
             batch_files: 2048,
             inflight_bytes: 128 << 20,
             resume: false,
+            progress: None,
         }
     }
 }
@@ -343,6 +373,43 @@ impl<'r> Extractor<'r> {
     /// An extractor for `repo` with `opts`.
     pub fn new(repo: &'r Repository, opts: ExtractOptions) -> Self {
         Extractor { repo, opts }
+    }
+
+    /// The options, to change before [`Extractor::run`].
+    pub fn options_mut(&mut self) -> &mut ExtractOptions {
+        &mut self.opts
+    }
+
+    /// Counts the regular files and content bytes a [`Extractor::run`] with the same archive
+    /// and matcher will handle (one pass over the item stream, no file data read).
+    pub fn totals(&self, name: &str, matcher: &Matcher) -> Result<Totals> {
+        let archive = self.repo.archive(name)?;
+        let mut matcher = matcher.clone();
+        let mut t = Totals::default();
+        // Sizes of unselected hard-link masters, for members that take their content.
+        let mut masters: HashMap<Vec<u8>, u64> = HashMap::new();
+        let partial = !matcher.is_empty() || self.opts.strip_components > 0;
+        archive.each_item(|item| {
+            if !item.is_regular() || (item.part.is_some() && !self.opts.consider_part_files) {
+                return Ok(());
+            }
+            let size: u64 = item.chunks.iter().flatten().map(|c| c.size).sum();
+            let deep_enough =
+                components(&item.path).is_ok_and(|c| c.len() > self.opts.strip_components);
+            if !matcher.matches(&item.path) || !deep_enough {
+                if partial && item.source.is_none() {
+                    masters.insert(item.path.clone(), size);
+                }
+                return Ok(());
+            }
+            t.files += 1;
+            t.bytes += match (&item.source, item.chunks.is_some()) {
+                (Some(src), false) => masters.remove(src).unwrap_or(0),
+                _ => size,
+            };
+            Ok(())
+        })?;
+        Ok(t)
     }
 
     /// Restores the items of archive `name` that `matcher` selects; `events` sees every item,
@@ -619,6 +686,7 @@ impl<'r> Extractor<'r> {
                     if is_complete(&parent, &name, total, item.mtime) {
                         run.summary.kept += 1;
                         run.summary.kept_bytes += total;
+                        Progress::add(&self.opts.progress, 1, total);
                         (run.events)(Event::FileKept {
                             path: &display,
                             bytes: total,
@@ -863,6 +931,7 @@ impl<'r> Extractor<'r> {
                 let (budget, batch, chunks_done, fail_targets) =
                     (&budget, &batch, &chunks_done, &fail_targets);
                 let (decode_ns, write_ns) = (&decode_ns, &write_ns);
+                let progress = &self.opts.progress;
                 s.spawn(move |_| {
                     let cost = obj.len() as u64 + size_hint as u64;
                     let t0 = std::time::Instant::now();
@@ -897,6 +966,7 @@ impl<'r> Extractor<'r> {
                                     continue;
                                 }
                                 p.written.fetch_add(plain.len() as u64, Ordering::Relaxed);
+                                Progress::add(progress, 0, plain.len() as u64);
                             }
                         }
                         Err(e) => fail_targets(ts, &e.to_string()),
@@ -976,6 +1046,7 @@ impl<'r> Extractor<'r> {
         }
         run.summary.files += 1;
         run.summary.bytes += written;
+        Progress::add(&self.opts.progress, 1, 0);
         let (Some(d), Some(Ok(f))) = (p.dir.clone(), p.file.take()) else {
             (run.events)(Event::FileDone {
                 path: &p.display,
@@ -1041,6 +1112,7 @@ impl<'r> Extractor<'r> {
                     Ok(data) => {
                         run.summary.chunks += 1;
                         run.summary.bytes += data.len() as u64;
+                        Progress::add(&self.opts.progress, 0, data.len() as u64);
                         out.write_all(&data).map_err(|e| Error::io("<stdout>", e))?;
                     }
                     Err(e) => {
@@ -1051,6 +1123,7 @@ impl<'r> Extractor<'r> {
             }
         }
         run.summary.files += 1;
+        Progress::add(&self.opts.progress, 1, 0);
         Ok(())
     }
 

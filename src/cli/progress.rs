@@ -1,0 +1,91 @@
+//! The progress display of `extract` (and `check`): an indicatif bar on stderr with bytes, files,
+//! rate and ETA, redrawn from the library's live counters by a thread of its own.
+//!
+//! It is shown with `--progress`, or by default when stderr is a terminal; it never draws when
+//! stderr is not a terminal, so redirected output, `--stdout` data and JSON stay clean. Messages
+//! printed while it is shown go through [`Display::say`], which clears the bar first.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Whether a command shows progress: `--progress` asks for it, but it is also the default on a
+/// terminal, and it is never drawn when stderr is not a terminal — so this is the terminal test.
+pub fn wanted() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// A running progress display.
+pub struct Display {
+    bar: ProgressBar,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Display {
+    /// Starts a bar for `total_bytes` in `total_files` files, fed from `bytes` and `files`.
+    pub fn start(
+        verb: &'static str,
+        total_files: u64,
+        total_bytes: u64,
+        bytes: impl Fn() -> u64 + Send + 'static,
+        files: impl Fn() -> u64 + Send + 'static,
+    ) -> Display {
+        let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template(
+            "{prefix} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.set_prefix(verb);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (b, st) = (bar.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                b.set_position(bytes().min(total_bytes));
+                b.set_message(format!("{}/{total_files} files", files()));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Display {
+            bar,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Prints a line on stderr without garbling the bar.
+    pub fn say(&self, line: &str) {
+        self.bar.suspend(|| eprintln!("{line}"));
+    }
+
+    /// Removes the bar.
+    pub fn finish(mut self) {
+        self.end();
+    }
+
+    fn end(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Drop for Display {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// Reads a shared counter.
+pub fn reader(c: &Arc<crate::extract::Progress>, bytes: bool) -> impl Fn() -> u64 + Send {
+    let c = c.clone();
+    move || {
+        let v: &AtomicU64 = if bytes { &c.bytes } else { &c.files };
+        v.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,158 @@
+//! The progress display under a pseudo-terminal (util-linux `script` gives the child one), and
+//! its absence when stderr is not a terminal. Uses the committed fixture repositories only.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::Command;
+
+const REPO: &str = "repokey-blake2-lz4";
+const ARCHIVE: &str = "docs-2024-02-15";
+
+fn have_script() -> bool {
+    Command::new("script").arg("--version").output().is_ok()
+}
+
+/// Runs `sh -c CMD` on a pseudo-terminal (stdin, stdout and stderr); returns what the terminal
+/// showed and the exit code.
+fn on_pty(env: &TestEnv, cmd: &str) -> (String, i32) {
+    let mut c = env.command("script");
+    c.args(["-qefc", cmd, "/dev/null"]);
+    let out = run_command(c);
+    (String::from_utf8_lossy(&out.stdout).into_owned(), out.code)
+}
+
+fn q(p: &Path) -> String {
+    quote(p.as_os_str())
+}
+
+/// The lines a terminal ends up showing: each `\r` or "erase line" restarts the line.
+fn final_lines(raw: &str) -> Vec<String> {
+    let cleaned = raw.replace("\x1b[2K", "\r");
+    cleaned
+        .split('\n')
+        .map(|l| {
+            let l = l.strip_suffix('\r').unwrap_or(l);
+            l.rsplit('\r').next().unwrap_or("").to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn extract_on_a_terminal_shows_progress_and_keeps_messages_whole() {
+    if !have_script() {
+        eprintln!("util-linux `script` is missing; test skipped");
+        return;
+    }
+    let mut env = TestEnv::new();
+    let repo = fixture_repo(&mut env, REPO);
+    let dest = env.path().join("dest");
+    let cmd = format!(
+        "{} extract --list -C {} {}::{ARCHIVE}",
+        quote(oxiborg_bin().as_ref()),
+        q(&dest),
+        q(&repo)
+    );
+    let (shown, code) = on_pty(&env, &cmd);
+    assert_eq!(code, 0, "extract on a pty failed:\n{shown}");
+    for needle in ["Extracting", "ETA", "files"] {
+        assert!(
+            shown.contains(needle),
+            "no progress ({needle:?}) on the terminal:\n{shown:?}"
+        );
+    }
+    // Every --list line is shown whole, on a line of its own.
+    let listed = env.oxiborg([
+        "list".into(),
+        "--short".into(),
+        repo_archive(&repo, ARCHIVE),
+    ]);
+    listed.assert_ok();
+    let lines = final_lines(&shown);
+    for path in listed.stdout_str().lines() {
+        assert!(
+            lines.iter().any(|l| l.trim_end() == path),
+            "--list line {path:?} is not shown whole:\n{lines:#?}"
+        );
+    }
+    // The bar is gone at the end: the last visible line is not a progress line.
+    let last = lines.iter().rev().find(|l| !l.trim().is_empty());
+    assert!(
+        !last.is_some_and(|l| l.contains("ETA")),
+        "the bar was left on the terminal: {last:?}"
+    );
+    // And the restore itself is complete.
+    let plain = env.path().join("plain");
+    env.oxiborg([
+        "extract".into(),
+        "-C".into(),
+        plain.clone().into_os_string(),
+        repo_archive(&repo, ARCHIVE),
+    ])
+    .assert_ok();
+    for path in listed.stdout_str().lines() {
+        let (a, b) = (dest.join(path), plain.join(path));
+        if b.is_file() {
+            assert_eq!(std::fs::read(&a).ok(), std::fs::read(&b).ok(), "{path}");
+        }
+    }
+}
+
+#[test]
+fn stdout_data_and_json_are_never_garbled() {
+    if !have_script() {
+        eprintln!("util-linux `script` is missing; test skipped");
+        return;
+    }
+    let mut env = TestEnv::new();
+    let repo = fixture_repo(&mut env, REPO);
+    let bin = quote(oxiborg_bin().as_ref());
+    // --stdout: data to a file, progress (if any) on the terminal.
+    let data = env.path().join("data.out");
+    let cmd = format!(
+        "{bin} extract --progress --stdout {}::{ARCHIVE} > {}",
+        q(&repo),
+        q(&data)
+    );
+    let (shown, code) = on_pty(&env, &cmd);
+    assert_eq!(code, 0, "{shown}");
+    let want = env.oxiborg([
+        "extract".into(),
+        "--stdout".into(),
+        repo_archive(&repo, ARCHIVE),
+    ]);
+    want.assert_ok();
+    assert!(!want.stdout.is_empty());
+    assert_eq!(
+        std::fs::read(&data).unwrap(),
+        want.stdout,
+        "--stdout data differs when progress is shown"
+    );
+    // list --json on a terminal is exactly JSON.
+    let (shown, code) = on_pty(&env, &format!("{bin} list --json {}", q(&repo)));
+    assert_eq!(code, 0, "{shown}");
+    let v: serde_json::Value = serde_json::from_str(&shown.replace("\r\n", "\n"))
+        .unwrap_or_else(|e| panic!("list --json on a terminal is not JSON ({e}):\n{shown:?}"));
+    assert!(v["archives"].as_array().is_some_and(|a| a.len() == 2));
+}
+
+#[test]
+fn no_progress_when_stderr_is_not_a_terminal() {
+    let mut env = TestEnv::new();
+    let repo = fixture_repo(&mut env, REPO);
+    let dest = env.path().join("dest");
+    let out = env.oxiborg([
+        "extract".into(),
+        "--progress".into(),
+        "-C".into(),
+        dest.into_os_string(),
+        repo_archive(&repo, ARCHIVE),
+    ]);
+    out.assert_ok();
+    assert!(
+        out.stderr.is_empty(),
+        "progress drawn into a pipe: {:?}",
+        out.stderr
+    );
+}
