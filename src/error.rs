@@ -155,6 +155,35 @@ impl Error {
         }
     }
 
+    /// borg's name for this error (the `msgid` of its `--log-json` message), where it has one.
+    pub fn msgid(&self) -> Option<&'static str> {
+        Some(match self {
+            Error::RepositoryDoesNotExist(_) => "Repository.DoesNotExist",
+            Error::InvalidRepository { .. } => "Repository.InvalidRepository",
+            Error::InvalidRepositoryConfig { .. } => "Repository.InvalidRepositoryConfig",
+            Error::ArchiveDoesNotExist(_) => "Archive.DoesNotExist",
+            Error::LockTimeout(_) => "LockTimeout",
+            Error::ObjectNotFound { .. } => "Repository.ObjectNotFound",
+            Error::Integrity(_) => "IntegrityError",
+            Error::UnsupportedPayload(_) => "UnsupportedPayloadError",
+            Error::UnsupportedManifest => "UnsupportedManifestError",
+            Error::MandatoryFeatureUnsupported(_) => "MandatoryFeatureUnsupported",
+            Error::KeyfileNotFound { .. } => "KeyfileNotFoundError",
+            Error::KeyfileMismatch { .. } => "KeyfileMismatchError",
+            Error::KeyfileInvalid { .. } => "KeyfileInvalidError",
+            Error::RepoKeyNotFound(_) => "RepoKeyNotFoundError",
+            Error::NoPassphrase(_) => "NoPassphraseFailure",
+            Error::PasscommandFailure { .. } => "PasscommandFailure",
+            Error::PassphraseWrong => "PassphraseWrong",
+            Error::PasswordRetriesExceeded => "PasswordRetriesExceeded",
+            Error::TamRequired => "TAMRequiredError",
+            Error::TamInvalid => "TAMInvalid",
+            Error::TamUnsupportedSuite(_) => "TAMUnsupportedSuiteError",
+            Error::ArchiveTamInvalid(_) => "ArchiveTAMInvalid",
+            _ => return None,
+        })
+    }
+
     /// The exit code for this error: 2 in borg's legacy mode, else [`Error::modern_exit_code`].
     pub fn exit_code(&self, modern: bool) -> i32 {
         if modern {

@@ -36,6 +36,7 @@ pub mod error;
 pub mod extract;
 pub mod key;
 pub mod location;
+pub mod log;
 pub mod patterns;
 pub mod remote;
 pub mod repository;

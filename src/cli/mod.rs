@@ -52,6 +52,9 @@ struct GlobalArgs {
     /// Log level critical.
     #[arg(long, global = true)]
     critical: bool,
+    /// Write log messages as JSON lines on stderr (borg's `log_message` objects); no progress bar.
+    #[arg(long, global = true)]
+    log_json: bool,
     /// Use the remote borg at PATH (for ssh:// repositories).
     #[arg(long, global = true, value_name = "PATH")]
     remote_path: Option<String>,
@@ -231,6 +234,8 @@ pub fn main() -> i32 {
     };
     let modern = std::env::var("BORG_EXIT_CODES").is_ok_and(|v| v == "modern");
     let show_rc = cli.global.show_rc;
+    setup_logging(&cli.global);
+    let json_log = cli.global.log_json;
     let sub = matches.subcommand().map(|(_, m)| m.clone());
     let rc = match run(cli, sub.as_ref()) {
         Ok(rc) => rc,
@@ -240,19 +245,83 @@ pub fn main() -> i32 {
                     return 0;
                 }
             }
-            eprintln!("{e}");
+            if json_log {
+                progress::print_line(&log_json_line(
+                    crate::log::Level::Error,
+                    "borg.archiver",
+                    &e.to_string(),
+                    e.msgid(),
+                ));
+            } else {
+                crate::log::error("borg.archiver", &e.to_string());
+            }
             e.exit_code(modern)
         }
     };
     if show_rc {
-        let what = match rc {
-            0 => "success",
-            1 => "warning",
-            _ => "error",
+        let (what, level) = match rc {
+            0 => ("success", crate::log::Level::Info),
+            1 => ("warning", crate::log::Level::Warning),
+            _ => ("error", crate::log::Level::Error),
         };
-        eprintln!("terminating with {what} status, rc {rc}");
+        crate::log::emit_always(
+            level,
+            "borg.output.show-rc",
+            &format!("terminating with {what} status, rc {rc}"),
+        );
     }
     rc
+}
+
+/// The log threshold from `--debug` … `--critical`, and `--log-json`'s format; messages go
+/// through the progress display when one is shown.
+fn setup_logging(g: &GlobalArgs) {
+    use crate::log::Level;
+    let level = if g.debug {
+        Level::Debug
+    } else if g.info {
+        Level::Info
+    } else if g.critical {
+        Level::Critical
+    } else if g.error {
+        Level::Error
+    } else {
+        Level::Warning
+    };
+    crate::log::set_threshold(level);
+    let json = g.log_json;
+    crate::log::set_sink(Box::new(move |level, logger, msg| {
+        if json {
+            progress::print_line(&log_json_line(level, logger, msg, None));
+        } else {
+            progress::print_line(msg);
+        }
+    }));
+}
+
+/// One `--log-json` line, as borg writes it (`json.dumps` of its `log_message` record).
+fn log_json_line(
+    level: crate::log::Level,
+    logger: &str,
+    msg: &str,
+    msgid: crate::log::MsgId,
+) -> String {
+    use json::J;
+    let time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let mut fields = vec![
+        ("type", J::s("log_message")),
+        ("time", J::Float(time)),
+        ("message", J::s(msg)),
+        ("levelname", J::s(level.name())),
+        ("name", J::s(logger)),
+    ];
+    if let Some(id) = msgid {
+        fields.push(("msgid", J::s(id)));
+    }
+    json::line(&J::obj(fields))
 }
 
 fn open_options(g: &GlobalArgs) -> OpenOptions {
@@ -329,7 +398,7 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             let opts = tuned(opts);
             let list = args.list;
             let mut extractor = crate::extract::Extractor::new(&repo, opts);
-            let display = if progress::wanted() {
+            let display = if progress::wanted() && !cli.global.log_json {
                 let counters = std::sync::Arc::new(crate::extract::Progress::default());
                 let totals = extractor.totals(&archive, &matcher)?;
                 extractor.options_mut().progress = Some(counters.clone());
@@ -347,13 +416,13 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             } else {
                 None
             };
-            let say = |line: &str| match &display {
-                Some(d) => d.say(line),
-                None => eprintln!("{line}"),
-            };
+            use crate::log::{emit_always, error, warning, Level};
             let summary = extractor.run(&archive, matcher, &mut |ev| match ev {
-                crate::extract::Event::Item(p) if list => say(p),
-                crate::extract::Event::Warning(m) | crate::extract::Event::Error(m) => say(&m),
+                crate::extract::Event::Item(p) if list => {
+                    emit_always(Level::Info, "borg.output.list", p)
+                }
+                crate::extract::Event::Warning(m) => warning("borg.archiver", &m),
+                crate::extract::Event::Error(m) => error("borg.archiver", &m),
                 _ => {}
             });
             if let Some(d) = display {
@@ -379,7 +448,7 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
 
 fn warn_store(repo: &Repository) {
     for w in repo.store().warnings() {
-        eprintln!("Warning: {w}");
+        crate::log::warning("borg.repository", &format!("Warning: {w}"));
     }
 }
 

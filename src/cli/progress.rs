@@ -3,18 +3,30 @@
 //!
 //! It is shown with `--progress`, or by default when stderr is a terminal; it never draws when
 //! stderr is not a terminal, so redirected output, `--stdout` data and JSON stay clean. Messages
-//! printed while it is shown go through [`Display::say`], which clears the bar first.
+//! printed while it is shown go through [`print_line`], which clears the bar first.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Whether a command shows progress: `--progress` asks for it, but it is also the default on a
 /// terminal, and it is never drawn when stderr is not a terminal — so this is the terminal test.
 pub fn wanted() -> bool {
     std::io::stderr().is_terminal()
+}
+
+/// The bar being shown, if any: [`print_line`] clears it around a message.
+static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Prints a line on stderr without garbling the bar being shown.
+pub fn print_line(line: &str) {
+    let bar = SHOWN.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match bar {
+        Some(b) => b.suspend(|| eprintln!("{line}")),
+        None => eprintln!("{line}"),
+    }
 }
 
 /// A running progress display.
@@ -49,16 +61,12 @@ impl Display {
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
+        *SHOWN.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
         Display {
             bar,
             stop,
             thread: Some(thread),
         }
-    }
-
-    /// Prints a line on stderr without garbling the bar.
-    pub fn say(&self, line: &str) {
-        self.bar.suspend(|| eprintln!("{line}"));
     }
 
     /// Removes the bar.
@@ -67,6 +75,7 @@ impl Display {
     }
 
     fn end(&mut self) {
+        SHOWN.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();

@@ -304,7 +304,7 @@ pub fn unlock(
         if let Some(plain) = try_passphrase(&env, &pass) {
             return key_from_plain(ktype, &plain, blob, location, tam_fallback);
         }
-        eprintln!("Incorrect passphrase");
+        crate::log::warning("borg.crypto.key", "Incorrect passphrase");
     }
     Err(Error::PasswordRetriesExceeded)
 }
@@ -355,7 +355,7 @@ pub fn legacy_passphrase_key(
         if check(&key) {
             return Ok(key);
         }
-        eprintln!("Incorrect passphrase");
+        crate::log::warning("borg.crypto.key", "Incorrect passphrase");
     }
     Err(Error::PasswordRetriesExceeded)
 }

@@ -264,12 +264,14 @@ fn show_log_line(line: &str) {
             match typ {
                 "log_message" => {
                     let level = o.get("levelname").and_then(|v| v.as_str()).unwrap_or("");
-                    if matches!(level, "WARNING" | "ERROR" | "CRITICAL") {
-                        eprintln!("Remote: {msg}");
-                    }
+                    crate::log::emit(
+                        remote_level(level),
+                        "borg.remote",
+                        &format!("Remote: {msg}"),
+                    );
                 }
                 "progress_percent" | "progress_message" => {}
-                _ => eprintln!("Remote: {line}"),
+                _ => crate::log::warning("borg.remote", &format!("Remote: {line}")),
             }
             return;
         }
@@ -277,12 +279,26 @@ fn show_log_line(line: &str) {
     if let Some(rest) = line.strip_prefix("$LOG ") {
         let msg = rest.split_once("Remote: ").map(|(_, m)| m).unwrap_or(rest);
         let level = rest.split(' ').next().unwrap_or("");
-        if matches!(level, "WARNING" | "ERROR" | "CRITICAL") {
-            eprintln!("Remote: {msg}");
-        }
+        crate::log::emit(
+            remote_level(level),
+            "borg.remote",
+            &format!("Remote: {msg}"),
+        );
         return;
     }
-    eprintln!("Remote: {line}");
+    crate::log::warning("borg.remote", &format!("Remote: {line}"));
+}
+
+/// The level of a server log line by its level name (unknown names count as warnings).
+fn remote_level(name: &str) -> crate::log::Level {
+    use crate::log::Level;
+    match name {
+        "DEBUG" => Level::Debug,
+        "INFO" => Level::Info,
+        "ERROR" => Level::Error,
+        "CRITICAL" => Level::Critical,
+        _ => Level::Warning,
+    }
 }
 
 /// Why no frame could be read.
@@ -780,10 +796,13 @@ impl Session {
             // Another thread already replaced the broken session.
             return Ok(());
         }
-        eprintln!(
-            "Remote: connection to {} lost ({why}); reconnecting (attempt {attempt} of {})",
-            self.loc.canonical(),
-            self.opts.retries
+        crate::log::warning(
+            "borg.remote",
+            &format!(
+                "Remote: connection to {} lost ({why}); reconnecting (attempt {attempt} of {})",
+                self.loc.canonical(),
+                self.opts.retries
+            ),
         );
         std::thread::sleep(Duration::from_millis(250u64 << attempt.min(6)));
         let store = connect(&self.loc, &self.opts).map_err(|e| {

@@ -1,0 +1,89 @@
+//! Messages for the person at the terminal: warnings, errors and `Remote:` lines that the library
+//! reports while it works, in borg's levels and logger names.
+//!
+//! By default a message at or above the threshold ([`Level::Warning`] unless
+//! [`set_threshold`] says otherwise) is written to stderr as a plain line. A program embedding
+//! oxiborg can take the messages instead with [`set_sink`]; the `oxiborg` command line uses that
+//! for borg's `--log-json` (one JSON object per line, borg's `log_message` schema).
+
+/// A message's id in `--log-json` output, for the errors borg names (see
+/// [`crate::Error::msgid`]); messages reported through [`emit`] have none.
+pub type MsgId = Option<&'static str>;
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::RwLock;
+
+/// A message's importance, as Python's logging levels that borg uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// `--debug`
+    Debug = 10,
+    /// `--info` / `-v`
+    Info = 20,
+    /// The default threshold.
+    Warning = 30,
+    /// `--error`
+    Error = 40,
+    /// `--critical`
+    Critical = 50,
+}
+
+impl Level {
+    /// borg's level name (`WARNING`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+            Level::Critical => "CRITICAL",
+        }
+    }
+}
+
+/// Receives every message that passes the threshold: level, logger name (e.g.
+/// `borg.archiver`), text.
+pub type Sink = Box<dyn Fn(Level, &str, &str) + Send + Sync>;
+
+static THRESHOLD: AtomicU8 = AtomicU8::new(Level::Warning as u8);
+static SINK: RwLock<Option<Sink>> = RwLock::new(None);
+
+/// Messages below `level` are dropped.
+pub fn set_threshold(level: Level) {
+    THRESHOLD.store(level as u8, Ordering::Relaxed);
+}
+
+/// Hands messages to `sink` instead of writing them to stderr.
+pub fn set_sink(sink: Sink) {
+    *SINK.write().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+}
+
+/// Whether a message at `level` would be shown.
+pub fn enabled(level: Level) -> bool {
+    level as u8 >= THRESHOLD.load(Ordering::Relaxed)
+}
+
+/// Reports `msg` at `level` from `logger`, if the threshold lets it through.
+pub fn emit(level: Level, logger: &str, msg: &str) {
+    if enabled(level) {
+        emit_always(level, logger, msg);
+    }
+}
+
+/// Reports `msg` whatever the threshold (output the user asked for, such as `--list` lines).
+pub fn emit_always(level: Level, logger: &str, msg: &str) {
+    match SINK.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        Some(sink) => sink(level, logger, msg),
+        None => eprintln!("{msg}"),
+    }
+}
+
+/// A warning from `logger`.
+pub fn warning(logger: &str, msg: &str) {
+    emit(Level::Warning, logger, msg);
+}
+
+/// An error from `logger`.
+pub fn error(logger: &str, msg: &str) {
+    emit(Level::Error, logger, msg);
+}
