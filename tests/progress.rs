@@ -156,3 +156,73 @@ fn no_progress_when_stderr_is_not_a_terminal() {
         out.stderr
     );
 }
+
+/// The totals a progress display starts from equal what the restore then does, for a whole
+/// archive and for a selection (hard-link members whose master is not selected included).
+#[test]
+fn totals_equal_what_the_restore_does() {
+    use oxiborg::extract::{ExtractOptions, Extractor, Progress};
+    use oxiborg::key::passphrase::Passphrase;
+    use oxiborg::patterns::Matcher;
+    use oxiborg::{Location, OpenOptions, Repository};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    let mut env = TestEnv::new();
+    let repo_dir = fixture_repo(&mut env, REPO);
+    let mut o = OpenOptions::from_env();
+    o.passphrase = Some(Passphrase {
+        secret: PASSPHRASE.to_string().into(),
+        source: "test",
+    });
+    let repo = Repository::open(&Location::parse(repo_dir.to_str().unwrap()).unwrap(), &o)
+        .expect("open fixture");
+    let names: Vec<String> = repo
+        .archives()
+        .iter()
+        .map(|a| String::from_utf8_lossy(&a.name).into_owned())
+        .collect();
+    let listed = env.oxiborg([
+        "list".into(),
+        "--short".into(),
+        repo_archive(&repo_dir, ARCHIVE),
+    ]);
+    let first_dir = listed
+        .stdout_str()
+        .lines()
+        .find(|l| l.contains('/'))
+        .and_then(|l| l.split('/').next())
+        .unwrap_or("tree")
+        .to_string();
+    for name in &names {
+        for selection in [None, Some(first_dir.clone())] {
+            let mut matcher = Matcher::new();
+            if let Some(s) = &selection {
+                matcher.add_paths(std::slice::from_ref(s)).unwrap();
+            }
+            let counters = Arc::new(Progress::default());
+            let dest = env.path().join(format!("t-{name}-{}", selection.is_some()));
+            let opts = ExtractOptions {
+                destination: dest,
+                progress: Some(counters.clone()),
+                ..ExtractOptions::default()
+            };
+            let ex = Extractor::new(&repo, opts);
+            let totals = ex.totals(name, &matcher).unwrap();
+            let summary = ex.run(name, matcher, &mut |_| {}).unwrap();
+            let what = format!("{name} {selection:?}");
+            assert!(totals.files > 0, "{what}: nothing selected");
+            assert_eq!(totals.files, summary.files, "{what}: files");
+            assert_eq!(totals.bytes, summary.bytes, "{what}: bytes");
+            assert_eq!(
+                counters.files.load(Ordering::Relaxed),
+                summary.files,
+                "{what}"
+            );
+            assert_eq!(
+                counters.bytes.load(Ordering::Relaxed),
+                summary.bytes,
+                "{what}"
+            );
+        }
+    }
+}

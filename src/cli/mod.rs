@@ -80,6 +80,23 @@ enum Command {
     Info(InfoArgs),
     /// Restore files from an archive (into the current directory, or -C DIR).
     Extract(ExtractArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completion(CompletionArgs),
+    /// Print the man page (roff) to stdout, or write one page per command into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+struct CompletionArgs {
+    /// The shell to complete for.
+    shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+struct ManArgs {
+    /// Write oxiborg.1 and oxiborg-COMMAND.1 pages into DIR instead.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<std::path::PathBuf>,
 }
 
 /// Archive selection options shared by list and info.
@@ -433,6 +450,37 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
                 eprint!("{}", extract_stats(&summary, args.dry_run));
             }
             Ok(summary.exit_code())
+        }
+        Command::Completion(args) => {
+            let mut cmd = Cli::command();
+            // Into memory first: the generator panics on a write error (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut cmd, "oxiborg", &mut script);
+            let mut out = std::io::stdout().lock();
+            out.write_all(&script)
+                .and_then(|_| out.flush())
+                .map_err(|e| Error::io("<stdout>", e))?;
+            Ok(0)
+        }
+        Command::Man(args) => {
+            let cmd = Cli::command();
+            match args.dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                    clap_mangen::generate_to(cmd, &dir).map_err(|e| Error::io(&dir, e))?;
+                }
+                None => {
+                    let mut page = Vec::new();
+                    clap_mangen::Man::new(cmd)
+                        .render(&mut page)
+                        .map_err(|e| Error::io("<stdout>", e))?;
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&page)
+                        .and_then(|_| out.flush())
+                        .map_err(|e| Error::io("<stdout>", e))?;
+                }
+            }
+            Ok(0)
         }
         Command::Info(args) => {
             let loc = Location::parse_with_env(args.location.as_deref())?;

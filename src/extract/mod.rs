@@ -402,11 +402,20 @@ impl<'r> Extractor<'r> {
                 }
                 return Ok(());
             }
-            t.files += 1;
-            t.bytes += match (&item.source, item.chunks.is_some()) {
-                (Some(src), false) => masters.remove(src).unwrap_or(0),
-                _ => size,
-            };
+            match (&item.source, item.chunks.is_some()) {
+                // A hard-link member: a file of its own only for the first member of a group
+                // whose master is not selected; otherwise a link.
+                (Some(src), false) => {
+                    if let Some(size) = masters.remove(src) {
+                        t.files += 1;
+                        t.bytes += size;
+                    }
+                }
+                _ => {
+                    t.files += 1;
+                    t.bytes += size;
+                }
+            }
             Ok(())
         })?;
         Ok(t)

@@ -1,0 +1,146 @@
+//! The documentation the CLI generates from its own definition: `--help` of every command,
+//! shell completions (the bash script loads and registers, the others name every command) and
+//! the man pages.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+const COMMANDS: &[&str] = &["list", "info", "extract", "completion", "man"];
+
+fn commands() -> Vec<String> {
+    let out = TestEnv::new().oxiborg(["--help"]);
+    out.assert_ok();
+    let text = out.stdout_str();
+    let mut found: Vec<String> = COMMANDS
+        .iter()
+        .filter(|c| text.lines().any(|l| l.trim_start().starts_with(*c)))
+        .map(|c| c.to_string())
+        .collect();
+    // Commands added later show up in --help; every one listed there is checked below.
+    let mut in_section = false;
+    for line in text.lines() {
+        if line.starts_with("Commands:") {
+            in_section = true;
+            continue;
+        }
+        if in_section {
+            if line.trim().is_empty() {
+                break;
+            }
+            let name = line.split_whitespace().next().unwrap_or("").to_string();
+            if name != "help" && !found.contains(&name) {
+                found.push(name);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_command_has_help() {
+    let env = TestEnv::new();
+    let cmds = commands();
+    for c in COMMANDS {
+        assert!(cmds.contains(&c.to_string()), "{c} missing from --help");
+    }
+    for c in &cmds {
+        let out = env.oxiborg([c.as_str(), "--help"]);
+        out.assert_ok();
+        let text = out.stdout_str();
+        assert!(
+            text.contains("Usage: oxiborg") && text.contains(c.as_str()),
+            "{c} --help:\n{text}"
+        );
+    }
+    let extract = env.oxiborg(["extract", "--help"]).stdout_str();
+    for opt in [
+        "--strip-components",
+        "--continue",
+        "--progress",
+        "--dry-run",
+    ] {
+        assert!(extract.contains(opt), "extract --help lacks {opt}");
+    }
+}
+
+#[test]
+fn completions_cover_every_command() {
+    let env = TestEnv::new();
+    let cmds = commands();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = env.oxiborg(["completion", shell]);
+        out.assert_ok();
+        let script = out.stdout_str();
+        for c in &cmds {
+            assert!(script.contains(c.as_str()), "{shell} completion lacks {c}");
+        }
+        assert!(
+            script.contains("strip-components"),
+            "{shell} completion lacks extract's options"
+        );
+    }
+    // The bash script loads and registers a completion for oxiborg.
+    let script = env.path().join("oxiborg.bash");
+    std::fs::write(&script, env.oxiborg(["completion", "bash"]).stdout).unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {} && complete -p oxiborg",
+            quote(script.as_os_str())
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("oxiborg"),
+        "bash could not load the completion: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An unknown shell is a usage error, not a panic.
+    let bad = env.oxiborg(["completion", "tcsh"]);
+    bad.assert_no_panic();
+    assert_eq!(bad.code, 2, "{}", bad.describe());
+}
+
+#[test]
+fn man_pages_are_generated() {
+    let env = TestEnv::new();
+    let page = env.oxiborg(["man"]);
+    page.assert_ok();
+    let text = page.stdout_str();
+    assert!(text.contains(".TH oxiborg 1"), "no roff title:\n{text}");
+    for c in commands() {
+        assert!(text.contains(&c), "man page lacks {c}");
+    }
+    let dir = env.path().join("man1");
+    env.oxiborg(["man".into(), "--dir".into(), dir.clone().into_os_string()])
+        .assert_ok();
+    for c in commands() {
+        let p = dir.join(format!("oxiborg-{c}.1"));
+        let body = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert!(
+            body.contains(&format!(".TH oxiborg-{c} 1")),
+            "{}",
+            p.display()
+        );
+    }
+    let extract = std::fs::read_to_string(dir.join("oxiborg-extract.1")).unwrap();
+    assert!(extract.contains("strip\\-components"));
+    // Rendered by man(1) where the machine has it.
+    if Command::new("man").arg("--version").output().is_ok() {
+        let out = Command::new("man")
+            .arg("-l")
+            .arg(dir.join("oxiborg-extract.1"))
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "80")
+            .output()
+            .unwrap();
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && shown.contains("oxiborg-extract"),
+            "man -l failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
