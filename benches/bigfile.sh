@@ -37,8 +37,10 @@ mkdir -p "$WORKDIR/src"
 SRC=$WORKDIR/src/big.bin
 if [ ! -f "$SRC" ] || [ "$(stat -c %s "$SRC")" != $((SIZE_GB * 1000000000)) ]; then
     log "making $SRC ($SIZE_GB GB)"
-    openssl enc -aes-128-ctr -nosalt -pass pass:oxiborg -in /dev/zero 2>/dev/null |
+    # (openssl ends with SIGPIPE when head has enough: not an error)
+    { openssl enc -aes-128-ctr -nosalt -pass pass:oxiborg -in /dev/zero 2>/dev/null || true; } |
         head -c $((SIZE_GB * 1000000000)) >"$SRC"
+    [ "$(stat -c %s "$SRC")" = $((SIZE_GB * 1000000000)) ] || { echo "bigfile.sh: could not make $SRC" >&2; exit 1; }
 fi
 WANT=$(sha256sum <"$SRC" | cut -d' ' -f1)
 REPO=$WORKDIR/repo
