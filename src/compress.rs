@@ -70,6 +70,21 @@ pub fn decompress(payload: &[u8], size_hint: Option<usize>) -> Result<Vec<u8>> {
     decompress_depth(payload, size_hint, 0)
 }
 
+/// [`decompress`] of `buf[start..]`, reusing `buf` for the plaintext when the payload is stored
+/// uncompressed (`none`), so that case costs a move instead of a second buffer.
+pub fn decompress_owned(
+    mut buf: Vec<u8>,
+    start: usize,
+    size_hint: Option<usize>,
+) -> Result<Vec<u8>> {
+    let payload = buf.get(start..).unwrap_or_default();
+    if Compression::detect(payload) == Some(Compression::None) {
+        buf.drain(..start + 2);
+        return Ok(buf);
+    }
+    decompress(payload, size_hint)
+}
+
 fn decompress_depth(payload: &[u8], size_hint: Option<usize>, depth: u8) -> Result<Vec<u8>> {
     let kind = Compression::detect(payload).ok_or_else(|| {
         Error::Decompression(format!(

@@ -190,7 +190,7 @@ impl Repository {
                 )?
             }
         };
-        let plain = key.open_object(None, &mobj, None)?;
+        let plain = key.open_owned(None, mobj, None)?;
         let manifest = Manifest::parse(&plain, &key, key.tam_required())?;
         Ok(Repository {
             store,
@@ -229,7 +229,7 @@ impl Repository {
     /// Fetches an object and returns its verified plaintext.
     pub fn get_object(&self, id: &ObjectId, size_hint: Option<usize>) -> Result<Vec<u8>> {
         let obj = self.store.get(id)?;
-        self.key.open_object(Some(id), &obj, size_hint)
+        self.key.open_owned(Some(id), obj, size_hint)
     }
 
     /// Opens the archive called `name`.

@@ -7,7 +7,7 @@
 
 use super::item::Item;
 use crate::error::{Error, Result};
-use crate::key::Key;
+use crate::key::{Key, Sealed};
 use crate::store::Store;
 use crate::ObjectId;
 use rayon::prelude::*;
@@ -50,16 +50,52 @@ impl<'a> ChunkPrefetcher<'a> {
             raw[i] = Some(r);
             Ok(())
         });
-        let decoded: Vec<Result<(Vec<u8>, usize)>> = batch
-            .par_iter()
-            .zip(raw.into_par_iter())
-            .map(|(id, obj)| {
-                let obj = match (obj, &fetched) {
-                    (Some(r), _) => r?,
-                    (None, Err(e)) => return Err(Error::Other(e.to_string())),
-                    (None, Ok(())) => return Err(Error::Other("object not delivered".into())),
-                };
-                Ok((key.open_object(Some(id), &obj, None)?, obj.len()))
+        let raw: Vec<Result<Sealed>> = batch
+            .iter()
+            .zip(raw)
+            .map(|(id, obj)| match (obj, &fetched) {
+                (Some(r), _) => r.map(|data| Sealed {
+                    id: Some(*id),
+                    data,
+                    size_hint: None,
+                }),
+                (None, Err(e)) => Err(Error::Other(e.to_string())),
+                (None, Ok(())) => Err(Error::Other("object not delivered".into())),
+            })
+            .collect();
+        // Decode in groups (MACs and ids hashed side by side), the groups in parallel.
+        let mut groups: Vec<Vec<Result<Sealed>>> = Vec::new();
+        for r in raw {
+            match groups.last_mut() {
+                Some(g) if g.len() < Key::GROUP => g.push(r),
+                _ => groups.push(vec![r]),
+            }
+        }
+        let decoded: Vec<Result<(Vec<u8>, usize)>> = groups
+            .into_par_iter()
+            .flat_map_iter(|group| {
+                let mut sealed = Vec::with_capacity(group.len());
+                let mut slots = Vec::with_capacity(group.len());
+                for r in group {
+                    match r {
+                        Ok(s) => {
+                            slots.push(Ok(s.data.len()));
+                            sealed.push(s);
+                        }
+                        Err(e) => slots.push(Err(e)),
+                    }
+                }
+                let mut opened = key.open_objects(&mut sealed).into_iter();
+                slots
+                    .into_iter()
+                    .map(|slot| {
+                        let stored = slot?;
+                        let plain = opened
+                            .next()
+                            .unwrap_or_else(|| Err(Error::Other("object not decoded".into())))?;
+                        Ok((plain, stored))
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect();
         for (id, d) in batch.iter().zip(decoded) {

@@ -30,6 +30,7 @@ pub mod metadata;
 
 use crate::archive::item::{ChunkRef, Item};
 use crate::error::{Error, Result};
+use crate::key::{Key, Sealed};
 use crate::patterns::Matcher;
 use crate::repository::Repository;
 use crate::ObjectId;
@@ -206,6 +207,9 @@ impl Summary {
         }
     }
 }
+
+/// A decode group is sent to the workers once its stored plus plaintext bytes reach this.
+const GROUP_BYTES: u64 = 32 << 20;
 
 /// A hard link to make: (directory, name, path relative to the destination, display path).
 type LinkJob = (Arc<OwnedFd>, Vec<u8>, Vec<u8>, String);
@@ -922,70 +926,97 @@ impl<'r> Extractor<'r> {
             (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
         let fetch_start = std::time::Instant::now();
         let mut in_sink = std::time::Duration::ZERO;
-        let fetch_result = rayon::in_place_scope(|s| {
-            store.get_many(&order, &mut |i, res| {
-                let sink_start = std::time::Instant::now();
-                let id = order[i];
+        // Objects are decoded in groups (Key::GROUP objects, or fewer when they are big), so
+        // that the MACs and ids of a group are hashed side by side and small objects do not
+        // cost a task each.
+        let decode_group = |group: Vec<(ObjectId, Vec<u8>)>| {
+            let t0 = std::time::Instant::now();
+            let mut sealed: Vec<Sealed> = group
+                .into_iter()
+                .map(|(id, data)| Sealed {
+                    id: Some(id),
+                    size_hint: Some(targets[&id][0].2 as usize),
+                    data,
+                })
+                .collect();
+            let opened = key.open_objects(&mut sealed);
+            let t1 = std::time::Instant::now();
+            decode_ns.fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
+            for (o, opened) in sealed.iter().zip(opened) {
+                let id = o.id.unwrap_or_default();
                 let ts = &targets[&id];
-                let obj = match res {
-                    Ok(o) => o,
-                    Err(e) => {
-                        fail_targets(ts, &format!("chunk {}: {e}", hex::encode(id)));
-                        return Ok(());
-                    }
-                };
-                let size_hint = ts[0].2 as usize;
-                read_bytes.fetch_add(obj.len() as u64, Ordering::Relaxed);
-                budget.take(obj.len() as u64 + size_hint as u64);
-                let (budget, batch, chunks_done, fail_targets) =
-                    (&budget, &batch, &chunks_done, &fail_targets);
-                let (decode_ns, write_ns) = (&decode_ns, &write_ns);
-                let progress = &self.opts.progress;
-                s.spawn(move |_| {
-                    let cost = obj.len() as u64 + size_hint as u64;
-                    let t0 = std::time::Instant::now();
-                    let opened = key.open_object(Some(&id), &obj, Some(size_hint));
-                    let t1 = std::time::Instant::now();
-                    decode_ns.fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
-                    match opened {
-                        Ok(plain) if plain.len() as u64 != ts[0].2 => fail_targets(
-                            ts,
-                            &format!(
-                                "chunk {} has {} bytes, the archive says {}",
-                                hex::encode(id),
-                                plain.len(),
-                                ts[0].2
-                            ),
+                match opened {
+                    Ok(plain) if plain.len() as u64 != ts[0].2 => fail_targets(
+                        ts,
+                        &format!(
+                            "chunk {} has {} bytes, the archive says {}",
+                            hex::encode(id),
+                            plain.len(),
+                            ts[0].2
                         ),
-                        Ok(plain) => {
-                            chunks_done.fetch_add(1, Ordering::Relaxed);
-                            let skip = sparse && is_zero(&plain);
-                            for (fi, off, _) in ts {
-                                let p = &batch[*fi];
-                                let res = match (skip, p.open()) {
-                                    (false, Some(Ok(f))) => f
-                                        .write_all_at(&plain, *off)
-                                        .map_err(|e| format!("write failed: {e}")),
-                                    (false, Some(Err(e))) => Err(e.to_string()),
-                                    _ => Ok(()),
-                                };
-                                if let Err(e) = res {
-                                    let mut er = p.error.lock().unwrap_or_else(|e| e.into_inner());
-                                    er.get_or_insert(e);
-                                    continue;
-                                }
-                                p.written.fetch_add(plain.len() as u64, Ordering::Relaxed);
-                                Progress::add(progress, 0, plain.len() as u64);
+                    ),
+                    Ok(plain) => {
+                        chunks_done.fetch_add(1, Ordering::Relaxed);
+                        let skip = sparse && is_zero(&plain);
+                        for (fi, off, _) in ts {
+                            let p = &batch[*fi];
+                            let res = match (skip, p.open()) {
+                                (false, Some(Ok(f))) => f
+                                    .write_all_at(&plain, *off)
+                                    .map_err(|e| format!("write failed: {e}")),
+                                (false, Some(Err(e))) => Err(e.to_string()),
+                                _ => Ok(()),
+                            };
+                            if let Err(e) = res {
+                                let mut er = p.error.lock().unwrap_or_else(|e| e.into_inner());
+                                er.get_or_insert(e);
+                                continue;
                             }
+                            p.written.fetch_add(plain.len() as u64, Ordering::Relaxed);
+                            Progress::add(&self.opts.progress, 0, plain.len() as u64);
                         }
-                        Err(e) => fail_targets(ts, &e.to_string()),
                     }
-                    write_ns.fetch_add(t1.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    Err(e) => fail_targets(ts, &e.to_string()),
+                }
+            }
+            write_ns.fetch_add(t1.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        };
+        let fetch_result = rayon::in_place_scope(|s| {
+            let mut group: Vec<(ObjectId, Vec<u8>)> = Vec::with_capacity(Key::GROUP);
+            let mut group_cost = 0u64;
+            let (budget, decode_group) = (&budget, &decode_group);
+            let spawn = |group: Vec<(ObjectId, Vec<u8>)>, cost: u64| {
+                budget.take(cost);
+                s.spawn(move |_| {
+                    decode_group(group);
                     budget.give(cost);
                 });
+            };
+            let fetched = store.get_many(&order, &mut |i, res| {
+                let sink_start = std::time::Instant::now();
+                let id = order[i];
+                match res {
+                    Ok(obj) => {
+                        read_bytes.fetch_add(obj.len() as u64, Ordering::Relaxed);
+                        group_cost += obj.len() as u64 + targets[&id][0].2;
+                        group.push((id, obj));
+                        if group.len() >= Key::GROUP || group_cost >= GROUP_BYTES {
+                            let full =
+                                std::mem::replace(&mut group, Vec::with_capacity(Key::GROUP));
+                            spawn(full, std::mem::take(&mut group_cost));
+                        }
+                    }
+                    Err(e) => {
+                        fail_targets(&targets[&id], &format!("chunk {}: {e}", hex::encode(id)))
+                    }
+                }
                 in_sink += sink_start.elapsed();
                 Ok(())
-            })
+            });
+            if !group.is_empty() {
+                spawn(group, group_cost);
+            }
+            fetched
         });
         if let Err(e) = fetch_result {
             // The source is gone (e.g. the connection broke): nothing of this batch is complete.
