@@ -20,6 +20,7 @@ pub struct Destination {
     root_path: PathBuf,
     dirs: Mutex<HashMap<Vec<u8>, Arc<OwnedFd>>>,
     counter: AtomicU64,
+    pid: u32,
 }
 
 /// Splits an archive path into components, refusing `..` (after stripping leading `/`).
@@ -56,6 +57,7 @@ impl Destination {
             root_path: path.to_path_buf(),
             dirs: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(0),
+            pid: std::process::id(),
         })
     }
 
@@ -137,6 +139,25 @@ impl Destination {
         }
     }
 
+    /// Makes something at `dir/name` with `make`; when the name is taken, clears it the way
+    /// borg does ([`Destination::clear`]) and tries once more. (Trying first saves a `stat` per
+    /// item when restoring into an empty destination, the common case.)
+    pub fn place<T>(
+        &self,
+        dir: &OwnedFd,
+        name: &[u8],
+        rel: &[u8],
+        mut make: impl FnMut() -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
+        match make() {
+            Err(Errno::EXIST | Errno::ISDIR | Errno::NOTEMPTY) => {
+                self.clear(dir, name, rel);
+                make()
+            }
+            r => r,
+        }
+    }
+
     /// Removes the temporary files an interrupted run left anywhere below the destination
     /// (names made by [`Destination::temp_name`]); returns how many. Symlinks are not followed.
     pub fn remove_stale_temps(&self) -> u64 {
@@ -178,7 +199,7 @@ impl Destination {
     /// A fresh temporary name for a file being written.
     pub fn temp_name(&self) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!(".oxiborg-{}-{n}.tmp", std::process::id())
+        format!(".oxiborg-{}-{n}.tmp", self.pid)
     }
 }
 

@@ -244,13 +244,7 @@ impl Pending {
                 Mode::from_raw_mode(0o600),
             )
             .map_err(|e| format!("cannot create file: {e}"))?;
-            let f = std::fs::File::from(fd);
-            if let Err(e) = f.set_len(self.total) {
-                drop(f);
-                let _ = fs::unlinkat(&**dir, self.tmp.as_str(), AtFlags::empty());
-                return Err(format!("cannot allocate {} bytes: {e}", self.total));
-            }
-            Ok(f)
+            Ok(std::fs::File::from(fd))
         });
         Some(r.as_ref().map_err(String::as_str))
     }
@@ -307,6 +301,28 @@ impl Budget {
     }
 }
 
+/// How many files a batch may hold open at once: every pending file keeps its descriptor until
+/// it is finalized. The soft `RLIMIT_NOFILE` is raised to the hard limit first (it is often 1024
+/// while the hard limit is far higher); a quarter of the descriptors stays free for segments,
+/// directories and the rest.
+fn open_file_budget() -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        // macOS refuses more than OPEN_MAX for the soft limit.
+        let want = lim.maximum.map_or(1 << 20, |m| m.min(1 << 20));
+        let raised = rustix::process::Rlimit {
+            current: Some(want),
+            maximum: lim.maximum,
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            lim = getrlimit(Resource::Nofile);
+        }
+    }
+    let soft = lim.current.unwrap_or(1 << 20).min(1 << 20) as usize;
+    (soft - soft / 4).saturating_sub(64).max(16)
+}
+
 /// Whether `dir/name` is a regular file of `size` bytes modified at `mtime` (ns): a file a
 /// previous run put in place completely.
 #[allow(clippy::unnecessary_cast)] // time_t / the nsec field differ in width between targets
@@ -355,6 +371,8 @@ struct Run<'a> {
     batch: Vec<Pending>,
     batch_bytes: u64,
     batch_gen: u64,
+    /// Files per batch: the option, bounded by the open-file limit.
+    batch_files: usize,
     flush_time: std::time::Duration,
 }
 
@@ -454,6 +472,7 @@ impl<'r> Extractor<'r> {
             batch: Vec::new(),
             batch_bytes: 0,
             batch_gen: 0,
+            batch_files: self.opts.batch_files.clamp(1, open_file_budget()),
             flush_time: std::time::Duration::ZERO,
         };
         let started = std::time::Instant::now();
@@ -679,14 +698,16 @@ impl<'r> Extractor<'r> {
         let dest = run.dest.as_ref().expect("writing");
         match ft {
             crate::archive::item::S_IFDIR => {
-                let still_dir = dest.clear(&parent, &name, &rel);
-                if !still_dir {
-                    if let Err(e) =
-                        fs::mkdirat(&*parent, name.as_slice(), Mode::from_raw_mode(0o700))
-                    {
-                        run.fail(format!("{display}: cannot create directory: {e}"));
-                        return Ok(());
-                    }
+                let mkdir = || fs::mkdirat(&*parent, name.as_slice(), Mode::from_raw_mode(0o700));
+                let made = match mkdir() {
+                    // Something is there: borg keeps a non-empty directory, replaces the rest.
+                    Err(rustix::io::Errno::EXIST) if !dest.clear(&parent, &name, &rel) => mkdir(),
+                    Err(rustix::io::Errno::EXIST) => Ok(()),
+                    r => r,
+                };
+                if let Err(e) = made {
+                    run.fail(format!("{display}: cannot create directory: {e}"));
+                    return Ok(());
                 }
             }
             crate::archive::item::S_IFREG => {
@@ -727,9 +748,10 @@ impl<'r> Extractor<'r> {
                 }
             }
             crate::archive::item::S_IFLNK => {
-                dest.clear(&parent, &name, &rel);
                 let target = item.source.clone().unwrap_or_default();
-                if let Err(e) = fs::symlinkat(target.as_slice(), &*parent, name.as_slice()) {
+                if let Err(e) = dest.place(&parent, &name, &rel, || {
+                    fs::symlinkat(target.as_slice(), &*parent, name.as_slice())
+                }) {
                     run.fail(format!("{display}: cannot create symlink: {e}"));
                     return Ok(());
                 }
@@ -747,7 +769,6 @@ impl<'r> Extractor<'r> {
             crate::archive::item::S_IFIFO
             | crate::archive::item::S_IFCHR
             | crate::archive::item::S_IFBLK => {
-                dest.clear(&parent, &name, &rel);
                 let (ftype, dev) = match ft {
                     crate::archive::item::S_IFIFO => (FileType::Fifo, 0),
                     crate::archive::item::S_IFCHR => {
@@ -755,7 +776,9 @@ impl<'r> Extractor<'r> {
                     }
                     _ => (FileType::BlockDevice, item.rdev.unwrap_or(0)),
                 };
-                if let Err(e) = dest::make_node(&parent, &name, ftype, dev) {
+                if let Err(e) = dest.place(&parent, &name, &rel, || {
+                    dest::make_node(&parent, &name, ftype, dev)
+                }) {
                     run.warn(format!(
                         "{display}: cannot create {}: {e}",
                         if ft == crate::archive::item::S_IFIFO {
@@ -830,8 +853,9 @@ impl<'r> Extractor<'r> {
         if self.opts.resume && same_file(&tdir, tc[tc.len() - 1], parent, name) {
             return;
         }
-        dest.clear(parent, name, rel);
-        if let Err(e) = fs::linkat(&*tdir, tc[tc.len() - 1], &**parent, name, AtFlags::empty()) {
+        if let Err(e) = dest.place(parent, name, rel, || {
+            fs::linkat(&*tdir, tc[tc.len() - 1], &**parent, name, AtFlags::empty())
+        }) {
             run.fail(format!(
                 "{display}: cannot create hard link to {}: {e}",
                 show(target)
@@ -871,7 +895,7 @@ impl<'r> Extractor<'r> {
             error: Mutex::new(None),
             links: Vec::new(),
         });
-        if run.batch.len() >= self.opts.batch_files || run.batch_bytes >= self.opts.batch_bytes {
+        if run.batch.len() >= run.batch_files || run.batch_bytes >= self.opts.batch_bytes {
             self.flush(run)?;
             return Ok(Queued::Done);
         }
@@ -982,6 +1006,31 @@ impl<'r> Extractor<'r> {
             write_ns.fetch_add(t1.elapsed().as_nanos() as u64, Ordering::Relaxed);
         };
         let fetch_result = rayon::in_place_scope(|s| {
+            // The temporary files first, one task per directory: creating files in one directory
+            // from several threads serializes on its lock (and the waiters spin), while
+            // different directories proceed in parallel. Decode tasks queue behind these.
+            let batch = &batch;
+            let mut start = 0;
+            while start < batch.len() {
+                let same_dir = |p: &Pending| match (&p.dir, &batch[start].dir) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    _ => false,
+                };
+                let end = start
+                    + batch[start..]
+                        .iter()
+                        .take_while(|p| same_dir(p))
+                        .count()
+                        .max(1);
+                if batch[start].dir.is_some() {
+                    s.spawn(move |_| {
+                        for p in &batch[start..end] {
+                            let _ = p.open();
+                        }
+                    });
+                }
+                start = end;
+            }
             let mut group: Vec<(ObjectId, Vec<u8>)> = Vec::with_capacity(Key::GROUP);
             let mut group_cost = 0u64;
             let (budget, decode_group) = (&budget, &decode_group);
@@ -1052,6 +1101,12 @@ impl<'r> Extractor<'r> {
         // Files no chunk was written to (empty, or all holes) are created here.
         let created = match p.open() {
             Some(Err(e)) => Some(e.to_string()),
+            // Holes (all-zero chunks skipped with --sparse) at the end are not written: give the
+            // file its length.
+            Some(Ok(f)) if self.opts.sparse => f
+                .set_len(p.total)
+                .err()
+                .map(|e| format!("cannot set the length to {}: {e}", p.total)),
             _ => None,
         };
         let err = err
@@ -1110,8 +1165,9 @@ impl<'r> Extractor<'r> {
             run.warn(w);
         }
         let dest = run.dest.as_ref().expect("writing");
-        dest.clear(&d, &p.name, &p.rel);
-        let renamed = fs::renameat(&*d, p.tmp.as_str(), &*d, p.name.as_slice());
+        let renamed = dest.place(&d, &p.name, &p.rel, || {
+            fs::renameat(&*d, p.tmp.as_str(), &*d, p.name.as_slice())
+        });
         if renamed.is_ok() {
             // Immutable/append-only last, once the file has its name.
             metadata::apply_flags(&fd, &p.item, &self.opts.meta);

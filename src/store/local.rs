@@ -339,8 +339,34 @@ impl LocalStore {
         }
     }
 
-    fn read_at(&self, id: &ObjectId, seg: u32, off: u32) -> Result<Vec<u8>> {
-        segment::read_put(&*self.file(seg)?, seg, off, id)
+    fn read_at(&self, id: &ObjectId, seg: u32, off: u32, guess: Option<u32>) -> Result<Vec<u8>> {
+        segment::read_put_sized(&*self.file(seg)?, seg, off, id, guess)
+    }
+
+    /// [`Store::get`] with a guess of the entry's length (see [`segment::read_put_sized`]).
+    fn get_sized(&self, id: &ObjectId, guess: Option<u32>) -> Result<Vec<u8>> {
+        let Some((seg, off)) = self.locate(id) else {
+            return Err(self.not_found(id));
+        };
+        match self.read_at(id, seg, off, guess) {
+            Ok(data) => Ok(data),
+            Err(first) if self.uses_index() => {
+                // The index may be stale or damaged: rebuild the map from the segments once.
+                let map = self.scan()?;
+                self.warn(format!(
+                    "index.{} did not match the segments ({first}); rebuilt the object map by scanning",
+                    self.transaction.unwrap_or(0)
+                ));
+                let loc = map.get(id).copied();
+                *self.map.write().unwrap_or_else(|e| e.into_inner()) = ObjectMap::Scanned(map);
+                match loc {
+                    Some((s, o)) if (s, o) != (seg, off) => self.read_at(id, s, o, None),
+                    // Where the index pointed is where the object is (or was): report that damage.
+                    _ => Err(first),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -426,28 +452,7 @@ impl Store for LocalStore {
     }
 
     fn get(&self, id: &ObjectId) -> Result<Vec<u8>> {
-        let Some((seg, off)) = self.locate(id) else {
-            return Err(self.not_found(id));
-        };
-        match self.read_at(id, seg, off) {
-            Ok(data) => Ok(data),
-            Err(first) if self.uses_index() => {
-                // The index may be stale or damaged: rebuild the map from the segments once.
-                let map = self.scan()?;
-                self.warn(format!(
-                    "index.{} did not match the segments ({first}); rebuilt the object map by scanning",
-                    self.transaction.unwrap_or(0)
-                ));
-                let loc = map.get(id).copied();
-                *self.map.write().unwrap_or_else(|e| e.into_inner()) = ObjectMap::Scanned(map);
-                match loc {
-                    Some((s, o)) if (s, o) != (seg, off) => self.read_at(id, s, o),
-                    // Where the index pointed is where the object is (or was): report that damage.
-                    _ => Err(first),
-                }
-            }
-            Err(e) => Err(e),
-        }
+        self.get_sized(id, None)
     }
 
     fn get_many(
@@ -465,8 +470,14 @@ impl Store for LocalStore {
             })
             .collect();
         order.sort_unstable();
-        for (_, _, i) in order {
-            sink(i, self.get(&ids[i]))?;
+        for (k, &(seg, off, i)) in order.iter().enumerate() {
+            // The next wanted entry of the same segment bounds this one: small entries that
+            // lie back to back are then read with one system call each.
+            let guess = order
+                .get(k + 1)
+                .filter(|(s, o, _)| *s == seg && seg != u32::MAX && *o > off)
+                .map(|(_, o, _)| o - off);
+            sink(i, self.get_sized(&ids[i], guess))?;
         }
         Ok(())
     }
