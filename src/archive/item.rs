@@ -1,11 +1,11 @@
 //! One archived file-system object, with every item key borg 1.x writes.
 
+use super::msgpack::{Int, ReadError, Reader};
 use crate::ObjectId;
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
 use std::collections::BTreeMap;
-use std::fmt;
 
 /// File type bits of `st_mode`.
 pub const S_IFMT: u32 = 0o170000;
@@ -33,69 +33,6 @@ pub struct ChunkRef {
     pub size: u64,
     /// Stored size, where the archive records it (1.x always does; borg 2 does not).
     pub csize: Option<u64>,
-}
-
-impl<'de> Deserialize<'de> for ChunkRef {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = ChunkRef;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a chunk entry [id, size, csize]")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<ChunkRef, A::Error> {
-                let id: ByteBuf = s
-                    .next_element()?
-                    .ok_or_else(|| de::Error::custom("chunk entry without id"))?;
-                let id: ObjectId = id
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| de::Error::custom(format!("chunk id of {} bytes", id.len())))?;
-                let size: u64 = s
-                    .next_element()?
-                    .ok_or_else(|| de::Error::custom("chunk entry without size"))?;
-                let csize: Option<u64> = s.next_element()?;
-                while s.next_element::<de::IgnoredAny>()?.is_some() {}
-                Ok(ChunkRef { id, size, csize })
-            }
-        }
-        d.deserialize_seq(V)
-    }
-}
-
-/// A timestamp in nanoseconds: an int, or (borg 1.0 bigints) little-endian signed bytes.
-fn de_ns<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = i64;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a timestamp in ns")
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
-            Ok(v)
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
-            Ok(i64::try_from(v).unwrap_or(i64::MAX))
-        }
-        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<i64, E> {
-            if v.is_empty() || v.len() > 16 {
-                return Err(E::custom("bad bigint timestamp"));
-            }
-            let neg = v[v.len() - 1] & 0x80 != 0;
-            let mut buf = [if neg { 0xff } else { 0 }; 16];
-            buf[..v.len()].copy_from_slice(v);
-            let n = i128::from_le_bytes(buf);
-            Ok(n.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
-            self.visit_bytes(v.as_bytes())
-        }
-    }
-    d.deserialize_any(V)
-}
-
-fn de_opt_ns<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    de_ns(d).map(Some)
 }
 
 /// A list of 32-byte ids.
@@ -126,91 +63,129 @@ pub(crate) fn de_opt_byte_list<'de, D: Deserializer<'de>>(
 /// Extended attributes: name → value.
 pub type Xattrs = BTreeMap<Vec<u8>, Vec<u8>>;
 
-fn de_xattrs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Xattrs>, D::Error> {
-    // borg stores an empty value as nil.
-    let raw: Option<BTreeMap<ByteBuf, Option<ByteBuf>>> = Deserialize::deserialize(d)?;
-    Ok(raw.map(|m| {
-        m.into_iter()
-            .map(|(k, v)| (k.into_vec(), v.map(ByteBuf::into_vec).unwrap_or_default()))
-            .collect()
-    }))
-}
-
 /// One file-system object of an archive. Unknown keys are ignored.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Item {
     /// Path, relative, `/`-separated, raw bytes.
-    #[serde(with = "serde_bytes")]
     pub path: Vec<u8>,
     /// `st_mode` including the file type bits.
-    #[serde(default)]
     pub mode: u32,
     /// Numeric owner.
-    #[serde(default)]
     pub uid: u32,
     /// Numeric group.
-    #[serde(default)]
     pub gid: u32,
     /// Owner name at backup time (`None`: the id had no name).
-    #[serde(default, with = "serde_bytes")]
     pub user: Option<Vec<u8>>,
     /// Group name at backup time.
-    #[serde(default, with = "serde_bytes")]
     pub group: Option<Vec<u8>>,
     /// Modification time, ns since the epoch.
-    #[serde(default, deserialize_with = "de_ns")]
     pub mtime: i64,
     /// Access time, ns.
-    #[serde(default, deserialize_with = "de_opt_ns")]
     pub atime: Option<i64>,
     /// Change time, ns.
-    #[serde(default, deserialize_with = "de_opt_ns")]
     pub ctime: Option<i64>,
     /// Birth time, ns (macOS/BSD).
-    #[serde(default, deserialize_with = "de_opt_ns")]
     pub birthtime: Option<i64>,
     /// File size (1.1+ regular files).
-    #[serde(default)]
     pub size: Option<u64>,
     /// Content chunks of a regular file.
-    #[serde(default)]
     pub chunks: Option<Vec<ChunkRef>>,
     /// The original chunk list, when `borg check --repair` replaced missing chunks.
-    #[serde(default)]
     pub chunks_healthy: Option<Vec<ChunkRef>>,
     /// Symlink target, or hard-link master path (see [`Item::is_symlink`]).
-    #[serde(default, with = "serde_bytes")]
     pub source: Option<Vec<u8>>,
     /// First item of a hard-link group (1.1+; absent in 1.0).
-    #[serde(default)]
     pub hardlink_master: Option<bool>,
     /// Device number of char/block devices.
-    #[serde(default)]
     pub rdev: Option<u64>,
     /// Extended attributes, name → value.
-    #[serde(default, deserialize_with = "de_xattrs")]
     pub xattrs: Option<Xattrs>,
     /// POSIX access ACL, text form.
-    #[serde(default, with = "serde_bytes")]
     pub acl_access: Option<Vec<u8>>,
     /// POSIX default ACL, text form.
-    #[serde(default, with = "serde_bytes")]
     pub acl_default: Option<Vec<u8>>,
     /// macOS ACL text.
-    #[serde(default, with = "serde_bytes")]
     pub acl_extended: Option<Vec<u8>>,
     /// NFSv4 ACL text.
-    #[serde(default, with = "serde_bytes")]
     pub acl_nfs4: Option<Vec<u8>>,
     /// BSD-style flags.
-    #[serde(default)]
     pub bsdflags: Option<u32>,
     /// Part number of a checkpoint part file.
-    #[serde(default)]
     pub part: Option<u64>,
 }
 
 impl Item {
+    /// Decodes one item map from the front of `buf`, returning the item and the bytes it used.
+    /// Keys may be str or bin; unknown keys are skipped, a repeated key or a missing `path` is
+    /// an error, and so is a value of the wrong type. [`ReadError::Short`] means `buf` ends
+    /// inside the item.
+    pub fn decode(buf: &[u8]) -> std::result::Result<(Item, usize), ReadError> {
+        let mut r = Reader::new(buf);
+        let n = r.map_len()?;
+        let mut item = Item::default();
+        let mut seen: u32 = 0;
+        let mut has_path = false;
+        for _ in 0..n {
+            let key = r.bytes()?;
+            let Some(bit) = ITEM_KEYS.iter().position(|k| *k == key) else {
+                r.skip()?;
+                continue;
+            };
+            if seen & (1 << bit) != 0 {
+                return Err(invalid(format!("duplicate key {}", display_bytes(key))));
+            }
+            seen |= 1 << bit;
+            let k = ITEM_KEYS[bit];
+            let field = |e: ReadError| match e {
+                ReadError::Invalid(m) => invalid(format!("{}: {m}", display_bytes(k))),
+                short => short,
+            };
+            match k {
+                b"path" => {
+                    item.path = r.bytes().map_err(field)?.to_vec();
+                    has_path = true;
+                }
+                b"mode" => item.mode = r.uint(u32::MAX.into(), "value").map_err(field)? as u32,
+                b"uid" => item.uid = r.uint(u32::MAX.into(), "value").map_err(field)? as u32,
+                b"gid" => item.gid = r.uint(u32::MAX.into(), "value").map_err(field)? as u32,
+                b"user" => item.user = opt_bytes(&mut r).map_err(field)?,
+                b"group" => item.group = opt_bytes(&mut r).map_err(field)?,
+                b"mtime" => item.mtime = ns(&mut r).map_err(field)?,
+                b"atime" => item.atime = Some(ns(&mut r).map_err(field)?),
+                b"ctime" => item.ctime = Some(ns(&mut r).map_err(field)?),
+                b"birthtime" => item.birthtime = Some(ns(&mut r).map_err(field)?),
+                b"size" => item.size = opt_uint(&mut r, u64::MAX).map_err(field)?,
+                b"chunks" => item.chunks = chunk_list(&mut r).map_err(field)?,
+                b"chunks_healthy" => item.chunks_healthy = chunk_list(&mut r).map_err(field)?,
+                b"source" => item.source = opt_bytes(&mut r).map_err(field)?,
+                b"hardlink_master" => {
+                    item.hardlink_master = if r.nil()? {
+                        None
+                    } else {
+                        Some(r.bool().map_err(field)?)
+                    }
+                }
+                b"rdev" => item.rdev = opt_uint(&mut r, u64::MAX).map_err(field)?,
+                b"xattrs" => item.xattrs = xattrs(&mut r).map_err(field)?,
+                b"acl_access" => item.acl_access = opt_bytes(&mut r).map_err(field)?,
+                b"acl_default" => item.acl_default = opt_bytes(&mut r).map_err(field)?,
+                b"acl_extended" => item.acl_extended = opt_bytes(&mut r).map_err(field)?,
+                b"acl_nfs4" => item.acl_nfs4 = opt_bytes(&mut r).map_err(field)?,
+                b"bsdflags" => {
+                    item.bsdflags = opt_uint(&mut r, u32::MAX.into())
+                        .map_err(field)?
+                        .map(|v| v as u32)
+                }
+                b"part" => item.part = opt_uint(&mut r, u64::MAX).map_err(field)?,
+                _ => r.skip()?,
+            }
+        }
+        if !has_path {
+            return Err(invalid("missing key path".into()));
+        }
+        Ok((item, r.position()))
+    }
+
     /// The file type bits.
     pub fn file_type(&self) -> u32 {
         self.mode & S_IFMT
@@ -254,6 +229,116 @@ impl Item {
     pub fn display_path(&self) -> String {
         display_bytes(&self.path)
     }
+}
+
+/// The item keys [`Item::decode`] knows (a key's index is its bit in the duplicate check).
+const ITEM_KEYS: [&[u8]; 23] = [
+    b"path",
+    b"mode",
+    b"uid",
+    b"gid",
+    b"user",
+    b"group",
+    b"mtime",
+    b"atime",
+    b"ctime",
+    b"birthtime",
+    b"size",
+    b"chunks",
+    b"chunks_healthy",
+    b"source",
+    b"hardlink_master",
+    b"rdev",
+    b"xattrs",
+    b"acl_access",
+    b"acl_default",
+    b"acl_extended",
+    b"acl_nfs4",
+    b"bsdflags",
+    b"part",
+];
+
+fn invalid(m: String) -> ReadError {
+    ReadError::Invalid(m)
+}
+
+fn opt_bytes(r: &mut Reader<'_>) -> std::result::Result<Option<Vec<u8>>, ReadError> {
+    if r.nil()? {
+        return Ok(None);
+    }
+    Ok(Some(r.bytes()?.to_vec()))
+}
+
+fn opt_uint(r: &mut Reader<'_>, max: u64) -> std::result::Result<Option<u64>, ReadError> {
+    if r.nil()? {
+        return Ok(None);
+    }
+    r.uint(max, "value").map(Some)
+}
+
+/// A timestamp in nanoseconds: an int, or (borg 1.0 bigints) little-endian signed bytes.
+fn ns(r: &mut Reader<'_>) -> std::result::Result<i64, ReadError> {
+    let m = r.peek()?;
+    if (0xa0..=0xbf).contains(&m) || matches!(m, 0xc4..=0xc6 | 0xd9..=0xdb) {
+        let v = r.bytes()?;
+        if v.is_empty() || v.len() > 16 {
+            return Err(invalid("bad bigint timestamp".into()));
+        }
+        let neg = v[v.len() - 1] & 0x80 != 0;
+        let mut buf = [if neg { 0xff } else { 0 }; 16];
+        buf[..v.len()].copy_from_slice(v);
+        let n = i128::from_le_bytes(buf);
+        return Ok(n.clamp(i64::MIN as i128, i64::MAX as i128) as i64);
+    }
+    Ok(match r.int()? {
+        Int::U(v) => i64::try_from(v).unwrap_or(i64::MAX),
+        Int::I(v) => v,
+    })
+}
+
+/// `[[id, size, csize], ...]` (csize absent in some writers), or nil.
+fn chunk_list(r: &mut Reader<'_>) -> std::result::Result<Option<Vec<ChunkRef>>, ReadError> {
+    if r.nil()? {
+        return Ok(None);
+    }
+    let n = r.array_len()?;
+    let mut out = Vec::with_capacity(n.min(1 << 16));
+    for _ in 0..n {
+        let fields = r.array_len()?;
+        if fields < 2 {
+            return Err(invalid(format!("chunk entry with {fields} fields")));
+        }
+        let id = r.bytes()?;
+        let id: ObjectId = id
+            .try_into()
+            .map_err(|_| invalid(format!("chunk id of {} bytes", id.len())))?;
+        let size = r.uint(u64::MAX, "chunk size")?;
+        let csize = if fields >= 3 {
+            Some(r.uint(u64::MAX, "chunk csize")?)
+        } else {
+            None
+        };
+        for _ in 3..fields {
+            r.skip()?;
+        }
+        out.push(ChunkRef { id, size, csize });
+    }
+    Ok(Some(out))
+}
+
+/// name → value; borg stores an empty value as nil.
+fn xattrs(r: &mut Reader<'_>) -> std::result::Result<Option<Xattrs>, ReadError> {
+    if r.nil()? {
+        return Ok(None);
+    }
+    let n = r.map_len()?;
+    let mut out = Xattrs::new();
+    for _ in 0..n {
+        let k = r.bytes()?.to_vec();
+        let v = opt_bytes(r)?.unwrap_or_default();
+        out.insert(k, v);
+    }
+    Ok(Some(out))
 }
 
 /// Decodes bytes as UTF-8 for display, replacing every undecodable byte with `?` (borg's rule).
@@ -316,7 +401,8 @@ mod tests {
         rmp::encode::write_array_len(&mut buf, 2).unwrap();
         rmp::encode::write_bin(&mut buf, &id).unwrap();
         rmp::encode::write_uint(&mut buf, 5).unwrap();
-        let item: Item = rmp_serde::from_slice(&buf).unwrap();
+        let (item, used) = Item::decode(&buf).unwrap();
+        assert_eq!(used, buf.len());
         assert_eq!(item.mtime, 256);
         let c = item.chunks.unwrap();
         assert_eq!((c[0].id, c[0].size, c[0].csize), (id, 5, None));

@@ -5,6 +5,7 @@
 //! archive, and [`stream::ItemStream`] decodes an archive's item stream lazily.
 
 pub mod item;
+pub mod msgpack;
 pub mod stream;
 
 use crate::error::{Error, Result};

@@ -6,13 +6,13 @@
 //! with the archive.
 
 use super::item::Item;
+use super::msgpack::ReadError;
 use crate::error::{Error, Result};
 use crate::key::{Key, Sealed};
 use crate::store::Store;
 use crate::ObjectId;
 use rayon::prelude::*;
 use std::collections::VecDeque;
-use std::io::Cursor;
 
 /// Fetches and decodes item-stream chunks ahead of the parser.
 pub(crate) struct ChunkPrefetcher<'a> {
@@ -215,22 +215,10 @@ pub fn decode_item(buf: &[u8]) -> Decoded {
     if buf.is_empty() {
         return Decoded::NeedMore;
     }
-    let mut cur = Cursor::new(buf);
-    let mut de = rmp_serde::Deserializer::new(&mut cur);
-    match serde::Deserialize::deserialize(&mut de) {
-        Ok(item) => Decoded::Item(Box::new(item), cur.position() as usize),
-        Err(e) if is_eof(&e) => Decoded::NeedMore,
-        Err(e) => Decoded::Invalid(e.to_string()),
-    }
-}
-
-fn is_eof(e: &rmp_serde::decode::Error) -> bool {
-    use rmp_serde::decode::Error as E;
-    match e {
-        E::InvalidMarkerRead(io) | E::InvalidDataRead(io) => {
-            io.kind() == std::io::ErrorKind::UnexpectedEof
-        }
-        _ => false,
+    match Item::decode(buf) {
+        Ok((item, used)) => Decoded::Item(Box::new(item), used),
+        Err(ReadError::Short) => Decoded::NeedMore,
+        Err(ReadError::Invalid(e)) => Decoded::Invalid(e),
     }
 }
 
