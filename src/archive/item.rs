@@ -386,6 +386,177 @@ mod tests {
         assert_eq!(json_surrogateescape(b"a\"\xe9"), "\"a\\\"\\udce9\"");
     }
 
+    /// An item with every key, written with str or bin keys, plus unknown keys holding nested
+    /// values; every prefix of it must be "short", and the whole of it decode to the fields.
+    #[test]
+    fn every_key_and_every_prefix() {
+        use rmpv::Value;
+        let b = |s: &[u8]| Value::Binary(s.to_vec());
+        let chunk =
+            |n: u8, size: u64| Value::Array(vec![b(&[n; 32]), size.into(), (size / 2).into()]);
+        for bin_keys in [false, true] {
+            let key = |k: &str| {
+                if bin_keys {
+                    b(k.as_bytes())
+                } else {
+                    Value::from(k)
+                }
+            };
+            let entries = vec![
+                (
+                    key("zz-unknown"),
+                    Value::Map(vec![(
+                        b(b"x"),
+                        Value::Array(vec![Value::Nil, 1.5f64.into()]),
+                    )]),
+                ),
+                (
+                    key("path"),
+                    Value::String(rmpv::Utf8String::from("dir/f\u{e9}")),
+                ),
+                (key("mode"), 0o100644u32.into()),
+                (key("uid"), 1000u32.into()),
+                (key("gid"), 0u32.into()),
+                (key("user"), b(b"me")),
+                (key("group"), Value::Nil),
+                (key("mtime"), (-5_000_000_000i64).into()),
+                (key("atime"), b(&[0x00, 0x01])),
+                (key("ctime"), u64::MAX.into()),
+                (key("birthtime"), 7i64.into()),
+                (key("size"), 300u64.into()),
+                (
+                    key("chunks"),
+                    Value::Array(vec![
+                        chunk(1, 100),
+                        Value::Array(vec![b(&[2; 32]), 200u64.into()]),
+                    ]),
+                ),
+                (key("chunks_healthy"), Value::Array(vec![chunk(3, 300)])),
+                (key("source"), b(b"other")),
+                (key("hardlink_master"), false.into()),
+                (key("rdev"), 259u64.into()),
+                (
+                    key("xattrs"),
+                    Value::Map(vec![
+                        (b(b"user.a"), b(b"1")),
+                        (b(b"user.empty"), Value::Nil),
+                    ]),
+                ),
+                (key("acl_access"), b(b"user::rw-")),
+                (key("acl_default"), Value::Nil),
+                (key("acl_extended"), b(b"ext")),
+                (key("acl_nfs4"), b(b"nfs4")),
+                (key("bsdflags"), 0x20u32.into()),
+                (key("part"), 2u64.into()),
+            ];
+            let mut buf = Vec::new();
+            rmpv::encode::write_value(&mut buf, &Value::Map(entries)).unwrap();
+            let (item, used) = Item::decode(&buf).unwrap();
+            assert_eq!(used, buf.len());
+            assert_eq!(item.path, "dir/f\u{e9}".as_bytes());
+            assert_eq!((item.mode, item.uid, item.gid), (0o100644, 1000, 0));
+            assert_eq!(
+                (item.user.as_deref(), item.group.as_deref()),
+                (Some(&b"me"[..]), None)
+            );
+            assert_eq!(
+                (item.mtime, item.atime, item.ctime, item.birthtime),
+                (-5_000_000_000, Some(256), Some(i64::MAX), Some(7))
+            );
+            assert_eq!(
+                (item.size, item.rdev, item.bsdflags, item.part),
+                (Some(300), Some(259), Some(0x20), Some(2))
+            );
+            let chunks = item.chunks.clone().unwrap();
+            assert_eq!(
+                (chunks[0].id, chunks[0].size, chunks[0].csize),
+                ([1; 32], 100, Some(50))
+            );
+            assert_eq!(
+                (chunks[1].id, chunks[1].size, chunks[1].csize),
+                ([2; 32], 200, None)
+            );
+            assert_eq!(item.chunks_healthy.as_ref().map(Vec::len), Some(1));
+            assert_eq!(
+                (item.source.as_deref(), item.hardlink_master),
+                (Some(&b"other"[..]), Some(false))
+            );
+            let x = item.xattrs.clone().unwrap();
+            assert_eq!(
+                (
+                    x[&b"user.a"[..]].as_slice(),
+                    x[&b"user.empty"[..]].as_slice()
+                ),
+                (&b"1"[..], &b""[..])
+            );
+            assert_eq!(item.acl_access.as_deref(), Some(&b"user::rw-"[..]));
+            assert_eq!(item.acl_default, None);
+            assert_eq!(
+                (item.acl_extended.as_deref(), item.acl_nfs4.as_deref()),
+                (Some(&b"ext"[..]), Some(&b"nfs4"[..]))
+            );
+            for cut in 0..buf.len() {
+                assert_eq!(
+                    Item::decode(&buf[..cut]),
+                    Err(ReadError::Short),
+                    "prefix of {cut} bytes"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_types_duplicates_and_missing_path_are_errors() {
+        use rmpv::Value;
+        let enc = |entries: Vec<(&str, Value)>| {
+            let mut buf = Vec::new();
+            let map = entries
+                .into_iter()
+                .map(|(k, v)| (Value::from(k), v))
+                .collect();
+            rmpv::encode::write_value(&mut buf, &Value::Map(map)).unwrap();
+            buf
+        };
+        let p = || ("path", Value::from("x"));
+        for (entries, want) in [
+            (vec![("mode", 1.into())], "missing key path"),
+            (vec![p(), p()], "duplicate key path"),
+            (vec![p(), ("mode", (-1).into())], "mode"),
+            (vec![p(), ("uid", (1u64 << 33).into())], "uid"),
+            (vec![p(), ("mtime", 1.5f64.into())], "mtime"),
+            (vec![p(), ("mtime", Value::Nil)], "mtime"),
+            (
+                vec![
+                    p(),
+                    (
+                        "chunks",
+                        Value::Array(vec![Value::Array(vec![
+                            Value::Binary(vec![1; 31]),
+                            1.into(),
+                        ])]),
+                    ),
+                ],
+                "chunk id of 31 bytes",
+            ),
+            (
+                vec![p(), ("chunks", Value::Array(vec![1.into()]))],
+                "chunks",
+            ),
+            (vec![p(), ("hardlink_master", 1.into())], "hardlink_master"),
+            (vec![p(), ("xattrs", Value::Array(vec![]))], "xattrs"),
+            (vec![("path", 5.into())], "path"),
+        ] {
+            match Item::decode(&enc(entries)) {
+                Err(ReadError::Invalid(m)) => assert!(m.contains(want), "{m} lacks {want}"),
+                other => panic!("{want}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            Item::decode(&[0x93, 1, 2, 3]),
+            Err(ReadError::Invalid(_))
+        ));
+    }
+
     #[test]
     fn bigint_and_csize_variants() {
         // {"path": "x", "mtime": <bytes 0x0100 = 256>, "chunks": [[id, 5]]}
