@@ -30,10 +30,15 @@ What it does:
        - the 20,000 small files alone (path src/small), local and over SSH
        - on the 1M-item archive: `list REPO::ARCHIVE` (stdout to /dev/null) and extracting
          one named file
-     Every extract goes into its own empty directory; all of them are created before the first
-     run and deleted only after the last (deleting big trees right before creating files
-     distorts timings on ext4). Nothing is dropped from the page cache; the repository is
-     read once (warm-up) before each case, and `sync` runs (untimed) before every run.
+     Every extract goes into its own empty directory on a fresh ext4 file system (a sparse
+     image in WORKDIR, loop-mounted, with a journal), made for this run and deleted at its end;
+     each tree is checked and deleted right after its run (untimed). A fresh file system keeps
+     earlier runs out of the timings: on a journal-less ext4 (like this VM's root file system)
+     creating files is many times slower for minutes after many files were deleted, for
+     borg and oxiborg alike. With --out-fs workdir the trees go under WORKDIR/out instead,
+     all created before the first run and deleted after the last. Nothing is dropped from
+     the page cache; the repository is read once (warm-up) before each case, and `sync` runs
+     (untimed) before every run.
   6. Peak memory: max RSS of each run via /usr/bin/time -f %M (the largest process of the
      tree, e.g. borg's python or the ssh child, not their sum); the table shows the
      largest value over the runs.
@@ -50,6 +55,9 @@ Options:
   --no-build      Do not run `cargo build --release` first.
   --no-ssh        Skip the SSH cases.
   --no-million    Skip the 1M-item archive (and do not create it).
+  --out-fs MODE   Where the extracted trees go: "fresh" (default when run as root with
+                  mkfs.ext4: a new loop-mounted ext4 per benchmark run, see 5.) or
+                  "workdir" (WORKDIR/out, the file system WORKDIR is on).
   --keep          Keep the extracted trees (WORKDIR/out/RUN-ID) instead of deleting them.
   --cleanup       Only delete leftover extracted trees in WORKDIR/out, then exit.
   -h, --help      This text.
@@ -74,6 +82,7 @@ SSH_CASES=1
 MILLION=1
 KEEP=0
 CLEANUP_ONLY=0
+OUT_FS=""
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -89,6 +98,8 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0; shift ;;
         --no-ssh) SSH_CASES=0; shift ;;
         --no-million) MILLION=0; shift ;;
+        --out-fs) [ $# -ge 2 ] || die "--out-fs needs a value"; OUT_FS=$2; shift 2 ;;
+        --out-fs=*) OUT_FS=${1#*=}; shift ;;
         --keep) KEEP=1; shift ;;
         --cleanup) CLEANUP_ONLY=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -100,6 +111,10 @@ mkdir -p "$WORKDIR"
 WORKDIR=$(cd "$WORKDIR" && pwd -P)
 [[ $WORKDIR =~ [[:space:]\"\'] ]] && die "--workdir must not contain spaces or quotes (it goes into BORG_RSH and authorized_keys)"
 OUTROOT=$WORKDIR/out
+if [ -z "$OUT_FS" ]; then
+    if [ "$(id -u)" = 0 ] && command -v mkfs.ext4 >/dev/null; then OUT_FS=fresh; else OUT_FS=workdir; fi
+fi
+case "$OUT_FS" in fresh|workdir) ;; *) die "--out-fs must be fresh or workdir" ;; esac
 
 if [ $CLEANUP_ONLY = 1 ]; then
     log "deleting $OUTROOT"
@@ -158,16 +173,22 @@ mkdir -p "$BORG_BASE_DIR" "$DATA"
 # ---------------------------------------------------------------- cleanup on exit
 SSHD_PID=""
 RUN_OUT=""
+OUT_MOUNTED=""
+OUT_IMG=$WORKDIR/out.img
 cleanup() {
     local rc=$?
     if [ -n "$SSHD_PID" ]; then
         kill "$SSHD_PID" 2>/dev/null || true
         wait "$SSHD_PID" 2>/dev/null || true
     fi
-    if [ -n "$RUN_OUT" ] && [ -d "$RUN_OUT" ] && [ $KEEP = 0 ]; then
+    if [ -n "$RUN_OUT" ] && [ -d "$RUN_OUT" ] && [ $KEEP = 0 ] && [ "$OUT_FS" = workdir ]; then
         log "deleting extracted trees in $RUN_OUT" || true
         rm -rf "$RUN_OUT"
         log "deleted" || true
+    fi
+    if [ -n "$OUT_MOUNTED" ] && [ $KEEP = 0 ]; then
+        umount "$OUTROOT" 2>/dev/null || umount -l "$OUTROOT" 2>/dev/null || true
+        rm -f "$OUT_IMG"
     fi
     exit $rc
 }
@@ -296,8 +317,18 @@ RUN_ID=$(date +%Y%m%d-%H%M%S)
 RUN_OUT=$OUTROOT/$RUN_ID
 RAW=$WORKDIR/results.tsv
 LOGDIR=$WORKDIR/logs/$RUN_ID
+if [ "$OUT_FS" = fresh ]; then
+    mountpoint -q "$OUTROOT" 2>/dev/null && umount "$OUTROOT"
+    rm -f "$OUT_IMG"
+    mkdir -p "$OUTROOT"
+    truncate -s 64G "$OUT_IMG"
+    mkfs.ext4 -q -F "$OUT_IMG" || die "mkfs.ext4 $OUT_IMG failed"
+    mount -o loop "$OUT_IMG" "$OUTROOT" || die "cannot loop-mount $OUT_IMG (use --out-fs workdir)"
+    OUT_MOUNTED=1
+    log "extracting into a fresh ext4 on $OUTROOT ($OUT_IMG)"
+fi
 mkdir -p "$RUN_OUT" "$LOGDIR"
-if [ -d "$OUTROOT" ] && [ -n "$(ls -A "$OUTROOT" | grep -v "^$RUN_ID\$" || true)" ]; then
+if [ "$OUT_FS" = workdir ] && [ -d "$OUTROOT" ] && [ -n "$(ls -A "$OUTROOT" | grep -v "^$RUN_ID\$" || true)" ]; then
     log "note: leftover trees in $OUTROOT from an earlier run (delete with --cleanup, not now)"
 fi
 printf 'case\ttool\trun\tseconds\tmaxrss_kib\trc\tuser_s\tsys_s\n' >"$RAW"
@@ -386,6 +417,9 @@ timed() {
         [ -n "$why" ] && rc=99
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$tool" "$i" "$secs" "$rss" "$rc" "$usr" "$sys" >>"$RAW"
+    if [ "$OUT_FS" = fresh ] && [ $KEEP = 0 ] && [ "$dir" != "$LOGDIR" ]; then
+        rm -rf "$dir"    # untimed; the journal makes the inodes reusable at once
+    fi
     if [ $rc -ne 0 ]; then
         log "  FAILED: $id $tool run $i (exit $rc${why:+, $why}); stderr ($ef):"
         tail -n 5 "$ef" | sed 's/^/    /' >&2
@@ -400,7 +434,7 @@ warm() { # read a repository once into the page cache
 }
 
 # ---------------------------------------------------------------- run
-log "workdir $WORKDIR ($SCALE), $RUNS run(s) per tool and case; extracts into $RUN_OUT"
+log "workdir $WORKDIR ($SCALE), $RUNS run(s) per tool and case; extracts into $RUN_OUT ($OUT_FS)"
 for c in "${CASES[@]}"; do
     IFS='|' read -r id label tools kind <<<"$c"
     repo=$(case_repo "$id")
@@ -466,7 +500,7 @@ if [ -n "$(cd "$ROOT" && git status --porcelain --untracked-files=no 2>/dev/null
 
 {
     echo "Machine: $(nproc) cores (nproc), $CPU, $MEM_GIB GiB RAM, Linux $(uname -r); borg $BORG_VER, oxiborg $OX_VER ($GIT)."
-    echo "Data: $(thousands "$SRC_FILES") files, $SRC_MB MB (4 random + 4 text files of $BIG_MB MB, $SMALL_N small files)$([ $MILLION = 1 ] && echo "; $(thousands $M_ITEMS) tiny files in $M_DIRS dirs"). Median of $RUNS run(s) (peak RSS: largest run), page cache warm, load average before the runs $LOAD0, sshd on 127.0.0.1 (borg serve $BORG_VER). borg uses one core, oxiborg all of them."
+    echo "Data: $(thousands "$SRC_FILES") files, $SRC_MB MB (4 random + 4 text files of $BIG_MB MB, $SMALL_N small files)$([ $MILLION = 1 ] && echo "; $(thousands $M_ITEMS) tiny files in $M_DIRS dirs"). Median of $RUNS run(s) (peak RSS: largest run), page cache warm, extracting into $([ "$OUT_FS" = fresh ] && echo "a fresh loop-mounted ext4" || echo "$(df --output=fstype "$OUTROOT" | tail -n 1) at $OUTROOT"), load average before the runs $LOAD0, sshd on 127.0.0.1 (borg serve $BORG_VER). borg uses one core, oxiborg all of them."
     echo
     cat "$WORKDIR/table.md"
 } >"$WORKDIR/results.md"

@@ -4,10 +4,11 @@ use super::acl;
 #[cfg(target_os = "linux")]
 use super::dest::proc_path;
 use crate::archive::item::Item;
-use rustix::fd::{AsFd, OwnedFd};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{self, AtFlags, Mode, Timespec, Timestamps, XattrFlags};
 use std::collections::HashMap;
 use std::ffi::CString;
+use std::sync::Mutex;
 
 /// Which metadata to restore, and how owners are mapped.
 #[derive(Debug, Clone, Default)]
@@ -22,20 +23,41 @@ pub struct MetaOptions {
     pub noflags: bool,
 }
 
-/// Caches of user and group name lookups.
+/// Caches of user and group name lookups, shared by the threads that finish files.
 #[derive(Default)]
 pub struct Owners {
-    users: HashMap<Vec<u8>, Option<u32>>,
-    groups: HashMap<Vec<u8>, Option<u32>>,
+    users: Mutex<HashMap<Vec<u8>, Option<u32>>>,
+    groups: Mutex<HashMap<Vec<u8>, Option<u32>>>,
+}
+
+/// `getpwnam`/`getgrnam` return static storage: one lookup at a time in the whole process.
+static LOOKUP: Mutex<()> = Mutex::new(());
+
+fn cached(
+    cache: &Mutex<HashMap<Vec<u8>, Option<u32>>>,
+    name: &[u8],
+    lookup: impl FnOnce(&CString) -> Option<u32>,
+) -> Option<u32> {
+    if let Some(v) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
+        return *v;
+    }
+    let v = CString::new(name).ok().and_then(|c| {
+        let _one = LOOKUP.lock().unwrap_or_else(|e| e.into_inner());
+        lookup(&c)
+    });
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name.to_vec(), v);
+    v
 }
 
 impl Owners {
     /// The local uid of a user name.
-    pub fn uid(&mut self, name: &[u8]) -> Option<u32> {
-        *self.users.entry(name.to_vec()).or_insert_with(|| {
-            let c = CString::new(name).ok()?;
-            // SAFETY: getpwnam returns NULL or a pointer to static storage read at once;
-            // all lookups happen on one thread.
+    pub fn uid(&self, name: &[u8]) -> Option<u32> {
+        cached(&self.users, name, |c| {
+            // SAFETY: getpwnam returns NULL or a pointer to static storage, read at once while
+            // LOOKUP is held.
             unsafe {
                 let pw = libc::getpwnam(c.as_ptr());
                 (!pw.is_null()).then(|| (*pw).pw_uid)
@@ -44,9 +66,8 @@ impl Owners {
     }
 
     /// The local gid of a group name.
-    pub fn gid(&mut self, name: &[u8]) -> Option<u32> {
-        *self.groups.entry(name.to_vec()).or_insert_with(|| {
-            let c = CString::new(name).ok()?;
+    pub fn gid(&self, name: &[u8]) -> Option<u32> {
+        cached(&self.groups, name, |c| {
             // SAFETY: as in `uid`.
             unsafe {
                 let gr = libc::getgrnam(c.as_ptr());
@@ -55,7 +76,7 @@ impl Owners {
         })
     }
 
-    fn ids(&mut self, item: &Item, numeric: bool) -> (u32, u32) {
+    fn ids(&self, item: &Item, numeric: bool) -> (u32, u32) {
         if numeric {
             return (item.uid, item.gid);
         }
@@ -76,7 +97,7 @@ impl Owners {
 /// What the metadata is applied to.
 pub enum Target<'a> {
     /// An open regular file or directory.
-    Fd(&'a OwnedFd),
+    Fd(BorrowedFd<'a>),
     /// An entry of a directory that cannot be opened (symlink, device, fifo).
     At {
         /// Parent directory.
@@ -115,7 +136,7 @@ pub fn apply(
     item: &Item,
     display: &str,
     opts: &MetaOptions,
-    owners: &mut Owners,
+    owners: &Owners,
     warn: &mut dyn FnMut(String),
 ) {
     let (uid, gid) = owners.ids(item, opts.numeric_ids);
@@ -210,7 +231,7 @@ pub fn apply(
 /// Restores BSD-style flags; call it last (an immutable file accepts nothing after it).
 /// [`apply`] does it for directories and files; a file being renamed into place gets its
 /// flags after the rename (see `Extractor`).
-pub fn apply_flags(fd: &OwnedFd, item: &Item, opts: &MetaOptions) {
+pub fn apply_flags(fd: BorrowedFd<'_>, item: &Item, opts: &MetaOptions) {
     if !opts.noflags {
         if let Some(flags) = item.bsdflags {
             set_flags(fd, flags);
@@ -221,7 +242,7 @@ pub fn apply_flags(fd: &OwnedFd, item: &Item, opts: &MetaOptions) {
 /// BSD-style flags on Linux: nodump, immutable and append map to the ext2-style inode flags set
 /// with `FS_IOC_SETFLAGS` (errors are ignored, as borg ignores them).
 #[cfg(target_os = "linux")]
-fn set_flags(fd: &OwnedFd, flags: u32) {
+fn set_flags(fd: BorrowedFd<'_>, flags: u32) {
     let mut lf: libc::c_long = 0;
     if flags & BSD_NODUMP != 0 {
         lf |= FS_NODUMP_FL;
@@ -254,7 +275,7 @@ fn set_flags(fd: &OwnedFd, flags: u32) {
     target_os = "netbsd",
     target_os = "openbsd"
 ))]
-fn set_flags(fd: &OwnedFd, flags: u32) {
+fn set_flags(fd: BorrowedFd<'_>, flags: u32) {
     use std::os::fd::AsRawFd;
     // SAFETY: plain syscall on a valid descriptor.
     unsafe {
@@ -269,4 +290,4 @@ fn set_flags(fd: &OwnedFd, flags: u32) {
     target_os = "netbsd",
     target_os = "openbsd"
 )))]
-fn set_flags(_fd: &OwnedFd, _flags: u32) {}
+fn set_flags(_fd: BorrowedFd<'_>, _flags: u32) {}

@@ -227,9 +227,33 @@ struct Pending {
     item: Item,
     chunks: Vec<ChunkRef>,
     written: AtomicU64,
+    /// Chunks decoded while another thread was writing this file, `(offset, data, is a hole)`, and
+    /// whether a thread is writing it now (see [`Pending::write`]).
+    writes: Mutex<(bool, Vec<(u64, Arc<Plain>, bool)>)>,
     error: Mutex<Option<String>>,
     /// Hard links to make to this file once it is in place.
     links: Vec<LinkJob>,
+    /// Chunk references not yet written (or failed); the thread that settles the last one
+    /// finishes the file ([`Extractor::finish_file`]).
+    remaining: std::sync::atomic::AtomicUsize,
+    /// What finishing the file reported, replayed in archive order at the end of the batch.
+    notes: Mutex<Option<Vec<Note>>>,
+}
+
+/// What finishing a file reported (replayed on the planning thread, in archive order).
+#[derive(Debug)]
+enum Note {
+    Warn(String),
+    Refuse(String),
+    Fail(String),
+    Done { bytes: u64 },
+}
+
+/// What the threads that finish files share.
+struct Finisher<'a, 'r> {
+    ex: &'a Extractor<'r>,
+    dest: Option<&'a Destination>,
+    owners: &'a Owners,
 }
 
 impl Pending {
@@ -249,11 +273,62 @@ impl Pending {
         Some(r.as_ref().map_err(String::as_str))
     }
 
+    /// Writes a chunk at `off`, or — when another thread is writing this file — leaves it to
+    /// that thread. Writers of one file would otherwise queue on its inode lock (spinning, on
+    /// Linux); this way a decoding thread never waits for another's write.
+    fn write(&self, off: u64, data: Arc<Plain>, skip: bool, fin: &Finisher<'_, '_>) {
+        let progress = &fin.ex.opts.progress;
+        {
+            let mut q = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+            if q.0 {
+                q.1.push((off, data, skip));
+                return;
+            }
+            q.0 = true;
+        }
+        let mut next = Some((off, data, skip));
+        while let Some((off, data, skip)) = next.take() {
+            let res = match (skip, self.open()) {
+                (false, Some(Ok(f))) => f
+                    .write_all_at(&data.data, off)
+                    .map_err(|e| format!("write failed: {e}")),
+                (false, Some(Err(e))) => Err(e.to_string()),
+                _ => Ok(()),
+            };
+            match res {
+                Ok(()) => {
+                    self.written
+                        .fetch_add(data.data.len() as u64, Ordering::Relaxed);
+                    Progress::add(progress, 0, data.data.len() as u64);
+                }
+                Err(e) => {
+                    let mut er = self.error.lock().unwrap_or_else(|e| e.into_inner());
+                    er.get_or_insert(e);
+                }
+            }
+            drop(data);
+            let mut q = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+            next = q.1.pop();
+            if next.is_none() {
+                q.0 = false;
+            }
+            drop(q);
+            self.settle(fin);
+        }
+    }
+
     /// Removes the temporary file, if it was created.
-    fn remove_temp(&mut self) {
-        if let (Some(d), Some(Ok(f))) = (&self.dir, self.file.take()) {
-            drop(f);
+    fn remove_temp(&self) {
+        if let (Some(d), Some(Ok(_))) = (&self.dir, self.file.get()) {
             let _ = fs::unlinkat(&**d, self.tmp.as_str(), AtFlags::empty());
+        }
+    }
+
+    /// One of the file's chunk references is written (or failed); the last one finishes it.
+    fn settle(&self, fin: &Finisher<'_, '_>) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let notes = fin.ex.finish_file(fin.dest, fin.owners, self);
+            *self.notes.lock().unwrap_or_else(|e| e.into_inner()) = Some(notes);
         }
     }
 }
@@ -280,10 +355,25 @@ pub struct Extractor<'r> {
     opts: ExtractOptions,
 }
 
+/// Bytes in flight between the fetch loop and the writes.
 struct Budget {
     used: Mutex<u64>,
     freed: Condvar,
     limit: u64,
+}
+
+/// A decoded chunk, shared by the files it is written to; what it took from the budget goes
+/// back when the last of them has written it.
+struct Plain {
+    data: Vec<u8>,
+    cost: u64,
+    budget: Arc<Budget>,
+}
+
+impl Drop for Plain {
+    fn drop(&mut self) {
+        self.budget.give(self.cost);
+    }
 }
 
 impl Budget {
@@ -377,6 +467,15 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Takes what finishing a file (or a link) reported.
+    fn note(&mut self, n: Note) {
+        match n {
+            Note::Warn(m) => self.warn(m),
+            Note::Refuse(m) => self.refuse(m),
+            Note::Fail(m) => self.fail(m),
+            Note::Done { .. } => {}
+        }
+    }
     fn warn(&mut self, msg: String) {
         self.summary.warnings += 1;
         (self.events)(Event::Warning(msg));
@@ -611,7 +710,7 @@ impl<'r> Extractor<'r> {
 
     /// Removes the temporary files of a batch that will never be finalized.
     fn discard(&self, run: &mut Run<'_>) {
-        for mut p in std::mem::take(&mut run.batch) {
+        for p in std::mem::take(&mut run.batch) {
             p.remove_temp();
         }
     }
@@ -819,7 +918,7 @@ impl<'r> Extractor<'r> {
             item,
             display,
             &self.opts.meta,
-            &mut run.owners,
+            &run.owners,
             &mut |w| warnings.push(w),
         );
         for w in warnings {
@@ -836,31 +935,41 @@ impl<'r> Extractor<'r> {
         rel: &[u8],
         display: &str,
     ) {
-        let Some(dest) = run.dest.as_ref() else {
-            return;
-        };
-        let Ok(tc) = components(target) else { return };
-        if tc.is_empty() {
-            return;
+        let note = self.link_note(run.dest.as_ref(), parent, name, target, rel, display);
+        if let Some(n) = note {
+            run.note(n);
         }
+    }
+
+    /// Makes the hard link `parent/name` to the restored `target`; says what went wrong.
+    fn link_note(
+        &self,
+        dest: Option<&Destination>,
+        parent: &Arc<OwnedFd>,
+        name: &[u8],
+        target: &[u8],
+        rel: &[u8],
+        display: &str,
+    ) -> Option<Note> {
+        let dest = dest?;
+        let tc = components(target).ok().filter(|tc| !tc.is_empty())?;
         let tdir = match dest.dir(&tc[..tc.len() - 1]) {
             Ok(d) => d,
-            Err(e) => {
-                run.refuse(format!("{display}: {e}"));
-                return;
-            }
+            Err(e) => return Some(Note::Refuse(format!("{display}: {e}"))),
         };
         if self.opts.resume && same_file(&tdir, tc[tc.len() - 1], parent, name) {
-            return;
+            return None;
         }
-        if let Err(e) = dest.place(parent, name, rel, || {
+        dest.place(parent, name, rel, || {
             fs::linkat(&*tdir, tc[tc.len() - 1], &**parent, name, AtFlags::empty())
-        }) {
-            run.fail(format!(
+        })
+        .err()
+        .map(|e| {
+            Note::Fail(format!(
                 "{display}: cannot create hard link to {}: {e}",
                 show(target)
-            ));
-        }
+            ))
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -875,6 +984,7 @@ impl<'r> Extractor<'r> {
         rel: Vec<u8>,
     ) -> Result<Queued> {
         let total: u64 = chunks.iter().map(|c| c.size).sum();
+        let nchunks = chunks.len();
         let tmp = match (run.dest.as_ref(), dir.as_ref()) {
             (Some(dest), Some(_)) => dest.temp_name(),
             _ => String::new(),
@@ -892,8 +1002,11 @@ impl<'r> Extractor<'r> {
             item,
             chunks,
             written: AtomicU64::new(0),
+            writes: Mutex::new((false, Vec::new())),
             error: Mutex::new(None),
             links: Vec::new(),
+            remaining: std::sync::atomic::AtomicUsize::new(nchunks),
+            notes: Mutex::new(None),
         });
         if run.batch.len() >= run.batch_files || run.batch_bytes >= self.opts.batch_bytes {
             self.flush(run)?;
@@ -931,17 +1044,28 @@ impl<'r> Extractor<'r> {
                 off += c.size;
             }
         }
-        let budget = Budget {
+        let budget = Arc::new(Budget {
             used: Mutex::new(0),
             freed: Condvar::new(),
             limit: self.opts.inflight_bytes,
-        };
+        });
         let chunks_done = AtomicU64::new(0);
         let (store, key, sparse) = (self.repo.store(), self.repo.key(), self.opts.sparse);
+        // Files are finished (metadata, rename, links) by the thread that settles their last
+        // chunk, in parallel with the rest of the batch.
+        let fin = Finisher {
+            ex: self,
+            dest: run.dest.as_ref(),
+            owners: &run.owners,
+        };
         let fail_targets = |ts: &[(usize, u64, u64)], msg: &str| {
             for (fi, _, _) in ts {
-                let mut e = batch[*fi].error.lock().unwrap_or_else(|e| e.into_inner());
-                e.get_or_insert_with(|| msg.to_string());
+                let p = &batch[*fi];
+                p.error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert_with(|| msg.to_string());
+                p.settle(&fin);
             }
         };
         // The fetch loop runs on this thread (in_place_scope), so every rayon worker decodes and
@@ -963,44 +1087,44 @@ impl<'r> Extractor<'r> {
                     data,
                 })
                 .collect();
+            let stored: u64 = sealed.iter().map(|o| o.data.len() as u64).sum();
             let opened = key.open_objects(&mut sealed);
+            // The stored bytes are gone; each plaintext holds its share until it is written.
+            budget.give(stored);
             let t1 = std::time::Instant::now();
             decode_ns.fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
             for (o, opened) in sealed.iter().zip(opened) {
                 let id = o.id.unwrap_or_default();
                 let ts = &targets[&id];
+                let expected = ts[0].2;
                 match opened {
-                    Ok(plain) if plain.len() as u64 != ts[0].2 => fail_targets(
-                        ts,
-                        &format!(
-                            "chunk {} has {} bytes, the archive says {}",
-                            hex::encode(id),
-                            plain.len(),
-                            ts[0].2
-                        ),
-                    ),
+                    Ok(plain) if plain.len() as u64 != expected => {
+                        budget.give(expected);
+                        fail_targets(
+                            ts,
+                            &format!(
+                                "chunk {} has {} bytes, the archive says {expected}",
+                                hex::encode(id),
+                                plain.len(),
+                            ),
+                        )
+                    }
                     Ok(plain) => {
                         chunks_done.fetch_add(1, Ordering::Relaxed);
                         let skip = sparse && is_zero(&plain);
+                        let plain = Arc::new(Plain {
+                            data: plain,
+                            cost: expected,
+                            budget: budget.clone(),
+                        });
                         for (fi, off, _) in ts {
-                            let p = &batch[*fi];
-                            let res = match (skip, p.open()) {
-                                (false, Some(Ok(f))) => f
-                                    .write_all_at(&plain, *off)
-                                    .map_err(|e| format!("write failed: {e}")),
-                                (false, Some(Err(e))) => Err(e.to_string()),
-                                _ => Ok(()),
-                            };
-                            if let Err(e) = res {
-                                let mut er = p.error.lock().unwrap_or_else(|e| e.into_inner());
-                                er.get_or_insert(e);
-                                continue;
-                            }
-                            p.written.fetch_add(plain.len() as u64, Ordering::Relaxed);
-                            Progress::add(&self.opts.progress, 0, plain.len() as u64);
+                            batch[*fi].write(*off, plain.clone(), skip, &fin);
                         }
                     }
-                    Err(e) => fail_targets(ts, &e.to_string()),
+                    Err(e) => {
+                        budget.give(expected);
+                        fail_targets(ts, &e.to_string())
+                    }
                 }
             }
             write_ns.fetch_add(t1.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -1036,10 +1160,7 @@ impl<'r> Extractor<'r> {
             let (budget, decode_group) = (&budget, &decode_group);
             let spawn = |group: Vec<(ObjectId, Vec<u8>)>, cost: u64| {
                 budget.take(cost);
-                s.spawn(move |_| {
-                    decode_group(group);
-                    budget.give(cost);
-                });
+                s.spawn(move |_| decode_group(group));
             };
             let fetched = store.get_many(&order, &mut |i, res| {
                 let sink_start = std::time::Instant::now();
@@ -1067,12 +1188,6 @@ impl<'r> Extractor<'r> {
             }
             fetched
         });
-        if let Err(e) = fetch_result {
-            // The source is gone (e.g. the connection broke): nothing of this batch is complete.
-            run.batch = batch;
-            self.discard(run);
-            return Err(e);
-        }
         run.summary.chunks += chunks_done.load(Ordering::Relaxed);
         run.summary.read_bytes += read_bytes.load(Ordering::Relaxed);
         let st = &mut run.summary.stages;
@@ -1080,12 +1195,26 @@ impl<'r> Extractor<'r> {
         st.decode += std::time::Duration::from_nanos(decode_ns.load(Ordering::Relaxed));
         st.write += std::time::Duration::from_nanos(write_ns.load(Ordering::Relaxed));
         let finalize_start = std::time::Instant::now();
+        if let Err(e) = fetch_result {
+            // The source is gone (e.g. the connection broke): what was finished is in place and
+            // reported, the rest of the batch is removed.
+            for p in &batch {
+                let finished = p.notes.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+                if finished {
+                    self.finalize(run, p);
+                } else {
+                    p.remove_temp();
+                }
+            }
+            run.dir_after.clear();
+            return Err(e);
+        }
         let mut dirs = std::mem::take(&mut run.dir_after).into_iter().peekable();
-        for (i, mut p) in batch.into_iter().enumerate() {
+        for (i, p) in batch.iter().enumerate() {
             while let Some((_, rel, item)) = dirs.next_if(|(n, _, _)| *n <= i) {
                 self.dir_meta(run, &rel, &item);
             }
-            self.finalize(run, &mut p);
+            self.finalize(run, p);
         }
         for (_, rel, item) in dirs {
             self.dir_meta(run, &rel, &item);
@@ -1094,7 +1223,11 @@ impl<'r> Extractor<'r> {
         Ok(())
     }
 
-    fn finalize(&self, run: &mut Run<'_>, p: &mut Pending) {
+    /// Finishes a file whose chunks have all been written (or failed): length and size checks,
+    /// metadata, rename into place, flags, hard links. Runs on whichever thread settled the
+    /// file's last chunk; what it reports is replayed by [`Extractor::finalize`].
+    fn finish_file(&self, dest: Option<&Destination>, owners: &Owners, p: &Pending) -> Vec<Note> {
+        let mut notes = Vec::new();
         let expected: u64 = p.chunks.iter().map(|c| c.size).sum();
         let written = p.written.load(Ordering::Relaxed);
         let err = p.error.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -1124,69 +1257,73 @@ impl<'r> Extractor<'r> {
             });
         if let Some(e) = err {
             p.remove_temp();
-            run.fail(format!("{}: not restored: {e}", p.display));
-            for (_, _, _, display) in std::mem::take(&mut p.links) {
-                run.fail(format!(
+            notes.push(Note::Fail(format!("{}: not restored: {e}", p.display)));
+            for (_, _, _, display) in &p.links {
+                notes.push(Note::Fail(format!(
                     "{display}: not restored: its hard link source {} failed",
                     p.display
-                ));
+                )));
             }
-            return;
+            return notes;
         }
         if p.item.chunks_healthy.is_some() {
-            run.warn(format!(
+            notes.push(Note::Warn(format!(
                 "{}: File has damaged (all-zero) chunks. Try running borg check --repair.",
                 p.display
-            ));
+            )));
         }
-        run.summary.files += 1;
-        run.summary.bytes += written;
         Progress::add(&self.opts.progress, 1, 0);
-        let (Some(d), Some(Ok(f))) = (p.dir.clone(), p.file.take()) else {
-            (run.events)(Event::FileDone {
-                path: &p.display,
-                bytes: written,
-            });
-            return;
+        let (Some(d), Some(Ok(f)), Some(dest)) = (p.dir.as_ref(), p.file.get(), dest) else {
+            notes.push(Note::Done { bytes: written });
+            return notes;
         };
-        let fd: OwnedFd = f.into();
-        let mut warnings = Vec::new();
+        let fd = rustix::fd::AsFd::as_fd(f);
         let mut no_flags = self.opts.meta.clone();
         no_flags.noflags = true;
         metadata::apply(
-            Target::Fd(&fd),
+            Target::Fd(fd),
             &p.item,
             &p.display,
             &no_flags,
-            &mut run.owners,
-            &mut |w| warnings.push(w),
+            owners,
+            &mut |w| notes.push(Note::Warn(w)),
         );
-        for w in warnings {
-            run.warn(w);
-        }
-        let dest = run.dest.as_ref().expect("writing");
-        let renamed = dest.place(&d, &p.name, &p.rel, || {
-            fs::renameat(&*d, p.tmp.as_str(), &*d, p.name.as_slice())
+        let renamed = dest.place(d, &p.name, &p.rel, || {
+            fs::renameat(&**d, p.tmp.as_str(), &**d, p.name.as_slice())
         });
-        if renamed.is_ok() {
-            // Immutable/append-only last, once the file has its name.
-            metadata::apply_flags(&fd, &p.item, &self.opts.meta);
-        }
-        drop(fd);
         if let Err(e) = renamed {
-            let _ = fs::unlinkat(&*d, p.tmp.as_str(), AtFlags::empty());
-            run.fail(format!(
+            let _ = fs::unlinkat(&**d, p.tmp.as_str(), AtFlags::empty());
+            notes.push(Note::Fail(format!(
                 "{}: cannot put the restored file in place: {e}",
                 p.display
-            ));
-            return;
+            )));
+            return notes;
         }
-        (run.events)(Event::FileDone {
-            path: &p.display,
-            bytes: written,
-        });
-        for (parent, name, rel, display) in std::mem::take(&mut p.links) {
-            self.link(run, &parent, &name, &p.rel, &rel, &display);
+        // Immutable/append-only last, once the file has its name.
+        metadata::apply_flags(fd, &p.item, &self.opts.meta);
+        notes.push(Note::Done { bytes: written });
+        for (parent, name, rel, display) in &p.links {
+            notes.extend(self.link_note(Some(dest), parent, name, &p.rel, rel, display));
+        }
+        notes
+    }
+
+    /// Replays what finishing `p` reported (finishing it here if no worker did: a file without
+    /// chunks).
+    fn finalize(&self, run: &mut Run<'_>, p: &Pending) {
+        let notes = p.notes.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let notes = notes.unwrap_or_else(|| self.finish_file(run.dest.as_ref(), &run.owners, p));
+        for n in notes {
+            if let Note::Done { bytes } = n {
+                run.summary.files += 1;
+                run.summary.bytes += bytes;
+                (run.events)(Event::FileDone {
+                    path: &p.display,
+                    bytes,
+                });
+            } else {
+                run.note(n);
+            }
         }
     }
 
@@ -1246,7 +1383,12 @@ impl<'r> Extractor<'r> {
             dest.dir(&comps)
         };
         match fd {
-            Ok(fd) => self.meta(run, Target::Fd(&fd), item, &show(rel)),
+            Ok(fd) => self.meta(
+                run,
+                Target::Fd(rustix::fd::AsFd::as_fd(&*fd)),
+                item,
+                &show(rel),
+            ),
             Err(e) => run.warn(format!("{}: {e}", show(rel))),
         }
     }
