@@ -229,7 +229,7 @@ struct Pending {
     written: AtomicU64,
     /// Chunks decoded while another thread was writing this file, `(offset, data, is a hole)`, and
     /// whether a thread is writing it now (see [`Pending::write`]).
-    writes: Mutex<(bool, Vec<(u64, Arc<Plain>, bool)>)>,
+    writes: Mutex<(bool, Vec<QueuedWrite>)>,
     error: Mutex<Option<String>>,
     /// Hard links to make to this file once it is in place.
     links: Vec<LinkJob>,
@@ -239,6 +239,9 @@ struct Pending {
     /// What finishing the file reported, replayed in archive order at the end of the batch.
     notes: Mutex<Option<Vec<Note>>>,
 }
+
+/// A chunk waiting for the thread that writes its file: `(offset, data, is a hole)`.
+type QueuedWrite = (u64, Arc<Plain>, bool);
 
 /// What finishing a file reported (replayed on the planning thread, in archive order).
 #[derive(Debug)]
