@@ -11,7 +11,7 @@
 //! ```
 
 use crate::archive::item::Item;
-use crate::archive::stream::ItemStream;
+use crate::archive::stream::{ChunkPrefetcher, ItemStream};
 use crate::archive::{ArchiveEntry, ArchiveMeta, Manifest};
 use crate::error::{Error, Result};
 use crate::key::blob::{self, BorgDirs, KeyBlob};
@@ -292,8 +292,19 @@ impl<'r> Archive<'r> {
     pub fn each_item(&self, mut f: impl FnMut(Item) -> Result<()>) -> Result<()> {
         const BATCH: usize = 512;
         std::thread::scope(|scope| {
+            // Three stages: chunks fetched and decoded (on rayon) → items parsed → `f`.
+            let (ctx, crx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(32);
+            let mut chunks =
+                ChunkPrefetcher::new(self.repo.store(), self.repo.key(), self.meta.items.clone());
+            let fetcher = scope.spawn(move || {
+                while let Some(c) = chunks.next_chunk() {
+                    if ctx.send(c).is_err() {
+                        return; // the parser stopped
+                    }
+                }
+            });
             let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Item>>>(8);
-            let stream = self.items();
+            let stream = ItemStream::from_channel(crx, self.name());
             let producer = scope.spawn(move || {
                 let mut batch = Vec::with_capacity(BATCH);
                 for item in stream {
@@ -328,6 +339,7 @@ impl<'r> Archive<'r> {
             }
             drop(rx);
             let _ = producer.join();
+            let _ = fetcher.join();
             result
         })
     }

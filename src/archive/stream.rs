@@ -116,9 +116,26 @@ impl<'a> ChunkPrefetcher<'a> {
     }
 }
 
+/// Where an [`ItemStream`] gets its plaintext chunks.
+enum ChunkSource<'a> {
+    /// Fetched and decoded by the stream itself, a window at a time.
+    Inline(ChunkPrefetcher<'a>),
+    /// Fetched and decoded ahead by another thread (see `Archive::each_item`).
+    Channel(std::sync::mpsc::Receiver<Result<Vec<u8>>>),
+}
+
+impl ChunkSource<'_> {
+    fn next_chunk(&mut self) -> Option<Result<Vec<u8>>> {
+        match self {
+            ChunkSource::Inline(p) => p.next_chunk(),
+            ChunkSource::Channel(rx) => rx.recv().ok(),
+        }
+    }
+}
+
 /// Iterator over the items of one archive.
 pub struct ItemStream<'a> {
-    chunks: ChunkPrefetcher<'a>,
+    chunks: ChunkSource<'a>,
     buf: Vec<u8>,
     pos: usize,
     archive: String,
@@ -130,12 +147,17 @@ pub struct ItemStream<'a> {
 impl ItemStream<'_> {
     /// Records `(id, plaintext length, stored length)` of each item-stream chunk from now on.
     pub fn record_chunks(&mut self) {
-        self.chunks.record.get_or_insert_with(Vec::new);
+        if let ChunkSource::Inline(p) = &mut self.chunks {
+            p.record.get_or_insert_with(Vec::new);
+        }
     }
 
     /// The chunks recorded since [`ItemStream::record_chunks`].
     pub fn recorded_chunks(&self) -> &[(ObjectId, usize, usize)] {
-        self.chunks.record.as_deref().unwrap_or(&[])
+        match &self.chunks {
+            ChunkSource::Inline(p) => p.record.as_deref().unwrap_or(&[]),
+            ChunkSource::Channel(_) => &[],
+        }
     }
 }
 
@@ -146,8 +168,24 @@ impl<'a> ItemStream<'a> {
         ids: Vec<ObjectId>,
         archive: String,
     ) -> Self {
+        Self::with_source(
+            ChunkSource::Inline(ChunkPrefetcher::new(store, key, ids)),
+            archive,
+        )
+    }
+
+    /// A stream over plaintext chunks that another thread fetches and decodes ahead (from a
+    /// [`ChunkPrefetcher`] of its own), so that fetching overlaps parsing.
+    pub(crate) fn from_channel(
+        rx: std::sync::mpsc::Receiver<Result<Vec<u8>>>,
+        archive: String,
+    ) -> Self {
+        Self::with_source(ChunkSource::Channel(rx), archive)
+    }
+
+    fn with_source(chunks: ChunkSource<'a>, archive: String) -> Self {
         ItemStream {
-            chunks: ChunkPrefetcher::new(store, key, ids),
+            chunks,
             buf: Vec::new(),
             pos: 0,
             archive,
