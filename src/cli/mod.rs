@@ -576,7 +576,7 @@ fn extract_stats(s: &crate::extract::Summary, dry_run: bool) -> String {
     format!(
         "{line}\n{kept}{verb}: {files} files, {bytes:.1} MB in {secs:.2} s ({rate:.1} MB/s, {fps:.0} files/s)\n\
          Read: {chunks} chunks, {read:.1} MB stored ({rrate:.1} MB/s)\n\
-         Time per stage: plan {plan:.2} s, fetch {fetch:.2} s, decode {decode:.2} s*, write {write:.2} s*, \
+         Time per stage: plan {plan:.2} s, fetch {fetch:.2} s, decode {decode:.2} s*, write+finish {write:.2} s*, \
          finalize {fin:.2} s (* summed over {threads} threads)\n{line}\n",
         verb = if dry_run { "Verified" } else { "Restored" },
         files = s.files,

@@ -187,9 +187,11 @@ pub struct StageTimes {
     pub fetch: std::time::Duration,
     /// MAC, decryption, decompression, id check (summed over threads).
     pub decode: std::time::Duration,
-    /// Positional writes (summed over threads).
+    /// Positional writes, and finishing each file once its last chunk is written (length
+    /// checks, metadata, rename, hard links), summed over threads.
     pub write: std::time::Duration,
-    /// Length checks, metadata, renames, hard links, directory metadata.
+    /// On the planning thread: reporting the finished files of each batch in archive order,
+    /// directory metadata, files without chunks.
     pub finalize: std::time::Duration,
     /// The whole restore.
     pub total: std::time::Duration,
