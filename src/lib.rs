@@ -34,6 +34,8 @@ pub mod cli;
 pub mod compress;
 pub mod error;
 pub mod extract;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod key;
 pub mod location;
 pub mod log;

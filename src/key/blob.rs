@@ -215,7 +215,43 @@ fn parse_envelope(blob: &KeyBlob, location: &str) -> Result<EncryptedKey> {
     if env.hash.len() != 32 || env.iterations == 0 {
         return Err(invalid("malformed key envelope".into()));
     }
+    // borg uses 100,000; a key (the repokey comes from the repository, which is not trusted)
+    // asking for billions would keep the client busy for hours.
+    if env.iterations > MAX_ITERATIONS {
+        return Err(invalid(format!(
+            "key derivation asks for {} PBKDF2 iterations, more than the {MAX_ITERATIONS} oxiborg accepts",
+            env.iterations
+        )));
+    }
     Ok(env)
+}
+
+/// The most PBKDF2 iterations a key may ask for (borg writes 100,000).
+pub const MAX_ITERATIONS: u32 = 10_000_000;
+
+/// Parses key file text (`BORG_KEY <id>` header optional) and, when it asks for few PBKDF2
+/// iterations, unlocks it with the passphrase `fuzz`: the key-blob fuzz target.
+pub(crate) fn fuzz_key_text(text: &str) {
+    let body = match text.split_once('\n') {
+        Some((first, rest)) if first.starts_with("BORG_KEY ") => rest,
+        _ => text,
+    };
+    let blob = KeyBlob {
+        text: Zeroizing::new(body.to_string()),
+        origin: "fuzz".into(),
+        file: None,
+    };
+    let Ok(env) = parse_envelope(&blob, "fuzz") else {
+        return;
+    };
+    if env.iterations > 16 {
+        return;
+    }
+    if let Some(plain) = try_passphrase(&env, "fuzz") {
+        for kt in [KeyType::Repokey, KeyType::Blake2Keyfile] {
+            let _ = key_from_plain(kt, &plain, &blob, "fuzz", false);
+        }
+    }
 }
 
 /// Decrypts an envelope with a passphrase; `Ok(None)` means the passphrase is wrong.

@@ -440,6 +440,40 @@ impl Key {
     }
 }
 
+impl Key {
+    /// A key of type `ktype` with fixed, publicly known secrets: for tests and fuzzing only.
+    pub(crate) fn fixed_for_tests(ktype: KeyType) -> Key {
+        let n = if ktype.is_blake2() { 128 } else { 32 };
+        Key {
+            ktype,
+            secrets: Secrets {
+                enc_key: [7; 32],
+                enc_hmac_key: vec![8; n],
+                id_key: vec![9; n],
+            },
+            tam_required: true,
+            origin: "test".into(),
+        }
+    }
+
+    /// Builds an object the way borg writes one (type byte, then MAC and IV when encrypted):
+    /// for tests and fuzzing.
+    pub(crate) fn seal(&self, payload: &[u8], iv: u64) -> Vec<u8> {
+        let mut obj = vec![self.ktype.byte()];
+        if !self.ktype.is_encrypted() {
+            obj.extend_from_slice(payload);
+            return obj;
+        }
+        let mut body = iv.to_be_bytes().to_vec();
+        body.extend_from_slice(payload);
+        self.decrypt_in_place(&iv.to_be_bytes(), &mut body[8..]);
+        let mac = self.mac(&body);
+        obj.extend_from_slice(&mac);
+        obj.extend_from_slice(&body);
+        obj
+    }
+}
+
 /// borg's BLAKE2b-256 construction: unkeyed BLAKE2b over `key ‖ data…` (not the keyed mode).
 /// `blake2b_simd` (AVX2) is used on this hot path: about twice the `blake2` crate's speed.
 fn blake2_prefix(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
@@ -490,34 +524,12 @@ pub(crate) fn aes_ctr_zero_iv(key: &[u8; 32], data: &mut [u8]) {
 pub(crate) mod tests {
     use super::*;
 
-    /// Builds an encrypted object the way borg does (for tests of the reader).
     pub(crate) fn seal(key: &Key, payload: &[u8], iv: u64) -> Vec<u8> {
-        let mut ivb = [0u8; 16];
-        ivb[8..].copy_from_slice(&iv.to_be_bytes());
-        let mut ct = payload.to_vec();
-        Aes256Ctr::new(&key.secrets.enc_key.into(), &ivb.into()).apply_keystream(&mut ct);
-        let mut body = iv.to_be_bytes().to_vec();
-        body.extend_from_slice(&ct);
-        let mac = key.mac(&body);
-        let mut obj = vec![key.ktype.byte()];
-        obj.extend_from_slice(&mac);
-        obj.extend_from_slice(&body);
-        obj
+        key.seal(payload, iv)
     }
 
     pub(crate) fn test_key(ktype: KeyType) -> Key {
-        let n = if ktype.is_blake2() { 128 } else { 32 };
-        Key::from_secrets(
-            ktype,
-            Secrets {
-                enc_key: [7; 32],
-                enc_hmac_key: vec![8; n],
-                id_key: vec![9; n],
-            },
-            true,
-            "test".into(),
-        )
-        .unwrap()
+        Key::fixed_for_tests(ktype)
     }
 
     #[test]

@@ -301,6 +301,47 @@ fn remote_level(name: &str) -> crate::log::Level {
     }
 }
 
+/// A response frame's message id and its result (`Err`: the server's exception map).
+type Classified = (Option<u64>, std::result::Result<Value, Vec<(Value, Value)>>);
+
+/// Splits a response frame into its message id and result: the dict form of borg 1.1+, or
+/// the legacy tuple `[1, msgid, error, result]`.
+fn classify(v: &Value) -> Classified {
+    match v {
+        Value::Map(m) => {
+            let id = map_get(m, "i").and_then(Value::as_u64);
+            let r = if let Some(r) = map_get(m, "r") {
+                Ok(r.clone())
+            } else if map_get(m, "exception_class").is_some() {
+                Err(m.clone())
+            } else {
+                Ok(Value::Nil)
+            };
+            (id, r)
+        }
+        Value::Array(a) if a.len() == 4 => {
+            let id = a[1].as_u64();
+            let r = if a[2].is_nil() {
+                Ok(a[3].clone())
+            } else {
+                Err(vec![(Value::from("exception_class"), a[2].clone())])
+            };
+            (id, r)
+        }
+        _ => (None, Ok(Value::Nil)),
+    }
+}
+
+/// Reads response frames from `data` and interprets each as the client would (message id,
+/// result or server exception); for the fuzz target.
+pub(crate) fn fuzz_frames(mut data: &[u8]) {
+    while let Ok(v) = read_frame(&mut data) {
+        if let (_, Err(m)) = classify(&v) {
+            let _ = server_error(&m, "fuzz").to_string();
+        }
+    }
+}
+
 /// Why no frame could be read.
 enum FrameError {
     /// The stream ended (possibly in the middle of a frame).
@@ -444,30 +485,7 @@ impl RemoteStore {
                     return;
                 }
             };
-            let (msgid, result) = match &v {
-                Value::Map(m) => {
-                    let id = map_get(m, "i").and_then(Value::as_u64);
-                    let r = if let Some(r) = map_get(m, "r") {
-                        Ok(r.clone())
-                    } else if map_get(m, "exception_class").is_some() {
-                        Err(m.clone())
-                    } else {
-                        Ok(Value::Nil)
-                    };
-                    (id, r)
-                }
-                // legacy tuple: [1, msgid, error, result]
-                Value::Array(a) if a.len() == 4 => {
-                    let id = a[1].as_u64();
-                    let r = if a[2].is_nil() {
-                        Ok(a[3].clone())
-                    } else {
-                        Err(vec![(Value::from("exception_class"), a[2].clone())])
-                    };
-                    (id, r)
-                }
-                _ => (None, Ok(Value::Nil)),
-            };
+            let (msgid, result) = classify(&v);
             let Some(id) = msgid else {
                 sh.fail_all("Got unexpected RPC data format from server.".into());
                 return;

@@ -189,9 +189,18 @@ pub struct ScannedEntry {
 
 /// Reads a whole segment in order, verifying every CRC, and calls `f` for each entry.
 /// Returns `Err` describing the first damaged entry; entries before it were already delivered.
-pub fn scan(path: &Path, segment: u32, mut f: impl FnMut(ScannedEntry)) -> Result<()> {
+pub fn scan(path: &Path, segment: u32, f: impl FnMut(ScannedEntry)) -> Result<()> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut r = BufReader::with_capacity(1 << 20, file);
+    scan_reader(BufReader::with_capacity(1 << 20, file), path, segment, f)
+}
+
+/// [`scan`] over any reader; `path` only names the segment in messages.
+pub fn scan_reader(
+    mut r: impl Read,
+    path: &Path,
+    segment: u32,
+    mut f: impl FnMut(ScannedEntry),
+) -> Result<()> {
     let mut magic = [0u8; 8];
     r.read_exact(&mut magic).map_err(|e| {
         Error::Integrity(format!(

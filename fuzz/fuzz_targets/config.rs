@@ -1,0 +1,5 @@
+//! The repository config file.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| oxiborg::fuzzing::config(data));

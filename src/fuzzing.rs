@@ -1,0 +1,228 @@
+//! Entry points of the fuzz targets: one function per decoder, each taking arbitrary bytes.
+//!
+//! `fuzz/` (cargo-fuzz) calls these, and `tests/fuzz_corpus.rs` runs them over the committed
+//! seed corpora, the kept crashers (`fuzz/regressions/`) and mutations of both, so the targets
+//! are exercised by every `cargo test`. Not a stable API.
+
+use crate::archive::item::Item;
+use crate::archive::msgpack::ReadError;
+use crate::archive::{ArchiveMeta, Manifest};
+use crate::key::{Key, KeyType, Sealed};
+use crate::patterns::{Matcher, Pattern, Style};
+use crate::store::hashindex::HashIndex;
+use crate::store::local::RepoConfig;
+use crate::store::segment;
+use std::path::Path;
+
+/// A fuzz target: its name (the directory of its corpus) and entry point.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target.
+pub const TARGETS: &[Target] = &[
+    ("decompress", decompress),
+    ("envelope", envelope),
+    ("key_file", key_file),
+    ("manifest", manifest),
+    ("archive", archive),
+    ("item_stream", item_stream),
+    ("segment", segment_entries),
+    ("hashindex", hashindex),
+    ("config", config),
+    ("rpc_frame", rpc_frame),
+    ("location", location),
+    ("patterns", patterns),
+];
+
+/// A size hint from the first byte (sometimes wrong, as hints may be).
+fn hint(data: &[u8]) -> Option<usize> {
+    data.first().map(|b| usize::from(*b) * 1000)
+}
+
+/// Compression header dispatch and every decompressor.
+pub fn decompress(data: &[u8]) {
+    let _ = crate::compress::decompress(data, hint(data));
+    let _ = crate::compress::decompress_owned(data.to_vec(), 0, None);
+}
+
+/// The object envelope: type byte, MAC, decryption, decompression and id check, alone and in
+/// groups, for every kind of key. Besides the raw bytes, each encrypted key also gets the bytes
+/// sealed as a valid object, so that what lies behind the MAC is reached too.
+pub fn envelope(data: &[u8]) {
+    for kt in [
+        KeyType::Plaintext,
+        KeyType::Authenticated,
+        KeyType::Blake2Authenticated,
+        KeyType::Repokey,
+        KeyType::Blake2Repokey,
+    ] {
+        let key = Key::fixed_for_tests(kt);
+        let id = crate::compress::decompress(data, None)
+            .map(|p| key.id_hash(&p))
+            .unwrap_or([0x5a; 32]);
+        let _ = key.open_object(Some(&id), data, hint(data));
+        let _ = key.open_object(None, data, None);
+        let sealed = key.seal(data, 1);
+        let _ = key.open_object(Some(&id), &sealed, hint(data));
+        // A group: the sealed object, the raw bytes, and pieces of them.
+        let mut group = vec![
+            Sealed {
+                id: Some(id),
+                data: sealed,
+                size_hint: None,
+            },
+            Sealed {
+                id: Some(id),
+                data: data.to_vec(),
+                size_hint: hint(data),
+            },
+        ];
+        for piece in data.chunks(data.len() / 3 + 1) {
+            group.push(Sealed {
+                id: Some(id),
+                data: key.seal(piece, 2),
+                size_hint: Some(piece.len()),
+            });
+        }
+        let _ = key.open_objects(&mut group);
+    }
+}
+
+/// Key file text and key blobs: base64, the msgpack envelope, and (when it asks for few PBKDF2
+/// iterations) decryption with the passphrase `fuzz` and the key map.
+pub fn key_file(data: &[u8]) {
+    crate::key::blob::fuzz_key_text(&String::from_utf8_lossy(data));
+}
+
+/// The manifest, with and without a required TAM, under a plaintext and an authenticated key.
+pub fn manifest(data: &[u8]) {
+    for key in [
+        Key::plaintext(),
+        Key::fixed_for_tests(KeyType::Authenticated),
+    ] {
+        let _ = Manifest::parse(data, &key, true);
+        let _ = Manifest::parse(data, &key, false);
+    }
+}
+
+/// Archive metadata and its TAM.
+pub fn archive(data: &[u8]) {
+    for key in [
+        Key::plaintext(),
+        Key::fixed_for_tests(KeyType::Blake2Authenticated),
+    ] {
+        let _ = ArchiveMeta::parse(data, &key, "fuzz", false);
+        let _ = ArchiveMeta::parse(data, &key, "fuzz", true);
+    }
+}
+
+/// The item-stream decoder: items one after another, and every prefix of the first one
+/// (which must be "short", never an item or a panic).
+pub fn item_stream(data: &[u8]) {
+    let mut pos = 0;
+    while let Ok((item, used)) = Item::decode(&data[pos..]) {
+        assert!(
+            used > 0 && pos + used <= data.len(),
+            "decoder used {used} bytes"
+        );
+        let _ = item.display_path();
+        let _ = item.content_size();
+        pos += used;
+    }
+    if let Ok((_, used)) = Item::decode(data) {
+        for cut in [0, used / 2, used.saturating_sub(1)] {
+            assert!(
+                matches!(Item::decode(&data[..cut]), Err(ReadError::Short)) || cut == used,
+                "a {cut}-byte prefix of a {used}-byte item decoded"
+            );
+        }
+    }
+}
+
+/// Segment files: a full scan, and reads of single entries at offsets taken from the data.
+pub fn segment_entries(data: &[u8]) {
+    let path = Path::new("fuzz-segment");
+    let _ = segment::scan_reader(data, path, 1, |_| {});
+    let mut with_magic = segment::MAGIC.to_vec();
+    with_magic.extend_from_slice(data);
+    let mut offsets = Vec::new();
+    let _ = segment::scan_reader(with_magic.as_slice(), path, 1, |e| {
+        offsets.push((e.offset, e.id, e.size))
+    });
+    #[cfg(target_os = "linux")]
+    {
+        use std::io::Write;
+        let Ok(fd) = rustix::fs::memfd_create("oxiborg-fuzz", rustix::fs::MemfdFlags::CLOEXEC)
+        else {
+            return;
+        };
+        let mut file = std::fs::File::from(fd);
+        if file.write_all(&with_magic).is_err() {
+            return;
+        }
+        offsets.push((8, Some([0; 32]), 64));
+        offsets.push((with_magic.len() as u32 / 2, None, 41));
+        for (off, id, size) in offsets {
+            let id = id.unwrap_or([0; 32]);
+            for guess in [None, Some(size), Some(size / 2), Some(segment::SMALL_ENTRY)] {
+                let _ = segment::read_put_sized(&file, 1, off, &id, guess);
+            }
+        }
+    }
+}
+
+/// The on-disk hash index.
+pub fn hashindex(data: &[u8]) {
+    if let Ok(idx) = HashIndex::from_bytes(data.to_vec()) {
+        let _ = idx.get(&[0u8; 32]);
+        let _ = idx.iter().count();
+    }
+}
+
+/// The repository `config` file.
+pub fn config(data: &[u8]) {
+    let _ = RepoConfig::parse(&String::from_utf8_lossy(data));
+}
+
+/// `borg serve` response frames, read and interpreted as the client does.
+pub fn rpc_frame(data: &[u8]) {
+    crate::remote::fuzz_frames(data);
+}
+
+/// Repository locations (every URL form, `::archive`).
+pub fn location(data: &[u8]) {
+    let s = String::from_utf8_lossy(data);
+    if let Ok(loc) = crate::Location::parse(&s) {
+        let _ = loc.canonical();
+    }
+    let _ = crate::Location::parse_with_default(Some(&s), Some("/repo"));
+    let _ = crate::Location::parse_with_default(None, Some(&s));
+}
+
+/// Patterns: pattern files, single patterns of every style, and matching paths taken from
+/// the data.
+pub fn patterns(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut m = Matcher::new();
+    let _ = m.add_pattern_lines(&text);
+    let _ = m.add_exclude_lines(&text);
+    let paths: Vec<&[u8]> = data.split(|b| *b == b'\n').take(16).collect();
+    for style in [
+        Style::PathPrefix,
+        Style::FnMatch,
+        Style::Shell,
+        Style::Regex,
+        Style::PathFull,
+    ] {
+        for line in text.lines().take(8) {
+            if let Ok(p) = Pattern::parse(line, style) {
+                for path in &paths {
+                    let _ = p.matches(path);
+                }
+            }
+        }
+    }
+    for path in paths {
+        let _ = m.matches(path);
+    }
+    let _ = m.unmatched_includes();
+}
