@@ -16,7 +16,7 @@ use crate::archive::{ArchiveEntry, ArchiveMeta, Manifest};
 use crate::error::{Error, Result};
 use crate::key::blob::{self, BorgDirs, KeyBlob};
 use crate::key::passphrase::Passphrase;
-use crate::key::{Key, KeyType};
+use crate::key::{Key, KeyType, Sealed};
 use crate::location::{Location, Protocol};
 use crate::store::local::{LocalOptions, LocalStore};
 use crate::store::Store;
@@ -98,7 +98,15 @@ impl Repository {
     /// Opens the repository at `location`: reads its objects, unlocks its key and verifies
     /// its manifest.
     pub fn open(location: &Location, options: &OpenOptions) -> Result<Repository> {
-        let store: Box<dyn Store> = match location.proto {
+        let store = Self::open_store(location, options)?;
+        Self::from_store(store, location.clone(), options)
+    }
+
+    /// Opens only the object store at `location` (local directory or `borg serve`), without
+    /// the key or the manifest: what `check` needs to look at a repository whose manifest may
+    /// be damaged.
+    pub fn open_store(location: &Location, options: &OpenOptions) -> Result<Box<dyn Store>> {
+        Ok(match location.proto {
             Protocol::File => {
                 let path = std::path::absolute(&location.path)
                     .unwrap_or_else(|_| PathBuf::from(&location.path));
@@ -121,8 +129,7 @@ impl Repository {
                 };
                 Box::new(crate::remote::RemotePool::connect(location, &remote, n)?)
             }
-        };
-        Self::from_store(store, location.clone(), options)
+        })
     }
 
     /// Opens a repository over any [`Store`] (local, remote, or one of your own).
@@ -230,6 +237,64 @@ impl Repository {
     pub fn get_object(&self, id: &ObjectId, size_hint: Option<usize>) -> Result<Vec<u8>> {
         let obj = self.store.get(id)?;
         self.key.open_owned(Some(id), obj, size_hint)
+    }
+
+    /// Fetches and verifies many objects in parallel: they are read in the store's preferred
+    /// order (segments in order locally, pipelined remotely), decoded in groups on rayon (MAC,
+    /// decryption, decompression, id check; the manifest's all-zero id is not checked), and
+    /// `f` gets each object's index in `ids` with its plaintext or the reason it could not be
+    /// had, on whichever thread has it. At most `budget` stored bytes are in flight.
+    pub fn open_many(
+        &self,
+        ids: &[ObjectId],
+        budget: u64,
+        f: &(dyn Fn(usize, Result<Vec<u8>>) + Sync),
+    ) -> Result<()> {
+        let budget = Budget::new(budget);
+        let key = &self.key;
+        let decode = |group: Vec<(usize, Vec<u8>)>| {
+            let index: Vec<usize> = group.iter().map(|(i, _)| *i).collect();
+            let mut sealed: Vec<Sealed> = group
+                .into_iter()
+                .map(|(i, data)| Sealed {
+                    id: Some(ids[i]).filter(|id| *id != MANIFEST_ID),
+                    data,
+                    size_hint: None,
+                })
+                .collect();
+            for (i, r) in index.into_iter().zip(key.open_objects(&mut sealed)) {
+                f(i, r);
+            }
+        };
+        rayon::in_place_scope(|s| {
+            let (budget, decode) = (&budget, &decode);
+            let spawn = |group: Vec<(usize, Vec<u8>)>, cost: u64| {
+                budget.take(cost);
+                s.spawn(move |_| {
+                    decode(group);
+                    budget.give(cost);
+                });
+            };
+            let mut group = Vec::with_capacity(Key::GROUP);
+            let mut cost = 0u64;
+            let fetched = self.store.get_many(ids, &mut |i, r| {
+                match r {
+                    Ok(obj) => {
+                        cost += obj.len() as u64;
+                        group.push((i, obj));
+                        if group.len() >= Key::GROUP || cost >= budget.limit / 4 {
+                            spawn(std::mem::take(&mut group), std::mem::take(&mut cost));
+                        }
+                    }
+                    Err(e) => f(i, Err(e)),
+                }
+                Ok(())
+            });
+            if !group.is_empty() {
+                spawn(group, cost);
+            }
+            fetched
+        })
     }
 
     /// Opens the archive called `name`.
@@ -402,5 +467,42 @@ impl Read for FileReader<'_> {
         buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
+    }
+}
+
+/// Bytes in flight between a fetch loop and the threads that consume what it fetched: the
+/// fetch loop waits while taking more would pass the limit (a single grant larger than the
+/// limit is let through when nothing else is in flight).
+pub(crate) struct Budget {
+    used: std::sync::Mutex<u64>,
+    freed: std::sync::Condvar,
+    /// The limit.
+    pub(crate) limit: u64,
+}
+
+impl Budget {
+    /// A budget of `limit` bytes.
+    pub(crate) fn new(limit: u64) -> Budget {
+        Budget {
+            used: std::sync::Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+            limit: limit.max(1),
+        }
+    }
+
+    /// Takes `n` bytes, waiting for room.
+    pub(crate) fn take(&self, n: u64) {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        while *used > 0 && *used + n > self.limit {
+            used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += n;
+    }
+
+    /// Gives `n` bytes back.
+    pub(crate) fn give(&self, n: u64) {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        *used = used.saturating_sub(n);
+        self.freed.notify_all();
     }
 }

@@ -28,7 +28,7 @@ fn usage(e: String) -> Error {
 }
 
 /// Archives selected by the filter options, in the order borg lists them.
-fn select_archives<'a>(
+pub(super) fn select_archives<'a>(
     repo: &'a Repository,
     f: &ArchiveFilter,
     consider_checkpoints: bool,

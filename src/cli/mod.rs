@@ -2,6 +2,7 @@
 //!
 //! `main.rs` only calls [`main`]; every command is a thin layer over the library.
 
+mod check;
 pub mod format;
 pub mod json;
 mod list;
@@ -80,6 +81,8 @@ enum Command {
     Info(InfoArgs),
     /// Restore files from an archive (into the current directory, or -C DIR).
     Extract(ExtractArgs),
+    /// Check repository and archive consistency, read-only (borg check without --repair).
+    Check(check::CheckArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completion(CompletionArgs),
     /// Print the man page (roff) to stdout, or write one page per command into a directory.
@@ -451,6 +454,7 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             }
             Ok(summary.exit_code())
         }
+        Command::Check(args) => check::run(&args, &cli.global),
         Command::Completion(args) => {
             let mut cmd = Cli::command();
             // Into memory first: the generator panics on a write error (a closed pipe).

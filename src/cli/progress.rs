@@ -45,19 +45,51 @@ impl Display {
         bytes: impl Fn() -> u64 + Send + 'static,
         files: impl Fn() -> u64 + Send + 'static,
     ) -> Display {
-        let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template(
+        Self::launch(
+            verb,
+            total_bytes,
             "{prefix} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+            move |b| {
+                b.set_position(bytes().min(total_bytes));
+                b.set_message(format!("{}/{total_files} files", files()));
+            },
         )
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    }
+
+    /// Starts a bar counting objects up to a total that may become known later.
+    pub fn start_count(
+        verb: &'static str,
+        done: impl Fn() -> u64 + Send + 'static,
+        total: impl Fn() -> u64 + Send + 'static,
+    ) -> Display {
+        Self::launch(
+            verb,
+            0,
+            "{prefix} {wide_bar} {pos}/{len} objects {per_sec} ETA {eta}",
+            move |b| {
+                b.set_length(total());
+                b.set_position(done());
+            },
+        )
+    }
+
+    /// Shows a bar in `template`, updated by `update` ten times a second on its own thread.
+    fn launch(
+        verb: &'static str,
+        len: u64,
+        template: &str,
+        update: impl Fn(&ProgressBar) + Send + 'static,
+    ) -> Display {
+        let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+        let style =
+            ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         bar.set_prefix(verb);
         let stop = Arc::new(AtomicBool::new(false));
         let (b, st) = (bar.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             while !st.load(Ordering::Relaxed) {
-                b.set_position(bytes().min(total_bytes));
-                b.set_message(format!("{}/{total_files} files", files()));
+                update(&b);
                 std::thread::sleep(Duration::from_millis(100));
             }
         });

@@ -32,7 +32,7 @@ use crate::archive::item::{ChunkRef, Item};
 use crate::error::{Error, Result};
 use crate::key::{Key, Sealed};
 use crate::patterns::Matcher;
-use crate::repository::Repository;
+use crate::repository::{Budget, Repository};
 use crate::ObjectId;
 use dest::{components, show, Destination};
 use metadata::{MetaOptions, Owners, Target};
@@ -43,7 +43,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
 /// How to extract.
 #[derive(Debug, Clone)]
@@ -360,13 +360,6 @@ pub struct Extractor<'r> {
     opts: ExtractOptions,
 }
 
-/// Bytes in flight between the fetch loop and the writes.
-struct Budget {
-    used: Mutex<u64>,
-    freed: Condvar,
-    limit: u64,
-}
-
 /// A decoded chunk, shared by the files it is written to; what it took from the budget goes
 /// back when the last of them has written it.
 struct Plain {
@@ -378,21 +371,6 @@ struct Plain {
 impl Drop for Plain {
     fn drop(&mut self) {
         self.budget.give(self.cost);
-    }
-}
-
-impl Budget {
-    fn take(&self, n: u64) {
-        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-        while *used > 0 && *used + n > self.limit {
-            used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
-        }
-        *used += n;
-    }
-    fn give(&self, n: u64) {
-        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-        *used = used.saturating_sub(n);
-        self.freed.notify_all();
     }
 }
 
@@ -460,6 +438,8 @@ struct Run<'a> {
     /// borg's directory stack: (stripped archive path, destination path, item). A directory's
     /// metadata is restored when an item outside it (by string prefix, as borg tests) comes.
     dir_stack: Vec<(Vec<u8>, Vec<u8>, Item)>,
+    /// The archive's name, for messages about damaged data.
+    archive: String,
     /// Directory metadata to apply once this many files of the current batch are finalized.
     dir_after: Vec<(usize, Vec<u8>, Item)>,
     masters: HashMap<Vec<u8>, Master>,
@@ -571,6 +551,7 @@ impl<'r> Extractor<'r> {
             summary: Summary::default(),
             owners: Owners::default(),
             dir_stack: Vec::new(),
+            archive: archive.name(),
             dir_after: Vec::new(),
             masters: HashMap::new(),
             batch: Vec::new(),
@@ -1049,11 +1030,7 @@ impl<'r> Extractor<'r> {
                 off += c.size;
             }
         }
-        let budget = Arc::new(Budget {
-            used: Mutex::new(0),
-            freed: Condvar::new(),
-            limit: self.opts.inflight_bytes,
-        });
+        let budget = Arc::new(Budget::new(self.opts.inflight_bytes));
         let chunks_done = AtomicU64::new(0);
         let (store, key, sparse) = (self.repo.store(), self.repo.key(), self.opts.sparse);
         // Files are finished (metadata, rename, links) by the thread that settles their last
@@ -1063,13 +1040,14 @@ impl<'r> Extractor<'r> {
             dest: run.dest.as_ref(),
             owners: &run.owners,
         };
+        let archive = &run.archive;
         let fail_targets = |ts: &[(usize, u64, u64)], msg: &str| {
             for (fi, _, _) in ts {
                 let p = &batch[*fi];
                 p.error
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .get_or_insert_with(|| msg.to_string());
+                    .get_or_insert_with(|| format!("{msg} (archive {archive})"));
                 p.settle(&fin);
             }
         };
@@ -1354,7 +1332,11 @@ impl<'r> Extractor<'r> {
                         out.write_all(&data).map_err(|e| Error::io("<stdout>", e))?;
                     }
                     Err(e) => {
-                        run.fail(format!("{display}: chunk {}: {e}", hex::encode(c.id)));
+                        run.fail(format!(
+                            "{display}: chunk {}: {e} (archive {})",
+                            hex::encode(c.id),
+                            run.archive
+                        ));
                         return Ok(());
                     }
                 }

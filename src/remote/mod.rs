@@ -171,6 +171,8 @@ enum Arg<'a> {
     Bytes(&'a [u8]),
     Bool(bool),
     Float(f64),
+    Int(u64),
+    Nil,
 }
 
 fn request(msgid: u64, method: &str, args: &[(&str, Arg<'_>)]) -> Vec<u8> {
@@ -191,6 +193,12 @@ fn request(msgid: u64, method: &str, args: &[(&str, Arg<'_>)]) -> Vec<u8> {
             }
             Arg::Float(f) => {
                 let _ = rmp::encode::write_f64(&mut out, *f);
+            }
+            Arg::Int(n) => {
+                let _ = rmp::encode::write_uint(&mut out, *n);
+            }
+            Arg::Nil => {
+                let _ = rmp::encode::write_nil(&mut out);
             }
         }
     }
@@ -667,6 +675,43 @@ impl Store for RemoteStore {
         self.repo_id
     }
 
+    fn list_ids(&self) -> Result<Vec<ObjectId>> {
+        const PAGE: u64 = 100_000;
+        let mut out: Vec<ObjectId> = Vec::new();
+        loop {
+            let marker = out.last().copied();
+            let v = self.call(
+                "list",
+                &[
+                    ("limit", Arg::Int(PAGE)),
+                    (
+                        "marker",
+                        marker.as_ref().map_or(Arg::Nil, |m| Arg::Bytes(m)),
+                    ),
+                ],
+            )?;
+            let Value::Array(ids) = v else {
+                return Err(Error::Other(
+                    "Got unexpected RPC data format from server: list did not return a list".into(),
+                ));
+            };
+            let n = ids.len();
+            for id in ids {
+                let b = self.bytes_result(id, "list")?;
+                let id: ObjectId = b.as_slice().try_into().map_err(|_| {
+                    Error::Other(format!(
+                        "Got unexpected RPC data format from server: an id of {} bytes",
+                        b.len()
+                    ))
+                })?;
+                out.push(id);
+            }
+            if (n as u64) < PAGE {
+                return Ok(out);
+            }
+        }
+    }
+
     fn location(&self) -> &str {
         &self.location
     }
@@ -954,6 +999,10 @@ impl RemotePool {
 impl Store for RemotePool {
     fn id(&self) -> ObjectId {
         self.repo_id
+    }
+
+    fn list_ids(&self) -> Result<Vec<ObjectId>> {
+        self.sessions[0].with(|s| s.list_ids())
     }
 
     fn location(&self) -> &str {

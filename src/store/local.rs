@@ -9,6 +9,7 @@ use super::hashindex::HashIndex;
 use super::segment::{self, Tag};
 use super::Store;
 use crate::error::{Error, Result};
+use crate::log::Level;
 use crate::ObjectId;
 use std::collections::HashMap;
 use std::fs::File;
@@ -480,6 +481,116 @@ impl Store for LocalStore {
             sink(i, self.get_sized(&ids[i], guess))?;
         }
         Ok(())
+    }
+
+    fn list_ids(&self) -> Result<Vec<ObjectId>> {
+        Ok(match &*self.map.read().unwrap_or_else(|e| e.into_inner()) {
+            ObjectMap::Index(i) => i.iter().map(|(id, _, _)| id).collect(),
+            ObjectMap::Scanned(m) => m.keys().copied().collect(),
+        })
+    }
+
+    /// Reads every committed segment (CRC of every entry), rebuilds the object map from them
+    /// and compares it with `index.T`, reporting in borg's words. Nothing is written.
+    fn check(&self, report: &mut dyn FnMut(Level, String)) -> Result<u64> {
+        report(Level::Info, "Starting repository check".into());
+        let Some(t) = self.transaction else {
+            report(
+                Level::Error,
+                "This repository contains no valid data.".into(),
+            );
+            super::finish_repository_check(1, report);
+            return Ok(1);
+        };
+        let mut problems = 0u64;
+        let mut rebuilt = IdMap::default();
+        for &seg in self.segments.iter().filter(|&&s| s <= t) {
+            let path = segment_path(&self.root, self.config.segments_per_dir, seg);
+            report(
+                Level::Debug,
+                format!("checking segment file {}...", path.display()),
+            );
+            let mut entries = Vec::new();
+            // Like borg, a damaged segment contributes nothing (its index entries then show
+            // up as mismatches below).
+            match segment::scan(&path, seg, |e| entries.push((e.tag, e.id, e.offset))) {
+                Ok(()) => {
+                    for (tag, id, offset) in entries {
+                        match (tag, id) {
+                            (Tag::Put, Some(id)) => {
+                                rebuilt.insert(id, (seg, offset));
+                            }
+                            (Tag::Delete, Some(id)) => {
+                                rebuilt.remove(&id);
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                Err(e) => {
+                    problems += 1;
+                    report(Level::Error, e.to_string());
+                }
+            }
+        }
+        report(
+            Level::Info,
+            format!("finished segment check at segment {t}"),
+        );
+        report(Level::Info, "Starting repository index check".into());
+        match self.load_index() {
+            None => report(
+                Level::Info,
+                format!("No usable index.{t}: nothing to compare the segments with"),
+            ),
+            Some(idx) => {
+                let show = |v: Option<(u32, u32)>| match v {
+                    Some((s, o)) => format!("({s}, {o})"),
+                    None => "<not found>".to_string(),
+                };
+                let mut mismatches: Vec<(ObjectId, Option<(u32, u32)>, Option<(u32, u32)>)> =
+                    Vec::new();
+                if idx.len() != rebuilt.len() {
+                    report(Level::Error, "Index object count mismatch.".into());
+                    report(
+                        Level::Error,
+                        format!("committed index: {} objects", idx.len()),
+                    );
+                    report(
+                        Level::Error,
+                        format!("rebuilt index:   {} objects", rebuilt.len()),
+                    );
+                    problems += 1;
+                } else {
+                    report(Level::Info, "Index object count match.".into());
+                }
+                for (id, v) in &rebuilt {
+                    let c = idx.get(id);
+                    if c != Some(*v) {
+                        mismatches.push((*id, Some(*v), c));
+                    }
+                }
+                for (id, s, o) in idx.iter() {
+                    if !rebuilt.contains_key(&id) {
+                        mismatches.push((id, None, Some((s, o))));
+                    }
+                }
+                for (id, r, c) in mismatches {
+                    problems += 1;
+                    report(
+                        Level::Error,
+                        format!(
+                            "ID: {:<64} rebuilt index: {:<16} committed index: {:<16}",
+                            hex::encode(id),
+                            show(r),
+                            show(c)
+                        ),
+                    );
+                }
+            }
+        }
+        super::finish_repository_check(problems, report);
+        Ok(problems)
     }
 
     fn warnings(&self) -> Vec<String> {

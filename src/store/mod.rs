@@ -9,6 +9,7 @@ pub mod local;
 pub mod segment;
 
 use crate::error::Result;
+use crate::log::Level;
 use crate::ObjectId;
 
 /// Raw access to a repository's objects.
@@ -41,5 +42,50 @@ pub trait Store: Send + Sync {
     /// Problems met while opening that did not stop it (e.g. a damaged segment tail skipped).
     fn warnings(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// The ids of every object the repository holds (its index; borg's `list`).
+    fn list_ids(&self) -> Result<Vec<ObjectId>>;
+
+    /// The repository part of `borg check`: are the stored objects intact and does the index
+    /// agree with them? Every finding goes to `report` (with borg's wording where borg has
+    /// one); returns how many problems were found. This default reads every listed object
+    /// (which checks what the store checks on each read, e.g. a server's CRCs);
+    /// [`local::LocalStore`] reads the segments themselves and compares them with the index.
+    fn check(&self, report: &mut dyn FnMut(Level, String)) -> Result<u64> {
+        report(Level::Info, "Starting repository check".into());
+        let ids = self.list_ids()?;
+        let mut problems = 0u64;
+        self.get_many(&ids, &mut |i, r| {
+            if let Err(e) = r {
+                problems += 1;
+                report(Level::Error, format!("{}: {e}", hex::encode(ids[i])));
+            }
+            Ok(())
+        })?;
+        report(
+            Level::Info,
+            format!(
+                "{} objects listed by the index, {problems} unreadable",
+                ids.len()
+            ),
+        );
+        finish_repository_check(problems, report);
+        Ok(problems)
+    }
+}
+
+/// borg's closing line of a repository check.
+pub(crate) fn finish_repository_check(problems: u64, report: &mut dyn FnMut(Level, String)) {
+    if problems > 0 {
+        report(
+            Level::Error,
+            "Finished full repository check, errors found.".into(),
+        );
+    } else {
+        report(
+            Level::Info,
+            "Finished full repository check, no problems found.".into(),
+        );
     }
 }

@@ -236,7 +236,8 @@ pub fn scan_reader(
         let got = read_full(&mut r, &mut buf[HEADER_LEN..]).map_err(|e| Error::io(path, e))?;
         if got < h.size as usize - HEADER_LEN {
             return Err(Error::Integrity(format!(
-                "Segment {segment}: entry at offset {offset} runs past the end of the file (truncated segment)"
+                "Segment entry data short read [segment {segment}, offset {offset}]: expected {}, got {got} bytes",
+                h.size as usize - HEADER_LEN
             )));
         }
         check_crc(&buf, segment, offset)?;

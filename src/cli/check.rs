@@ -1,0 +1,114 @@
+//! `oxiborg check`: borg's repository and archive checks, read-only.
+
+use super::{open_options, progress, ArchiveFilter, GlobalArgs};
+use crate::error::{Error, Result};
+use crate::log::{emit, Level};
+use crate::repository::Repository;
+use crate::Location;
+use clap::Args;
+use std::sync::Arc;
+
+#[derive(Debug, Args)]
+pub(super) struct CheckArgs {
+    /// Repository, or REPO::ARCHIVE to check only that archive.
+    location: Option<String>,
+    /// Only check the repository (segments and index).
+    #[arg(long = "repository-only")]
+    repository_only: bool,
+    /// Only check the archives (metadata, items, chunk references).
+    #[arg(long, conflicts_with = "repository_only")]
+    archives_only: bool,
+    /// Also fetch every object and verify it completely (MAC, decryption, id).
+    #[arg(long)]
+    verify_data: bool,
+    /// Not supported: oxiborg never writes to a repository (use `borg check --repair`).
+    #[arg(long)]
+    repair: bool,
+    /// Show progress of --verify-data on stderr (the default on a terminal).
+    #[arg(short = 'p', long)]
+    progress: bool,
+    #[command(flatten)]
+    filter: ArchiveFilter,
+}
+
+pub(super) fn run(args: &CheckArgs, global: &GlobalArgs) -> Result<i32> {
+    if args.repair {
+        return Err(Error::Usage(
+            "oxiborg check does not repair: it never writes to a repository. Run `borg check --repair` \
+             (after reading its warnings)."
+                .into(),
+        ));
+    }
+    let f = &args.filter;
+    if args.repository_only
+        && (args.verify_data
+            || f.first.is_some()
+            || f.last.is_some()
+            || f.prefix.is_some()
+            || f.glob_archives.is_some())
+    {
+        return Err(Error::Usage(
+            "--repository-only contradicts --first, --last, --glob-archives, --prefix and --verify-data arguments."
+                .into(),
+        ));
+    }
+    let loc = Location::parse_with_env(args.location.as_deref())?;
+    let opts = open_options(global);
+    let store = Repository::open_store(&loc, &opts)?;
+    let mut repo_report = |level: Level, msg: String| emit(level, "borg.repository", &msg);
+    if !args.archives_only && store.check(&mut repo_report)? > 0 {
+        return Ok(1);
+    }
+    if args.repository_only {
+        return Ok(0);
+    }
+    let mut report = |level: Level, msg: String| emit(level, "borg.archive", &msg);
+    let repo = match Repository::from_store(store, loc.clone(), &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            report(
+                Level::Error,
+                format!("Repository manifest is corrupted: {e}"),
+            );
+            report(
+                Level::Error,
+                "Archive consistency check complete, problems found.".into(),
+            );
+            return Ok(1);
+        }
+    };
+    let all = loc.archive.is_none()
+        && f.first.is_none()
+        && f.last.is_none()
+        && f.prefix.is_none()
+        && f.glob_archives.is_none();
+    let archives: Vec<crate::archive::ArchiveEntry> = match &loc.archive {
+        Some(name) => vec![repo
+            .manifest()
+            .find(name)
+            .ok_or_else(|| Error::ArchiveDoesNotExist(name.clone()))?
+            .clone()],
+        None => super::list::select_archives(&repo, f, true)?
+            .into_iter()
+            .cloned()
+            .collect(),
+    };
+    let counters = Arc::new(crate::check::Progress::default());
+    let display = (args.verify_data && progress::wanted() && !global.log_json).then(|| {
+        let (a, b) = (counters.clone(), counters.clone());
+        progress::Display::start_count(
+            "Verifying",
+            move || a.objects.load(std::sync::atomic::Ordering::Relaxed),
+            move || b.total.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    });
+    let what = crate::check::ArchiveCheck {
+        archives: &archives,
+        all,
+        verify_data: args.verify_data,
+        progress: Some(&counters),
+    };
+    let problems = crate::check::check_archives(&repo, &what, &mut report);
+    drop(display);
+    Ok(if problems? > 0 { 1 } else { 0 })
+}
