@@ -548,8 +548,9 @@ impl Store for LocalStore {
                     Some((s, o)) => format!("({s}, {o})"),
                     None => "<not found>".to_string(),
                 };
-                let mut mismatches: Vec<(ObjectId, Option<(u32, u32)>, Option<(u32, u32)>)> =
-                    Vec::new();
+                // (id, where the segments have it, where the index has it)
+                type Loc = Option<(u32, u32)>;
+                let mut mismatches: Vec<(ObjectId, Loc, Loc)> = Vec::new();
                 if idx.len() != rebuilt.len() {
                     report(Level::Error, "Index object count mismatch.".into());
                     report(
