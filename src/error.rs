@@ -99,6 +99,15 @@ pub enum Error {
     /// An archive TAM is present but wrong.
     #[error("Data integrity error: Archive authentication did not verify (archive {0}); set BORG_WORKAROUNDS=ignore_invalid_archive_tam to read it anyway")]
     ArchiveTamInvalid(String),
+    /// The manifest is older than one this client saw before (borg's security directory).
+    #[error("Cache, or information obtained from the security directory is newer than repository - this is either an attack or unsafe (multiple repos with same ID)")]
+    RepositoryReplay,
+    /// Like [`Error::RepositoryReplay`], for an unencrypted repository.
+    #[error("Cache is newer than repository - do you have multiple, independently updated repos with same ID?")]
+    RepositoryIdNotUnique,
+    /// The repository's key type differs from the one recorded at an earlier access.
+    #[error("Repository encryption method changed since last access, refusing to continue")]
+    EncryptionMethodMismatch,
     /// An I/O error on a named path.
     #[error("{path}: {source}")]
     #[allow(missing_docs)]
@@ -151,6 +160,9 @@ impl Error {
             Error::TamInvalid => 97,
             Error::TamUnsupportedSuite(_) => 99,
             Error::ArchiveTamInvalid(_) => 95,
+            Error::EncryptionMethodMismatch => 61,
+            Error::RepositoryIdNotUnique => 63,
+            Error::RepositoryReplay => 64,
             Error::Io { .. } | Error::Other(_) => 2,
         }
     }
@@ -180,6 +192,9 @@ impl Error {
             Error::TamInvalid => "TAMInvalid",
             Error::TamUnsupportedSuite(_) => "TAMUnsupportedSuiteError",
             Error::ArchiveTamInvalid(_) => "ArchiveTAMInvalid",
+            Error::EncryptionMethodMismatch => "Cache.EncryptionMethodMismatch",
+            Error::RepositoryIdNotUnique => "Cache.RepositoryIDNotUnique",
+            Error::RepositoryReplay => "Cache.RepositoryReplay",
             _ => return None,
         })
     }

@@ -152,7 +152,9 @@ impl Location {
                 if let Some(p) = self.port {
                     s.push_str(&format!(":{p}"));
                 }
-                if !self.path.starts_with('/') {
+                if self.path.starts_with('~') {
+                    s.push('/'); // /~/x: x in the home directory
+                } else if !self.path.starts_with('/') {
                     s.push_str("/./");
                 }
                 s.push_str(&self.path);
@@ -359,6 +361,7 @@ mod tests {
         assert_eq!(l.path, "rel/path");
         assert_eq!(p("host:/abs/path").path, "/abs/path");
         assert_eq!(p("host:~/path").path, "~/path");
+        assert_eq!(p("host:~/path").canonical(), "ssh://host/~/path");
         let l = p("user@[fe80::1]:/p");
         assert_eq!(l.host.as_deref(), Some("fe80::1"));
         assert_eq!(l.path, "/p");

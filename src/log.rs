@@ -78,6 +78,11 @@ pub fn emit_always(level: Level, logger: &str, msg: &str) {
     }
 }
 
+/// A debug message from `logger`.
+pub fn debug(logger: &str, msg: &str) {
+    emit(Level::Debug, logger, msg);
+}
+
 /// A warning from `logger`.
 pub fn warning(logger: &str, msg: &str) {
     emit(Level::Warning, logger, msg);

@@ -199,6 +199,8 @@ impl Repository {
         };
         let plain = key.open_owned(None, mobj, None)?;
         let manifest = Manifest::parse(&plain, &key, key.tam_required())?;
+        let security = options.dirs.security.join(hex::encode(repo_id));
+        assert_secure(&security, &key, &manifest, &location)?;
         Ok(Repository {
             store,
             key,
@@ -333,6 +335,77 @@ impl Repository {
             pos: 0,
             path: item.display_path(),
         }
+    }
+}
+
+/// borg's security-directory checks (`SecurityManager`) for a repository just opened: the key
+/// type must be the one recorded at an earlier access, and the manifest must not be older than
+/// the newest one seen (a replayed manifest could hide archives, or bring deleted ones back).
+/// A repository seen for the first time is recorded (location, key type, manifest timestamp)
+/// as borg records it; that is client-side state, nothing is written to the repository, and a
+/// failure to write it is not an error.
+fn assert_secure(
+    dir: &std::path::Path,
+    key: &Key,
+    manifest: &Manifest,
+    location: &Location,
+) -> Result<()> {
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+    let key_type = key.key_type().byte().to_string();
+    let (known_type, known_ts, known_loc) = (
+        read("key-type"),
+        read("manifest-timestamp"),
+        read("location"),
+    );
+    if let Some(t) = &known_type {
+        if known_ts.is_some() && known_loc.is_some() && t.trim() != key_type {
+            return Err(Error::EncryptionMethodMismatch);
+        }
+    }
+    if let Some(ts) = known_ts.as_deref().filter(|t| !t.is_empty()) {
+        if ts > manifest.timestamp.as_str() {
+            return Err(if key.key_type() == KeyType::Plaintext {
+                Error::RepositoryIdNotUnique
+            } else {
+                Error::RepositoryReplay
+            });
+        }
+    }
+    if known_type.is_none() || known_ts.is_none() || known_loc.is_none() {
+        let save = || -> std::io::Result<()> {
+            std::fs::create_dir_all(dir)?;
+            for (name, text) in [
+                ("location", borg_location(location)),
+                ("key-type", key_type.clone()),
+                ("manifest-timestamp", manifest.timestamp.clone()),
+            ] {
+                let tmp = dir.join(format!(".{name}.oxiborg-tmp"));
+                std::fs::write(&tmp, text)?;
+                std::fs::rename(&tmp, dir.join(name))?;
+            }
+            Ok(())
+        };
+        if let Err(e) = save() {
+            crate::log::debug(
+                "borg.security",
+                &format!(
+                    "security: cannot record the repository in {}: {e}",
+                    dir.display()
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The location as borg records it in its security directory (`canonical_path`: absolute for
+/// local repositories).
+fn borg_location(loc: &Location) -> String {
+    match loc.proto {
+        Protocol::File => std::path::absolute(&loc.path)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| loc.path.clone()),
+        Protocol::Ssh => loc.canonical(),
     }
 }
 
