@@ -350,6 +350,9 @@ pub(crate) fn fuzz_frames(mut data: &[u8]) {
     }
 }
 
+/// How every complaint about what a server sent begins (borg's wording).
+const PROTOCOL_VIOLATION: &str = "Got unexpected RPC data format from server";
+
 /// Why no frame could be read.
 enum FrameError {
     /// The stream ended (possibly in the middle of a frame).
@@ -625,6 +628,18 @@ impl RemoteStore {
             .is_some()
     }
 
+    /// Whether the session broke in a way a new session may cure (the connection dropped, the
+    /// server died or went silent), rather than because the server broke the protocol: a
+    /// server that sends garbage gets no second chance.
+    pub fn is_retryable(&self) -> bool {
+        self.shared
+            .broken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_deref()
+            .is_some_and(|why| !why.starts_with(PROTOCOL_VIOLATION))
+    }
+
     /// The next reply on `rx`; a server silent for longer than the timeout is declared dead.
     fn recv(&self, rx: &Receiver<Reply>, what: &str) -> Result<Reply> {
         rx.recv_timeout(self.timeout).map_err(|_| {
@@ -891,7 +906,7 @@ impl Session {
         loop {
             let store = self.store();
             match f(&store) {
-                Err(e) if store.is_broken() => {
+                Err(e) if store.is_retryable() => {
                     attempt += 1;
                     self.reconnect(&store, &e, attempt)?;
                 }
@@ -921,7 +936,7 @@ impl Session {
                 r
             });
             match r {
-                Err(e) if !sink_failed && store.is_broken() => {
+                Err(e) if !sink_failed && store.is_retryable() => {
                     attempt += 1;
                     self.reconnect(&store, &e, attempt)?;
                     remaining = remaining
