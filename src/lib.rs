@@ -41,6 +41,7 @@ pub mod key;
 pub mod location;
 pub mod log;
 pub mod patterns;
+pub mod placeholders;
 pub mod remote;
 pub mod repository;
 pub mod stats;

@@ -92,6 +92,10 @@ impl Location {
 
     /// Like [`Location::parse_with_env`] with an explicit default repository.
     pub fn parse_with_default(text: Option<&str>, default_repo: Option<&str>) -> Result<Location> {
+        // borg expands placeholders in locations ("::{hostname}-{now:%Y-%m-%d}").
+        let text = text.map(crate::placeholders::replace).transpose()?;
+        let default_repo = default_repo.map(crate::placeholders::replace).transpose()?;
+        let (text, default_repo) = (text.as_deref(), default_repo.as_deref());
         match text {
             Some(t) if !t.is_empty() && !t.starts_with("::") => Location::parse(t),
             other => {

@@ -33,14 +33,16 @@ pub(super) fn select_archives<'a>(
     f: &ArchiveFilter,
     consider_checkpoints: bool,
 ) -> Result<Vec<&'a ArchiveEntry>> {
+    // borg expands placeholders in both ("--glob-archives {hostname}-*", borgmatic's default)
     let glob = match (&f.prefix, &f.glob_archives) {
-        (Some(p), _) => Some(format!("{}*", p.replace('[', "[[]"))),
-        (None, Some(g)) => Some(g.clone()),
+        // (not escaped: borg's prefix is a glob too, "work[1]" matches "work1…")
+        (Some(p), _) => Some(format!("{}*", crate::placeholders::replace(p)?)),
+        (None, Some(g)) => Some(crate::placeholders::replace(g)?),
         _ => None,
     };
     let re = glob
         .map(|g| {
-            regex::Regex::new(&format!(
+            regex::bytes::Regex::new(&format!(
                 "(?s)\\A(?:{})\\z",
                 crate::patterns::translate_shell(&g)
             ))
@@ -50,10 +52,7 @@ pub(super) fn select_archives<'a>(
     let mut v: Vec<&ArchiveEntry> = repo
         .archives()
         .iter()
-        .filter(|a| {
-            re.as_ref()
-                .is_none_or(|r| r.is_match(&String::from_utf8_lossy(&a.name)))
-        })
+        .filter(|a| re.as_ref().is_none_or(|r| r.is_match(&a.name)))
         .filter(|a| consider_checkpoints || !a.name.windows(11).any(|w| w == b".checkpoint"))
         .collect();
     let keys: Vec<&str> = f.sort_by.split(',').map(str::trim).collect();
