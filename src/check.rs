@@ -31,8 +31,11 @@
 use crate::archive::item::display_bytes;
 use crate::archive::ArchiveEntry;
 use crate::error::{Error, Result};
+use crate::key::{Key, KeyType};
 use crate::log::Level;
-use crate::repository::Repository;
+use crate::repository::{open_many, OpenOptions, Opened, Repository};
+use crate::store::Store;
+use crate::Location;
 use crate::{ObjectId, MANIFEST_ID};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,12 +60,13 @@ const VERIFY_BUDGET: u64 = 128 << 20;
 /// decompression, id), in parallel; reports each damaged or missing one as borg does. Returns
 /// the number of problems.
 pub fn verify_data(repo: &Repository, report: &mut Report<'_>) -> Result<u64> {
-    verify_data_with(repo, None, report)
+    verify_objects(repo.store(), repo.key(), None, report)
 }
 
-/// [`verify_data`], counting into `progress` as it goes.
-pub fn verify_data_with(
-    repo: &Repository,
+/// [`verify_data`] on a store and its key, counting into `progress` as it goes.
+pub fn verify_objects(
+    store: &dyn Store,
+    key: &Key,
     progress: Option<&Progress>,
     report: &mut Report<'_>,
 ) -> Result<u64> {
@@ -70,29 +74,38 @@ pub fn verify_data_with(
         Level::Info,
         "Starting cryptographic data integrity verification...".into(),
     );
-    let ids = repo.store().list_ids()?;
+    let ids = store.list_ids()?;
     if let Some(p) = progress {
         p.total.store(ids.len() as u64, Ordering::Relaxed);
     }
-    let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    repo.open_many(&ids, VERIFY_BUDGET, &|i, r| {
+    // (message, a defect chunk: delivered but failing verification)
+    let errors: Mutex<Vec<(String, bool)>> = Mutex::new(Vec::new());
+    open_many(store, key, &ids, VERIFY_BUDGET, &|i, r| {
         if let Some(p) = progress {
             p.objects.fetch_add(1, Ordering::Relaxed);
         }
-        if let Err(e) = r {
-            let id = hex::encode(ids[i]);
-            let msg = match e {
-                Error::ObjectNotFound { .. } => format!("chunk {id}: {e}"),
-                e => format!("chunk {id}, integrity error: {e}"),
-            };
-            errors.lock().unwrap_or_else(|e| e.into_inner()).push(msg);
-        }
+        let id = hex::encode(ids[i]);
+        // borg's two wordings: errors of the repository, and of the decryption
+        let e = match r {
+            Opened::Plain(_) => return,
+            Opened::Unreadable(e) => (format!("chunk {id}: {e}"), false),
+            Opened::Damaged(e) => (format!("chunk {id}, integrity error: {e}"), true),
+        };
+        errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
     })?;
     let errors = errors.into_inner().unwrap_or_else(|e| e.into_inner());
-    for e in &errors {
+    for (e, _) in &errors {
         report(Level::Error, e.clone());
     }
     let n = errors.len() as u64;
+    if errors.iter().any(|(_, defect)| *defect) {
+        report(
+            Level::Warning,
+            "Found defect chunks. With --repair, they would get deleted, so affected files could \
+             get repaired then and maybe healed later."
+                .into(),
+        );
+    }
     report(
         if n > 0 { Level::Error } else { Level::Info },
         format!(
@@ -103,30 +116,44 @@ pub fn verify_data_with(
     Ok(n)
 }
 
+/// Which archives [`check_archives`] checks (chosen once the manifest is known).
+#[derive(Clone, Copy)]
+pub enum Selection<'a> {
+    /// All of them (this enables the orphan check).
+    All,
+    /// The one of this name.
+    Named(&'a str),
+    /// Those a filter picks from the manifest's list (`--glob-archives`, `--last`, …).
+    Filter(&'a dyn Fn(&Repository) -> Result<Vec<ArchiveEntry>>),
+}
+
 /// What [`check_archives`] checks.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct ArchiveCheck<'a> {
     /// The archives to check.
-    pub archives: &'a [ArchiveEntry],
-    /// They are all of the repository's archives (enables the orphan check).
-    pub all: bool,
-    /// Run [`verify_data`] first (borg's `--verify-data`).
+    pub select: Selection<'a>,
+    /// Verify every object first (borg's `--verify-data`).
     pub verify_data: bool,
     /// Counters for a progress display of the data verification.
     pub progress: Option<&'a Progress>,
 }
 
-/// The archive consistency check (borg's `ArchiveChecker`): optionally the data verification,
-/// then each archive's metadata and TAM, its item stream, every file's chunks present in the
-/// repository, `size` against the chunks, and (when all archives are checked) no orphaned
-/// objects. Returns the number of problems.
+/// The archive consistency check (borg's `ArchiveChecker`) of the repository behind `store`:
+/// the key, optionally the data verification, the manifest (rebuilt in memory from the
+/// archive metadata objects when it is missing or damaged), then each selected archive's
+/// metadata and TAM, its item stream, every file's chunks present in the repository, `size`
+/// against the chunks, and (when all archives are checked) no orphaned objects. Returns the
+/// number of problems.
 pub fn check_archives(
-    repo: &Repository,
+    store: Box<dyn Store>,
+    location: Location,
+    options: &OpenOptions,
     what: &ArchiveCheck<'_>,
     report: &mut Report<'_>,
 ) -> Result<u64> {
     report(Level::Info, "Starting archive consistency check...".into());
-    let present: HashSet<ObjectId> = repo.store().list_ids()?.into_iter().collect();
+    let listed = store.list_ids()?;
+    let present: HashSet<ObjectId> = listed.iter().copied().collect();
     if present.is_empty() {
         report(
             Level::Error,
@@ -135,10 +162,59 @@ pub fn check_archives(
         return Ok(1);
     }
     let mut problems = 0u64;
-    if what.verify_data {
-        problems += verify_data_with(repo, what.progress, report)?;
+    // The key's type from the manifest object or, like borg's make_key, from any object.
+    let manifest_obj = present
+        .contains(&MANIFEST_ID)
+        .then(|| store.get(&MANIFEST_ID).ok())
+        .flatten();
+    let mut sample = manifest_obj
+        .clone()
+        .filter(|m| m.first().is_some_and(|b| KeyType::from_byte(*b).is_ok()));
+    for id in listed.iter().take(999) {
+        if sample.is_some() {
+            break;
+        }
+        sample = store
+            .get(id)
+            .ok()
+            .filter(|o| o.first().is_some_and(|b| KeyType::from_byte(*b).is_ok()));
     }
-    let (archives, all) = (what.archives, what.all);
+    let Some(sample) = sample else {
+        return Err(Error::Integrity(
+            "make_key: failed to create the key (no object has a valid type byte)".into(),
+        ));
+    };
+    let key = Repository::unlock_key(&*store, &sample, &location.canonical(), options)?;
+    if what.verify_data {
+        problems += verify_objects(&*store, &key, what.progress, report)?;
+    }
+    let repo = match manifest_obj {
+        None => {
+            report(Level::Error, "Repository manifest not found!".into());
+            rebuilt(store, key, location, options, report, &mut problems)?
+        }
+        Some(obj) => match Repository::with_key(store, key, obj, location.clone(), options) {
+            Ok(repo) => repo,
+            Err((store, key, e)) => {
+                report(
+                    Level::Error,
+                    format!("Repository manifest is corrupted: {e}"),
+                );
+                rebuilt(store, key, location, options, report, &mut problems)?
+            }
+        },
+    };
+    let all = matches!(what.select, Selection::All);
+    let selected: Vec<ArchiveEntry> = match what.select {
+        Selection::All => repo.archives().to_vec(),
+        Selection::Named(name) => vec![repo
+            .manifest()
+            .find(name)
+            .ok_or_else(|| Error::ArchiveDoesNotExist(name.to_string()))?
+            .clone()],
+        Selection::Filter(f) => f(&repo)?,
+    };
+    let archives: &[ArchiveEntry] = &selected;
     // Everything the manifest and the archives refer to, for the orphan check.
     let mut referenced: HashSet<ObjectId> = HashSet::new();
     referenced.insert(MANIFEST_ID);
@@ -165,7 +241,13 @@ pub fn check_archives(
             Ok(a) => a,
             Err(e) => {
                 problems += 1;
-                report(Level::Error, format!("Archive {name}: {e}"));
+                report(
+                    Level::Error,
+                    format!(
+                        "Archive metadata block {} is corrupted: {e}",
+                        hex::encode(entry.id)
+                    ),
+                );
                 continue;
             }
         };
@@ -251,4 +333,19 @@ pub fn check_archives(
         ),
     );
     Ok(problems)
+}
+
+/// The repository with a manifest rebuilt in memory (counted as one problem, plus what the
+/// rebuild found).
+fn rebuilt(
+    store: Box<dyn Store>,
+    key: Key,
+    location: Location,
+    options: &OpenOptions,
+    report: &mut Report<'_>,
+    problems: &mut u64,
+) -> Result<Repository> {
+    let (repo, n) = Repository::with_rebuilt_manifest(store, key, location, options, report)?;
+    *problems += 1 + n;
+    Ok(repo)
 }

@@ -39,6 +39,10 @@ pub enum Error {
     /// Damaged data: CRC, MAC, id or structure checks failed.
     #[error("Data integrity error: {0}")]
     Integrity(String),
+    /// An object's MAC does not verify: borg's words, which do not name the object; the
+    /// object (`Chunk <id>`, `Manifest`) is in the field, and in [`Error::located`].
+    #[error("MAC Authentication failed")]
+    MacFailed(String),
     /// A compressed payload could not be decompressed.
     #[error("Decompression error: {0}")]
     Decompression(String),
@@ -125,6 +129,29 @@ pub enum Error {
 }
 
 impl Error {
+    /// The message with the object it concerns, where borg's own words leave it out.
+    pub fn located(&self) -> String {
+        match self {
+            Error::MacFailed(what) => {
+                format!("Data integrity error: {what}: MAC Authentication failed")
+            }
+            e => e.to_string(),
+        }
+    }
+
+    /// Adds where damaged data was met (` (item metadata of archive X)` …) to an integrity or
+    /// decompression error; other errors are returned as they are.
+    pub fn in_context(self, context: &str) -> Error {
+        match self {
+            Error::Integrity(m) => Error::Integrity(format!("{m} {context}")),
+            Error::MacFailed(what) => {
+                Error::Integrity(format!("{what}: MAC Authentication failed {context}"))
+            }
+            Error::Decompression(m) => Error::Decompression(format!("{m} {context}")),
+            other => other,
+        }
+    }
+
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
@@ -143,7 +170,7 @@ impl Error {
             Error::ArchiveDoesNotExist(_) => 31,
             Error::LockTimeout(_) => 73,
             Error::ObjectNotFound { .. } => 17,
-            Error::Integrity(_) => 90,
+            Error::Integrity(_) | Error::MacFailed(_) => 90,
             Error::Decompression(_) => 92,
             Error::UnsupportedPayload(_) => 48,
             Error::UnsupportedManifest => 27,
@@ -176,7 +203,7 @@ impl Error {
             Error::ArchiveDoesNotExist(_) => "Archive.DoesNotExist",
             Error::LockTimeout(_) => "LockTimeout",
             Error::ObjectNotFound { .. } => "Repository.ObjectNotFound",
-            Error::Integrity(_) => "IntegrityError",
+            Error::Integrity(_) | Error::MacFailed(_) => "IntegrityError",
             Error::UnsupportedPayload(_) => "UnsupportedPayloadError",
             Error::UnsupportedManifest => "UnsupportedManifestError",
             Error::MandatoryFeatureUnsupported(_) => "MandatoryFeatureUnsupported",

@@ -34,6 +34,7 @@ pub mod check;
 pub mod cli;
 pub mod compress;
 pub mod error;
+pub mod export_tar;
 pub mod extract;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -74,7 +74,7 @@ pub fn emit(level: Level, logger: &str, msg: &str) {
 pub fn emit_always(level: Level, logger: &str, msg: &str) {
     match SINK.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
         Some(sink) => sink(level, logger, msg),
-        None => eprintln!("{msg}"),
+        None => crate::log::stderr_line(msg),
     }
 }
 
@@ -91,4 +91,13 @@ pub fn warning(logger: &str, msg: &str) {
 /// An error from `logger`.
 pub fn error(logger: &str, msg: &str) {
     emit(Level::Error, logger, msg);
+}
+
+/// Writes a line to stderr, ignoring failure (a closed pipe must not end the program the way
+/// `eprintln!` would, with a panic).
+pub fn stderr_line(line: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(line.as_bytes());
+    let _ = err.write_all(b"\n");
 }

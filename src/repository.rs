@@ -145,7 +145,19 @@ impl Repository {
             )),
             other => other,
         })?;
-        let tbyte = *mobj
+        let key = Self::unlock_key(&*store, &mobj, &loc_text, options)?;
+        Self::with_key(store, key, mobj, location, options).map_err(|(_, _, e)| e)
+    }
+
+    /// Unlocks the repository's key. Its type comes from the first byte of `sample`, a stored
+    /// object (normally the manifest; any object when the manifest is damaged).
+    pub fn unlock_key(
+        store: &dyn Store,
+        sample: &[u8],
+        location: &str,
+        options: &OpenOptions,
+    ) -> Result<Key> {
+        let tbyte = *sample
             .first()
             .ok_or_else(|| Error::Integrity("Manifest: empty object".into()))?;
         let ktype = KeyType::from_byte(tbyte)?;
@@ -156,25 +168,24 @@ impl Repository {
             .join(hex::encode(repo_id))
             .join("tam_required")
             .exists();
-        let key = match ktype {
+        Ok(match ktype {
             KeyType::Plaintext => Key::plaintext(),
-            KeyType::Passphrase => blob::legacy_passphrase_key(
-                &repo_id,
-                options.passphrase.as_ref(),
-                &loc_text,
-                |k| k.decrypt("Manifest", &mobj).is_ok(),
-            )?,
+            KeyType::Passphrase => {
+                blob::legacy_passphrase_key(&repo_id, options.passphrase.as_ref(), location, |k| {
+                    k.decrypt("Manifest", sample).is_ok()
+                })?
+            }
             k if k.is_keyfile() => {
                 let blob = blob::find_key_file(
                     &repo_id,
-                    &loc_text,
+                    location,
                     options.key_file.as_deref(),
                     &options.dirs.keys,
                 )?;
                 blob::unlock(
                     k,
                     &blob,
-                    &loc_text,
+                    location,
                     options.passphrase.as_ref(),
                     tam_fallback,
                 )?
@@ -182,7 +193,7 @@ impl Repository {
             k => {
                 let text = store
                     .load_key()?
-                    .ok_or_else(|| Error::RepoKeyNotFound(loc_text.clone()))?;
+                    .ok_or_else(|| Error::RepoKeyNotFound(location.to_string()))?;
                 let blob = KeyBlob {
                     text: zeroize::Zeroizing::new(text),
                     origin: "repository config".into(),
@@ -191,23 +202,166 @@ impl Repository {
                 blob::unlock(
                     k,
                     &blob,
-                    &loc_text,
+                    location,
                     options.passphrase.as_ref(),
                     tam_fallback,
                 )?
             }
-        };
-        let plain = key.open_owned(None, mobj, None)?;
-        let manifest = Manifest::parse(&plain, &key, key.tam_required())?;
-        let security = options.dirs.security.join(hex::encode(repo_id));
-        assert_secure(&security, &key, &manifest, &location)?;
-        Ok(Repository {
-            store,
-            key,
-            manifest,
-            location,
-            ignore_invalid_archive_tam: options.ignore_invalid_archive_tam,
         })
+    }
+
+    /// Verifies the manifest object `mobj` (decryption, TAM, borg's security-directory checks)
+    /// and makes the repository; on failure the store and key come back with the error.
+    #[allow(clippy::result_large_err)]
+    pub fn with_key(
+        store: Box<dyn Store>,
+        key: Key,
+        mobj: Vec<u8>,
+        location: Location,
+        options: &OpenOptions,
+    ) -> std::result::Result<Repository, (Box<dyn Store>, Key, Error)> {
+        let manifest = key
+            .open_owned(None, mobj, None)
+            .and_then(|plain| Manifest::parse(&plain, &key, key.tam_required()))
+            .and_then(|m| {
+                let security = options.dirs.security.join(hex::encode(store.id()));
+                assert_secure(&security, &key, &m, &location).map(|()| m)
+            });
+        match manifest {
+            Ok(manifest) => Ok(Repository {
+                store,
+                key,
+                manifest,
+                location,
+                ignore_invalid_archive_tam: options.ignore_invalid_archive_tam,
+            }),
+            Err(e) => Err((store, key, e)),
+        }
+    }
+
+    /// A repository whose manifest is lost or damaged, with a manifest rebuilt in memory from
+    /// the archive metadata objects found among all objects (borg check's `rebuild_manifest`;
+    /// nothing is written). Findings go to `report`; the second value counts the problems.
+    pub fn with_rebuilt_manifest(
+        store: Box<dyn Store>,
+        key: Key,
+        location: Location,
+        options: &OpenOptions,
+        report: &mut dyn FnMut(crate::log::Level, String),
+    ) -> Result<(Repository, u64)> {
+        use crate::log::Level;
+        report(
+            Level::Info,
+            "Rebuilding missing manifest, this might take some time...".into(),
+        );
+        let ids: Vec<ObjectId> = store
+            .list_ids()?
+            .into_iter()
+            .filter(|id| *id != MANIFEST_ID)
+            .collect();
+        // (index in ids, the plaintext of a likely archive, or why an object is unreadable)
+        type Candidate = (usize, std::result::Result<Vec<u8>, String>);
+        let found: std::sync::Mutex<Vec<Candidate>> = std::sync::Mutex::new(Vec::new());
+        open_many(&*store, &key, &ids, 128 << 20, &|i, r| {
+            let r = match r {
+                // borg's cheap test first: archive metadata has these keys
+                Opened::Plain(p)
+                    if contains(&p, b"cmdline") && contains(&p, b"\xa7version\x01") =>
+                {
+                    Ok(p)
+                }
+                Opened::Plain(_) => return,
+                Opened::Unreadable(e) | Opened::Damaged(e) => Err(e.to_string()),
+            };
+            found.lock().unwrap_or_else(|e| e.into_inner()).push((i, r));
+        })?;
+        let mut found = found.into_inner().unwrap_or_else(|e| e.into_inner());
+        found.sort_by_key(|(i, _)| *i);
+        let mut problems = 0;
+        let mut archives: Vec<ArchiveEntry> = Vec::new();
+        for (i, r) in found {
+            let plain = match r {
+                Ok(p) => p,
+                Err(e) => {
+                    problems += 1;
+                    report(Level::Error, format!("Skipping corrupted chunk: {e}"));
+                    continue;
+                }
+            };
+            let meta = match ArchiveMeta::parse(&plain, &key, "(rebuilt)", false) {
+                Ok(m) => m,
+                Err(e @ Error::ArchiveTamInvalid(_)) => {
+                    problems += 1;
+                    report(
+                        Level::Error,
+                        format!(
+                            "Archive TAM authentication issue for archive {}: {e}",
+                            hex::encode(ids[i])
+                        ),
+                    );
+                    report(
+                        Level::Error,
+                        "This archive will *not* be added to the rebuilt manifest! It will be deleted."
+                            .into(),
+                    );
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            let mut name = meta.name.clone();
+            report(
+                Level::Info,
+                format!(
+                    "Found archive {}",
+                    crate::archive::item::display_bytes(&name)
+                ),
+            );
+            if archives.iter().any(|a| a.name == name) {
+                let base = name.clone();
+                let mut n = 1;
+                while archives.iter().any(|a| a.name == name) {
+                    name = [base.as_slice(), format!(".{n}").as_bytes()].concat();
+                    n += 1;
+                }
+                report(
+                    Level::Warning,
+                    format!(
+                        "Duplicate archive name {}, storing as {}",
+                        crate::archive::item::display_bytes(&base),
+                        crate::archive::item::display_bytes(&name)
+                    ),
+                );
+            }
+            archives.push(ArchiveEntry {
+                name,
+                id: ids[i],
+                time_utc: crate::archive::parse_time(&meta.time).unwrap_or_default(),
+                time: meta.time,
+            });
+        }
+        report(Level::Info, "Manifest rebuild complete.".into());
+        report(
+            Level::Warning,
+            "The rebuilt manifest will only be committed when using --repair!".into(),
+        );
+        archives.sort_by_key(|a| a.time_utc);
+        let manifest = Manifest {
+            version: 1,
+            archives,
+            timestamp: String::new(),
+            id: [0; 32],
+            tam_verified: false,
+        };
+        Ok((
+            Repository {
+                store,
+                key,
+                manifest,
+                location,
+                ignore_invalid_archive_tam: options.ignore_invalid_archive_tam,
+            },
+            problems,
+        ))
     }
 
     /// The location this repository was opened from.
@@ -244,59 +398,15 @@ impl Repository {
     /// Fetches and verifies many objects in parallel: they are read in the store's preferred
     /// order (segments in order locally, pipelined remotely), decoded in groups on rayon (MAC,
     /// decryption, decompression, id check; the manifest's all-zero id is not checked), and
-    /// `f` gets each object's index in `ids` with its plaintext or the reason it could not be
-    /// had, on whichever thread has it. At most `budget` stored bytes are in flight.
+    /// `f` gets each object's index in `ids` with what became of it, on whichever thread has
+    /// it. At most `budget` stored bytes are in flight.
     pub fn open_many(
         &self,
         ids: &[ObjectId],
         budget: u64,
-        f: &(dyn Fn(usize, Result<Vec<u8>>) + Sync),
+        f: &(dyn Fn(usize, Opened) + Sync),
     ) -> Result<()> {
-        let budget = Budget::new(budget);
-        let key = &self.key;
-        let decode = |group: Vec<(usize, Vec<u8>)>| {
-            let index: Vec<usize> = group.iter().map(|(i, _)| *i).collect();
-            let mut sealed: Vec<Sealed> = group
-                .into_iter()
-                .map(|(i, data)| Sealed {
-                    id: Some(ids[i]).filter(|id| *id != MANIFEST_ID),
-                    data,
-                    size_hint: None,
-                })
-                .collect();
-            for (i, r) in index.into_iter().zip(key.open_objects(&mut sealed)) {
-                f(i, r);
-            }
-        };
-        rayon::in_place_scope(|s| {
-            let (budget, decode) = (&budget, &decode);
-            let spawn = |group: Vec<(usize, Vec<u8>)>, cost: u64| {
-                budget.take(cost);
-                s.spawn(move |_| {
-                    decode(group);
-                    budget.give(cost);
-                });
-            };
-            let mut group = Vec::with_capacity(Key::GROUP);
-            let mut cost = 0u64;
-            let fetched = self.store.get_many(ids, &mut |i, r| {
-                match r {
-                    Ok(obj) => {
-                        cost += obj.len() as u64;
-                        group.push((i, obj));
-                        if group.len() >= Key::GROUP || cost >= budget.limit / 4 {
-                            spawn(std::mem::take(&mut group), std::mem::take(&mut cost));
-                        }
-                    }
-                    Err(e) => f(i, Err(e)),
-                }
-                Ok(())
-            });
-            if !group.is_empty() {
-                spawn(group, cost);
-            }
-            fetched
-        })
+        open_many(&*self.store, &self.key, ids, budget, f)
     }
 
     /// Opens the archive called `name`.
@@ -315,7 +425,11 @@ impl Repository {
             Error::ObjectNotFound { id, .. } => Error::Integrity(format!(
                 "Archive {name}: metadata object {id} is missing from the repository"
             )),
-            other => other,
+            // Say which archive and object the damage is in.
+            other => other.in_context(&format!(
+                "(metadata object {} of archive {name})",
+                hex::encode(entry.id)
+            )),
         })?;
         let meta = ArchiveMeta::parse(&plain, &self.key, &name, self.ignore_invalid_archive_tam)?;
         Ok(Archive {
@@ -541,6 +655,77 @@ impl Read for FileReader<'_> {
         self.pos += n;
         Ok(n)
     }
+}
+
+/// [`Repository::open_many`] on a store and key that need not make a repository yet (a
+/// damaged manifest).
+pub fn open_many(
+    store: &dyn Store,
+    key: &Key,
+    ids: &[ObjectId],
+    budget: u64,
+    f: &(dyn Fn(usize, Opened) + Sync),
+) -> Result<()> {
+    let budget = Budget::new(budget);
+    let decode = |group: Vec<(usize, Vec<u8>)>| {
+        let index: Vec<usize> = group.iter().map(|(i, _)| *i).collect();
+        let mut sealed: Vec<Sealed> = group
+            .into_iter()
+            .map(|(i, data)| Sealed {
+                id: Some(ids[i]).filter(|id| *id != MANIFEST_ID),
+                data,
+                size_hint: None,
+            })
+            .collect();
+        for (i, r) in index.into_iter().zip(key.open_objects(&mut sealed)) {
+            f(i, r.map_or_else(Opened::Damaged, Opened::Plain));
+        }
+    };
+    rayon::in_place_scope(|s| {
+        let (budget, decode) = (&budget, &decode);
+        let spawn = |group: Vec<(usize, Vec<u8>)>, cost: u64| {
+            budget.take(cost);
+            s.spawn(move |_| {
+                decode(group);
+                budget.give(cost);
+            });
+        };
+        let mut group = Vec::with_capacity(Key::GROUP);
+        let mut cost = 0u64;
+        let fetched = store.get_many(ids, &mut |i, r| {
+            match r {
+                Ok(obj) => {
+                    cost += obj.len() as u64;
+                    group.push((i, obj));
+                    if group.len() >= Key::GROUP || cost >= budget.limit / 4 {
+                        spawn(std::mem::take(&mut group), std::mem::take(&mut cost));
+                    }
+                }
+                Err(e) => f(i, Opened::Unreadable(e)),
+            }
+            Ok(())
+        });
+        if !group.is_empty() {
+            spawn(group, cost);
+        }
+        fetched
+    })
+}
+
+/// Whether `needle` occurs in `hay`.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// What became of one object of [`Repository::open_many`].
+#[derive(Debug)]
+pub enum Opened {
+    /// Its verified plaintext.
+    Plain(Vec<u8>),
+    /// The store could not deliver it (missing, unreadable, failing its segment CRC).
+    Unreadable(Error),
+    /// It was delivered but failed verification (MAC, envelope, decompression, id).
+    Damaged(Error),
 }
 
 /// Bytes in flight between a fetch loop and the threads that consume what it fetched: the

@@ -794,7 +794,7 @@ fn content_chunk_mac_failure_list_and_extract() {
     for a in archive_names(A) {
         assert_list_unaffected(&env, A, &repo, Some(&a));
     }
-    assert_extract_loses_only(&env, A, &repo, &HashSet::new(), "mac");
+    assert_extract_loses_only(&env, A, &repo, &HashSet::from([victim]), "mac");
     // the reason is named
     let out = extract(&env, &repo, &archive_names(A)[0], &env.path().join("again"));
     assert!(out.stderr.contains("MAC"), "{}", out.describe());
@@ -835,9 +835,6 @@ fn content_chunk_crc_error_list_is_unaffected() {
 }
 
 #[test]
-#[ignore = "oxiborg bug: after a CRC error LocalStore::get_sized rescans the segments, the scan \
-            stops at the damaged entry and every later object of that segment becomes \
-            'not found': intact files are not restored"]
 fn content_chunk_crc_error_extract_restores_everything_else() {
     let mut env = TestEnv::new();
     let repo = fixture_repo(&mut env, A);
@@ -877,9 +874,6 @@ fn content_chunk_crc_error_check_matches_borg() {
 }
 
 #[test]
-#[ignore = "oxiborg bug: check --archives-only --verify-data after a CRC error reports every \
-            later object of the segment as missing (the rescan drops them), and words the \
-            CRC error 'chunk ID, integrity error: …' where borg says 'chunk ID: …'"]
 fn content_chunk_crc_error_archives_only_verify_data_matches_borg() {
     let mut env = TestEnv::new();
     let repo = fixture_repo(&mut env, A);
@@ -1106,10 +1100,6 @@ fn archive_metadata_damage_check() {
 /// and which object, whatever the damage (MAC failure, truncated segment, missing segment),
 /// as the error about a damaged item stream does ("… (item metadata of archive NAME)").
 #[test]
-#[ignore = "oxiborg: errors reading an archive's metadata object name neither the archive nor \
-            (for a truncated or missing segment) the object: 'Data integrity error: Object ID: \
-            MAC verification failed', 'Cannot read segment entry [segment 2, offset N]: failed \
-            to fill whole buffer', 'Segment 2 cannot be opened (…)'"]
 fn archive_metadata_errors_name_the_archive() {
     let mut diffs = Vec::new();
     for damage in ["mac", "truncated", "deleted"] {
@@ -1198,11 +1188,6 @@ fn manifest_damage_check_exit_code_and_report() {
 }
 
 #[test]
-#[ignore = "oxiborg differs from borg: with a corrupted manifest borg still runs --verify-data \
-            (reporting 'chunk 000…000, integrity error: …' and 'Finished cryptographic data \
-            integrity verification, verified 87 chunks with 1 integrity errors.'), rebuilds the \
-            manifest in memory from the archive objects it finds and analyzes every archive; \
-            oxiborg stops after 'Repository manifest is corrupted'"]
 fn manifest_damage_check_matches_borg() {
     let mut env = TestEnv::new();
     let repo = fixture_repo(&mut env, A);
@@ -1338,7 +1323,7 @@ fn index_files_deleted_everything_still_works() {
             .lines
             .iter()
             .filter(|(_, m)| {
-                m != "Replaying segments. Please wait, this can take a while...XX"
+                m != "Replaying segments. Please wait, this can take a while..."
                     && m != "Index object count match."
             })
             .collect();
@@ -1409,7 +1394,7 @@ fn deleted_segment_check_matches_borg() {
             let ox = check_like_borg(&env, &repo, args, &format!("{tag}-{n}"));
             assert_eq!(ox.code, 1);
             let id_lines = ox.errors().iter().filter(|m| m.starts_with("ID: ")).count();
-            assert_eq!(id_lines, lost + 1, "segment {n}: {}", ox.describe());
+            assert_eq!(id_lines, lost, "segment {n}: {}", ox.describe());
         }
     }
 }
@@ -1522,7 +1507,7 @@ fn object_swapped_within_repository_is_caught_by_id_check() {
     bytes[e.offset + 41..e.offset + e.size].copy_from_slice(&data);
     fix_entry_crc(&mut bytes, &e);
     fs::write(&seg, &bytes).unwrap();
-    assert_swap_caught(&env, F, &repo, donor, "swap");
+    assert_swap_caught(&env, F, &repo, victim, "swap");
     let out = extract(&env, &repo, &archive_names(F)[0], &env.path().join("again"));
     assert!(
         out.stderr.to_lowercase().contains("id verification"),
@@ -1539,12 +1524,6 @@ fn object_swapped_within_repository_is_caught_by_id_check() {
 /// where borg's check works: a chunk failing its MAC, a chunk of another key type, a damaged
 /// manifest. (A zlib or zstd failure is worded by the library, never the same: not compared.)
 #[test]
-#[ignore = "oxiborg words integrity errors differently from borg: 'Data integrity error: Object \
-            ID: MAC verification failed' for borg's 'MAC Authentication failed', 'Data integrity \
-            error: Object ID: invalid encryption envelope (type byte 0x00 in a repokey-blake2 \
-            repository)' for 'Data integrity error: Chunk ID: Invalid encryption envelope'; \
-            the WARNING 'Found defect chunks. With --repair, they would get deleted, so affected \
-            files could get repaired then and maybe healed later.' is missing"]
 fn check_messages_match_borg_word_for_word() {
     let Some(b) = borg("1.4") else { return };
     let mut diffs = Vec::new();

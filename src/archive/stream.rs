@@ -213,12 +213,8 @@ impl<'a> ItemStream<'a> {
             }
             match self.chunks.next_chunk() {
                 Some(chunk) => {
-                    let chunk = chunk.map_err(|e| match e {
-                        Error::Integrity(m) => Error::Integrity(format!(
-                            "{m} (item metadata of archive {})",
-                            self.archive
-                        )),
-                        other => other,
+                    let chunk = chunk.map_err(|e| {
+                        e.in_context(&format!("(item metadata of archive {})", self.archive))
                     })?;
                     self.buf.drain(..self.pos);
                     self.pos = 0;

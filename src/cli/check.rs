@@ -1,6 +1,7 @@
 //! `oxiborg check`: borg's repository and archive checks, read-only.
 
 use super::{open_options, progress, ArchiveFilter, GlobalArgs};
+use crate::check::{ArchiveCheck, Selection};
 use crate::error::{Error, Result};
 use crate::log::{emit, Level};
 use crate::repository::Repository;
@@ -63,35 +64,22 @@ pub(super) fn run(args: &CheckArgs, global: &GlobalArgs) -> Result<i32> {
         return Ok(0);
     }
     let mut report = |level: Level, msg: String| emit(level, "borg.archive", &msg);
-    let repo = match Repository::from_store(store, loc.clone(), &opts) {
-        Ok(r) => r,
-        Err(e) => {
-            report(
-                Level::Error,
-                format!("Repository manifest is corrupted: {e}"),
-            );
-            report(
-                Level::Error,
-                "Archive consistency check complete, problems found.".into(),
-            );
-            return Ok(1);
-        }
-    };
-    let all = loc.archive.is_none()
-        && f.first.is_none()
-        && f.last.is_none()
-        && f.prefix.is_none()
-        && f.glob_archives.is_none();
-    let archives: Vec<crate::archive::ArchiveEntry> = match &loc.archive {
-        Some(name) => vec![repo
-            .manifest()
-            .find(name)
-            .ok_or_else(|| Error::ArchiveDoesNotExist(name.clone()))?
-            .clone()],
-        None => super::list::select_archives(&repo, f, true)?
+    let filter = |repo: &Repository| -> Result<Vec<crate::archive::ArchiveEntry>> {
+        Ok(super::list::select_archives(repo, f, true)?
             .into_iter()
             .cloned()
-            .collect(),
+            .collect())
+    };
+    let select = match &loc.archive {
+        Some(name) => Selection::Named(name),
+        None if f.first.is_some()
+            || f.last.is_some()
+            || f.prefix.is_some()
+            || f.glob_archives.is_some() =>
+        {
+            Selection::Filter(&filter)
+        }
+        None => Selection::All,
     };
     let counters = Arc::new(crate::check::Progress::default());
     let display = (args.verify_data && progress::wanted() && !global.log_json).then(|| {
@@ -102,13 +90,12 @@ pub(super) fn run(args: &CheckArgs, global: &GlobalArgs) -> Result<i32> {
             move || b.total.load(std::sync::atomic::Ordering::Relaxed),
         )
     });
-    let what = crate::check::ArchiveCheck {
-        archives: &archives,
-        all,
+    let what = ArchiveCheck {
+        select,
         verify_data: args.verify_data,
         progress: Some(&counters),
     };
-    let problems = crate::check::check_archives(&repo, &what, &mut report);
+    let problems = crate::check::check_archives(store, loc.clone(), &opts, &what, &mut report);
     drop(display);
     Ok(if problems? > 0 { 1 } else { 0 })
 }

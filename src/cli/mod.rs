@@ -269,11 +269,11 @@ pub fn main() -> i32 {
                 progress::print_line(&log_json_line(
                     crate::log::Level::Error,
                     "borg.archiver",
-                    &e.to_string(),
+                    &e.located(),
                     e.msgid(),
                 ));
             } else {
-                crate::log::error("borg.archiver", &e.to_string());
+                crate::log::error("borg.archiver", &e.located());
             }
             e.exit_code(modern)
         }
@@ -450,7 +450,8 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             }
             let summary = summary?;
             if args.stats {
-                eprint!("{}", extract_stats(&summary, args.dry_run));
+                let stats = extract_stats(&summary, args.dry_run);
+                crate::log::stderr_line(stats.trim_end_matches('\n'));
             }
             Ok(summary.exit_code())
         }

@@ -1106,7 +1106,7 @@ impl<'r> Extractor<'r> {
                     }
                     Err(e) => {
                         budget.give(expected);
-                        fail_targets(ts, &e.to_string())
+                        fail_targets(ts, &e.located())
                     }
                 }
             }

@@ -255,7 +255,7 @@ impl Key {
         }
         let mac = self.mac(&obj[33..]);
         if !bool::from(mac.ct_eq(&obj[1..33])) {
-            return Err(Error::Integrity(format!("{what}: MAC verification failed")));
+            return Err(Error::MacFailed(what.to_string()));
         }
         let mut out = obj[41..].to_vec();
         self.decrypt_in_place(&obj[33..41], &mut out);
@@ -319,10 +319,7 @@ impl Key {
             let macs = self.macs(&bodies);
             for (i, mac) in live.into_iter().zip(macs) {
                 if !bool::from(mac.ct_eq(&objs[i].data[1..33])) {
-                    out[i] = Some(Err(Error::Integrity(format!(
-                        "{}: MAC verification failed",
-                        Self::what(objs[i].id.as_ref())
-                    ))));
+                    out[i] = Some(Err(Error::MacFailed(Self::what(objs[i].id.as_ref()))));
                     continue;
                 }
                 let (head, body) = objs[i].data.split_at_mut(ENVELOPE_HEADER);
@@ -383,7 +380,7 @@ impl Key {
     /// How an object is named in errors.
     fn what(id: Option<&ObjectId>) -> String {
         match id {
-            Some(id) => format!("Object {}", hex::encode(id)),
+            Some(id) => format!("Chunk {}", hex::encode(id)),
             None => "Manifest".to_string(),
         }
     }
@@ -396,9 +393,8 @@ impl Key {
         if !self.ktype.accepts(tbyte) {
             KeyType::from_byte(tbyte)?;
             return Err(Error::Integrity(format!(
-                "{}: invalid encryption envelope (type byte {tbyte:#04x} in a {} repository)",
+                "{}: Invalid encryption envelope",
                 what(),
-                self.ktype.mode_name()
             )));
         }
         if self.ktype.is_encrypted() && data.len() < ENVELOPE_HEADER {
@@ -557,7 +553,7 @@ pub(crate) mod tests {
             let err = key
                 .open_object(Some(&id), &bad, None)
                 .unwrap_err()
-                .to_string();
+                .located();
             assert!(
                 err.contains("MAC") && err.contains(&hex::encode(id)),
                 "{err}"

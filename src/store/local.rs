@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Options for opening a local repository.
@@ -162,7 +162,10 @@ pub struct LocalStore {
     config: RepoConfig,
     transaction: Option<u32>,
     segments: Vec<u32>,
-    map: RwLock<ObjectMap>,
+    map: ObjectMap,
+    /// The object map from a scan of the segments, made at the first read error (when the map
+    /// is the index) to find objects a stale index misplaces.
+    rescanned: std::sync::OnceLock<Option<IdMap>>,
     files: Mutex<HashMap<u32, Arc<File>>>,
     warnings: Mutex<Vec<String>>,
 }
@@ -228,7 +231,8 @@ impl LocalStore {
             config,
             transaction,
             segments,
-            map: RwLock::new(ObjectMap::Scanned(IdMap::default())),
+            map: ObjectMap::Scanned(IdMap::default()),
+            rescanned: std::sync::OnceLock::new(),
             files: Mutex::new(HashMap::new()),
             warnings: Mutex::new(Vec::new()),
         };
@@ -236,7 +240,7 @@ impl LocalStore {
             Some(idx) => ObjectMap::Index(idx),
             None => ObjectMap::Scanned(store.scan()?),
         };
-        store.map = RwLock::new(map);
+        store.map = map;
         Ok(store)
     }
 
@@ -252,10 +256,7 @@ impl LocalStore {
 
     /// Whether the object map came from `index.T` (true) or a segment scan.
     pub fn uses_index(&self) -> bool {
-        matches!(
-            *self.map.read().unwrap_or_else(|e| e.into_inner()),
-            ObjectMap::Index(_)
-        )
+        matches!(self.map, ObjectMap::Index(_))
     }
 
     fn warn(&self, msg: String) {
@@ -330,7 +331,7 @@ impl LocalStore {
 
     /// Where an object is stored, `(segment, offset)`.
     pub fn locate(&self, id: &ObjectId) -> Option<(u32, u32)> {
-        self.map.read().unwrap_or_else(|e| e.into_inner()).get(id)
+        self.map.get(id)
     }
 
     fn not_found(&self, id: &ObjectId) -> Error {
@@ -352,17 +353,20 @@ impl LocalStore {
         match self.read_at(id, seg, off, guess) {
             Ok(data) => Ok(data),
             Err(first) if self.uses_index() => {
-                // The index may be stale or damaged: rebuild the map from the segments once.
-                let map = self.scan()?;
-                self.warn(format!(
-                    "index.{} did not match the segments ({first}); rebuilt the object map by scanning",
-                    self.transaction.unwrap_or(0)
-                ));
-                let loc = map.get(id).copied();
-                *self.map.write().unwrap_or_else(|e| e.into_inner()) = ObjectMap::Scanned(map);
-                match loc {
-                    Some((s, o)) if (s, o) != (seg, off) => self.read_at(id, s, o, None),
-                    // Where the index pointed is where the object is (or was): report that damage.
+                // The index may be stale: if a scan of the segments has the object elsewhere,
+                // read it there. The index stays the map: one damaged entry must not hide the
+                // intact objects that follow it in its segment (a scan stops at damage).
+                let rescanned = self.rescanned.get_or_init(|| self.scan().ok());
+                match rescanned.as_ref().and_then(|m| m.get(id)).copied() {
+                    Some((s, o)) if (s, o) != (seg, off) => {
+                        self.warn(format!(
+                            "index.{} did not match the segments ({first}); found {} by scanning",
+                            self.transaction.unwrap_or(0),
+                            hex::encode(id)
+                        ));
+                        self.read_at(id, s, o, None)
+                    }
+                    // Where the index points is where the object is (or was): that is damage.
                     _ => Err(first),
                 }
             }
@@ -484,7 +488,7 @@ impl Store for LocalStore {
     }
 
     fn list_ids(&self) -> Result<Vec<ObjectId>> {
-        Ok(match &*self.map.read().unwrap_or_else(|e| e.into_inner()) {
+        Ok(match &self.map {
             ObjectMap::Index(i) => i.iter().map(|(id, _, _)| id).collect(),
             ObjectMap::Scanned(m) => m.keys().copied().collect(),
         })
