@@ -83,6 +83,8 @@ enum Command {
     Extract(ExtractArgs),
     /// Check repository and archive consistency, read-only (borg check without --repair).
     Check(check::CheckArgs),
+    /// Write an archive (or part of it) as a tar file, or to stdout with "-".
+    ExportTar(ExportTarArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completion(CompletionArgs),
     /// Print the man page (roff) to stdout, or write one page per command into a directory.
@@ -230,6 +232,29 @@ struct ExtractArgs {
     /// Print throughput and the time spent per pipeline stage at the end (on stderr).
     #[arg(short = 's', long)]
     stats: bool,
+    #[command(flatten)]
+    patterns: PatternArgs,
+}
+
+#[derive(Debug, Args)]
+struct ExportTarArgs {
+    /// The archive (REPO::ARCHIVE, or ::ARCHIVE with BORG_REPO).
+    location: String,
+    /// The tar file to write; "-" for stdout.
+    tarfile: std::path::PathBuf,
+    /// Paths to export; default: everything.
+    paths: Vec<String>,
+    /// Pipe the tar stream through this command; "auto" (the default) picks one by the
+    /// file's suffix: .tar.gz/.tgz gzip, .tar.bz2/.tbz bzip2, .tar.xz/.txz xz, .tar.lz4 lz4,
+    /// .tar.zst/.tar.zstd zstd (none for "-" or a plain .tar).
+    #[arg(long, default_value = "auto", value_name = "COMMAND")]
+    tar_filter: String,
+    /// Print each item's path on stderr as it is written.
+    #[arg(long = "list")]
+    output_list: bool,
+    /// Remove N leading path components.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    strip_components: usize,
     #[command(flatten)]
     patterns: PatternArgs,
 }
@@ -456,6 +481,7 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             Ok(summary.exit_code())
         }
         Command::Check(args) => check::run(&args, &cli.global),
+        Command::ExportTar(args) => export_tar(&args, &cli.global, sub),
         Command::Completion(args) => {
             let mut cmd = Cli::command();
             // Into memory first: the generator panics on a write error (a closed pipe).
@@ -497,6 +523,120 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             Ok(rc)
         }
     }
+}
+
+/// The filter borg picks for a tar file name (`--tar-filter auto`).
+fn tar_filter_for(name: &std::path::Path) -> Option<&'static str> {
+    let n = name.to_string_lossy();
+    [
+        (&[".tar.gz", ".tgz"][..], "gzip"),
+        (&[".tar.bz2", ".tbz"][..], "bzip2"),
+        (&[".tar.xz", ".txz"][..], "xz"),
+        (&[".tar.lz4"][..], "lz4"),
+        (&[".tar.zstd", ".tar.zst"][..], "zstd"),
+    ]
+    .into_iter()
+    .find(|(suffixes, _)| suffixes.iter().any(|s| n.ends_with(s)))
+    .map(|(_, f)| f)
+}
+
+fn export_tar(
+    args: &ExportTarArgs,
+    global: &GlobalArgs,
+    sub: Option<&clap::ArgMatches>,
+) -> Result<i32> {
+    use std::process::{Command, Stdio};
+    let loc = Location::parse_with_env(Some(&args.location))?;
+    let Some(archive) = loc.archive.clone() else {
+        return Err(Error::Usage(
+            "export-tar needs an archive: REPO::ARCHIVE".into(),
+        ));
+    };
+    let to_stdout = args.tarfile.as_os_str() == "-";
+    let filter: Option<String> = match args.tar_filter.as_str() {
+        "auto" if to_stdout => None,
+        "auto" => tar_filter_for(&args.tarfile).map(str::to_string),
+        "" => None,
+        f => Some(f.to_string()),
+    };
+    let repo = Repository::open(&loc, &open_options(global))?;
+    warn_store(&repo);
+    let matcher = build_matcher(&args.paths, &args.patterns, sub)?;
+    let opts = crate::export_tar::TarOptions {
+        strip_components: args.strip_components,
+        consider_part_files: global.consider_part_files,
+    };
+    // Where the tar stream (or the filter's output) goes.
+    let file = if to_stdout {
+        None
+    } else {
+        // private, as borg (umask 077) makes it: the tarball holds everything it exports
+        use std::os::unix::fs::OpenOptionsExt;
+        Some(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&args.tarfile)
+                .map_err(|e| Error::io(&args.tarfile, e))?,
+        )
+    };
+    let mut child = None;
+    let mut out: Box<dyn std::io::Write> = match (&filter, file) {
+        (None, Some(f)) => Box::new(std::io::BufWriter::with_capacity(1 << 20, f)),
+        (None, None) => Box::new(std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::io::stdout().lock(),
+        )),
+        (Some(cmd), file) => {
+            let argv = shell_words::split(cmd)
+                .map_err(|e| Error::Usage(format!("--tar-filter {cmd:?}: {e}")))?;
+            let (prog, rest) = argv
+                .split_first()
+                .ok_or_else(|| Error::Usage("--tar-filter: empty command".into()))?;
+            let mut c = Command::new(prog)
+                .args(rest)
+                .stdin(Stdio::piped())
+                .stdout(file.map_or_else(Stdio::inherit, Stdio::from))
+                .spawn()
+                .map_err(|e| Error::Other(format!("cannot run the tar filter {cmd:?}: {e}")))?;
+            let stdin = c
+                .stdin
+                .take()
+                .ok_or_else(|| Error::Other("tar filter: no stdin".into()))?;
+            child = Some((c, cmd.clone()));
+            Box::new(std::io::BufWriter::with_capacity(1 << 20, stdin))
+        }
+    };
+    let list = args.output_list;
+    let summary = crate::export_tar::export_tar(
+        &repo,
+        &archive,
+        matcher,
+        &opts,
+        &mut out,
+        &mut |ev| match ev {
+            crate::export_tar::TarEvent::Item(p) if list => {
+                crate::log::emit_always(crate::log::Level::Info, "borg.output.list", p)
+            }
+            crate::export_tar::TarEvent::Warning(m) => crate::log::warning("borg.archiver", &m),
+            _ => {}
+        },
+    );
+    drop(out);
+    if let Some((mut c, cmd)) = child {
+        let status = c
+            .wait()
+            .map_err(|e| Error::Other(format!("tar filter {cmd:?}: {e}")))?;
+        if !status.success() && summary.is_ok() {
+            return Err(Error::Other(format!(
+                "the tar filter {cmd:?} failed ({status})"
+            )));
+        }
+    }
+    let summary = summary?;
+    Ok(if summary.warnings > 0 { 1 } else { 0 })
 }
 
 fn warn_store(repo: &Repository) {
