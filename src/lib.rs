@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod archive;
+pub mod borgmatic;
 pub mod check;
 pub mod cli;
 pub mod compress;

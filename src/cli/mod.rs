@@ -71,6 +71,17 @@ struct GlobalArgs {
     /// Include checkpoint parts of files.
     #[arg(long, global = true)]
     consider_part_files: bool,
+    /// Take the repository and its credentials (passphrase or passcommand, ssh_command,
+    /// remote_path, key and base directories) from a borgmatic configuration FILE.
+    #[arg(long, global = true, value_name = "FILE")]
+    borgmatic_config: Option<std::path::PathBuf>,
+    /// Like --borgmatic-config, from borgmatic's default places: /etc/borgmatic/config.yaml,
+    /// /etc/borgmatic.d/*.yaml, ~/.config/borgmatic/config.yaml, ~/.config/borgmatic.d/*.yaml.
+    #[arg(long, global = true, conflicts_with = "borgmatic_config")]
+    borgmatic: bool,
+    /// With --borgmatic-config: the repository to use, by path or label.
+    #[arg(long, global = true, value_name = "PATH|LABEL")]
+    repository: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -282,7 +293,7 @@ pub fn main() -> i32 {
     setup_logging(&cli.global);
     let json_log = cli.global.log_json;
     let sub = matches.subcommand().map(|(_, m)| m.clone());
-    let rc = match run(cli, sub.as_ref()) {
+    let rc = match use_borgmatic(&cli.global).and_then(|()| run(cli, sub.as_ref())) {
         Ok(rc) => rc,
         Err(e) => {
             if let Error::Io { source, .. } = &e {
@@ -367,6 +378,40 @@ fn log_json_line(
         fields.push(("msgid", J::s(id)));
     }
     json::line(&J::obj(fields))
+}
+
+/// `--borgmatic-config`: the chosen repository and its credentials become the `BORG_*`
+/// variables borg would have had from borgmatic (before anything reads them; the process is
+/// still single-threaded here).
+fn use_borgmatic(g: &GlobalArgs) -> Result<()> {
+    if g.borgmatic_config.is_none() && !g.borgmatic {
+        if g.repository.is_some() {
+            return Err(Error::Usage(
+                "--repository chooses a repository of a borgmatic configuration: use it with --borgmatic-config FILE or --borgmatic"
+                    .into(),
+            ));
+        }
+        return Ok(());
+    }
+    let configs = crate::borgmatic::load_all(g.borgmatic_config.as_deref())?;
+    let (config, repo) = crate::borgmatic::select(&configs, g.repository.as_deref())?;
+    crate::log::debug(
+        "borg.borgmatic",
+        &format!(
+            "using repository {} of {}",
+            repo.path,
+            config.file.display()
+        ),
+    );
+    for (k, v) in config.environment(repo) {
+        std::env::set_var(k, v);
+    }
+    if config.encryption_passphrase.is_some() {
+        std::env::remove_var("BORG_PASSCOMMAND");
+    } else if config.encryption_passcommand.is_some() {
+        std::env::remove_var("BORG_PASSPHRASE");
+    }
+    Ok(())
 }
 
 fn open_options(g: &GlobalArgs) -> OpenOptions {
