@@ -190,10 +190,34 @@ struct ListArgs {
     /// Output archive contents as JSON lines.
     #[arg(long)]
     json_lines: bool,
+    /// List the contents of the newest archive (of those --prefix / --glob-archives select).
+    #[arg(long)]
+    latest: bool,
     #[command(flatten)]
     filter: ArchiveFilter,
     #[command(flatten)]
     patterns: PatternArgs,
+}
+
+/// Choosing the newest archive instead of naming one (the runbook's "latest archive").
+#[derive(Debug, Args, Clone)]
+struct LatestArgs {
+    /// Use the newest archive (of those --prefix / --glob-archives select) instead of naming
+    /// one; REPO::latest does the same when no archive is called "latest".
+    #[arg(long)]
+    latest: bool,
+    /// With --latest: only archives whose name starts with PREFIX.
+    #[arg(
+        short = 'P',
+        long,
+        value_name = "PREFIX",
+        requires = "latest",
+        conflicts_with = "glob_archives"
+    )]
+    prefix: Option<String>,
+    /// With --latest: only archives whose name matches GLOB.
+    #[arg(short = 'a', long, value_name = "GLOB", requires = "latest")]
+    glob_archives: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -244,12 +268,14 @@ struct ExtractArgs {
     #[arg(short = 's', long)]
     stats: bool,
     #[command(flatten)]
+    latest: LatestArgs,
+    #[command(flatten)]
     patterns: PatternArgs,
 }
 
 #[derive(Debug, Args)]
 struct ExportTarArgs {
-    /// The archive (REPO::ARCHIVE, or ::ARCHIVE with BORG_REPO).
+    /// The archive (REPO::ARCHIVE, ::ARCHIVE with BORG_REPO, or REPO with --latest).
     location: String,
     /// The tar file to write; "-" for stdout.
     tarfile: std::path::PathBuf,
@@ -266,6 +292,8 @@ struct ExportTarArgs {
     /// Remove N leading path components.
     #[arg(long, value_name = "N", default_value_t = 0)]
     strip_components: usize,
+    #[command(flatten)]
+    latest: LatestArgs,
     #[command(flatten)]
     patterns: PatternArgs,
 }
@@ -449,7 +477,14 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             let repo = Repository::open(&loc, &open_options(&cli.global))?;
             warn_store(&repo);
             let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-            let rc = match &loc.archive {
+            let archive = resolve_archive(
+                &repo,
+                loc.archive.as_deref(),
+                args.latest,
+                args.filter.prefix.as_ref(),
+                args.filter.glob_archives.as_ref(),
+            )?;
+            let rc = match &archive {
                 Some(name) => {
                     let matcher = build_matcher(&args.paths, &args.patterns, sub)?;
                     list::list_archive(&repo, name, &args, matcher, &cli.global, &mut out)?
@@ -461,13 +496,19 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
         }
         Command::Extract(args) => {
             let loc = Location::parse_with_env(args.location.as_deref())?;
-            let Some(archive) = loc.archive.clone() else {
-                return Err(Error::Usage(
-                    "extract needs an archive: REPO::ARCHIVE".into(),
-                ));
-            };
             let repo = Repository::open(&loc, &open_options(&cli.global))?;
             warn_store(&repo);
+            let l = &args.latest;
+            let archive = resolve_archive(
+                &repo,
+                loc.archive.as_deref(),
+                l.latest,
+                l.prefix.as_ref(),
+                l.glob_archives.as_ref(),
+            )?
+            .ok_or_else(|| {
+                Error::Usage("extract needs an archive: REPO::ARCHIVE, or REPO --latest".into())
+            })?;
             let matcher = build_matcher(&args.paths, &args.patterns, sub)?;
             let opts = crate::extract::ExtractOptions {
                 destination: args.destination.clone().unwrap_or_else(|| ".".into()),
@@ -570,6 +611,48 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
     }
 }
 
+/// The archive a command works on: the one named, or with `--latest` (or `::latest` when no
+/// archive has that name) the newest of those the prefix or glob selects.
+fn resolve_archive(
+    repo: &Repository,
+    named: Option<&str>,
+    latest: bool,
+    prefix: Option<&String>,
+    glob: Option<&String>,
+) -> Result<Option<String>> {
+    let magic = named == Some("latest") && repo.manifest().find("latest").is_none();
+    if latest && named.is_some() && !magic {
+        return Err(Error::Usage(
+            "--latest and an archive name: give one of them".into(),
+        ));
+    }
+    if !latest && !magic {
+        return Ok(named.map(str::to_string));
+    }
+    let filter = ArchiveFilter {
+        prefix: prefix.cloned(),
+        glob_archives: glob.cloned(),
+        sort_by: "timestamp".into(),
+        first: None,
+        last: Some(1),
+        consider_checkpoints: false,
+    };
+    match list::select_archives(repo, &filter, false)?.first() {
+        Some(a) => Ok(Some(a.display_name())),
+        None => Err(Error::Usage(format!(
+            "No archives found in {}{}: the host may not have backed up yet (a new repository?), \
+             or the repository was never initialized. `oxiborg list {}` shows what is there.",
+            repo.location(),
+            match (prefix, glob) {
+                (Some(p), _) => format!(" with prefix {p:?}"),
+                (_, Some(g)) => format!(" matching {g:?}"),
+                _ => String::new(),
+            },
+            repo.location()
+        ))),
+    }
+}
+
 /// The filter borg picks for a tar file name (`--tar-filter auto`).
 fn tar_filter_for(name: &std::path::Path) -> Option<&'static str> {
     let n = name.to_string_lossy();
@@ -592,11 +675,6 @@ fn export_tar(
 ) -> Result<i32> {
     use std::process::{Command, Stdio};
     let loc = Location::parse_with_env(Some(&args.location))?;
-    let Some(archive) = loc.archive.clone() else {
-        return Err(Error::Usage(
-            "export-tar needs an archive: REPO::ARCHIVE".into(),
-        ));
-    };
     let to_stdout = args.tarfile.as_os_str() == "-";
     let filter: Option<String> = match args.tar_filter.as_str() {
         "auto" if to_stdout => None,
@@ -606,6 +684,17 @@ fn export_tar(
     };
     let repo = Repository::open(&loc, &open_options(global))?;
     warn_store(&repo);
+    let l = &args.latest;
+    let archive = resolve_archive(
+        &repo,
+        loc.archive.as_deref(),
+        l.latest,
+        l.prefix.as_ref(),
+        l.glob_archives.as_ref(),
+    )?
+    .ok_or_else(|| {
+        Error::Usage("export-tar needs an archive: REPO::ARCHIVE, or REPO --latest".into())
+    })?;
     let matcher = build_matcher(&args.paths, &args.patterns, sub)?;
     let opts = crate::export_tar::TarOptions {
         strip_components: args.strip_components,

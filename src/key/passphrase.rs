@@ -75,7 +75,11 @@ pub fn run_passcommand(command: &str) -> Result<Zeroizing<String>> {
         .output()
         .map_err(|e| fail(e.to_string()))?;
     if !out.status.success() {
-        return Err(fail(format!("it exited with {}", out.status)));
+        return Err(fail(format!(
+            "it exited with {} (if it reads a file such as /etc/borgmatic/pass: is it there, and \
+             readable by this user?)",
+            out.status
+        )));
     }
     let text = String::from_utf8(out.stdout).map_err(|_| fail("output is not UTF-8".into()))?;
     Ok(strip_newlines(text))
@@ -103,7 +107,10 @@ pub fn prompt(for_what: &str) -> Result<Zeroizing<String>> {
         .map(Zeroizing::new)
         .map_err(|_| {
             Error::NoPassphrase(
-                "BORG_PASSPHRASE is not set. BORG_PASSCOMMAND is not set. Interactive password query failed."
+                "BORG_PASSPHRASE is not set. BORG_PASSCOMMAND is not set. Interactive password query failed. \
+                 Set one of them (e.g. BORG_PASSCOMMAND=\"cat /etc/borgmatic/pass\"; is that file there \
+                 and readable?), or take the passphrase from a borgmatic configuration with \
+                 --borgmatic-config FILE."
                     .into(),
             )
         })

@@ -30,6 +30,13 @@ pub fn argv(rsh: &str, loc: &Location, opts: &RemoteOptions) -> Result<Vec<Strin
 /// Spawns the command and connects its pipes.
 pub fn spawn(rsh: &str, loc: &Location, opts: &RemoteOptions) -> Result<Connection> {
     let args = argv(rsh, loc, opts)?;
+    // `ssh -i KEY` with a key this user cannot read fails with a cryptic "Permission denied
+    // (publickey)" from the server: say what is wrong before trying.
+    if let Some(key) = args.windows(2).find(|w| w[0] == "-i").map(|w| &w[1]) {
+        if let Some(e) = super::unreadable_key(std::path::Path::new(key), "the -i of BORG_RSH") {
+            return Err(e);
+        }
+    }
     let mut child = Command::new(&args[0])
         .args(&args[1..])
         .env_remove("BORG_PASSPHRASE")

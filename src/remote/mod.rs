@@ -817,6 +817,24 @@ impl Drop for RemoteStore {
     }
 }
 
+/// The runbook's "Permission denied on key" case: an SSH key file that exists but that this
+/// user cannot read (it is usually root's, mode 0400) — with what to do about it.
+pub(crate) fn unreadable_key(key: &std::path::Path, via: &str) -> Option<Error> {
+    match std::fs::File::open(key) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let user = std::env::var("USER").unwrap_or_else(|_| "this user".into());
+            Some(Error::Other(format!(
+                "The SSH key {k} ({via}) cannot be read by {user}: permission denied. It is usually \
+                 root's (mode 0400). Run oxiborg as root (sudo -E), or copy the key to a file you can \
+                 read: sudo cp {k} /tmp/borg-key && sudo chown {user} /tmp/borg-key && chmod 400 \
+                 /tmp/borg-key, then export BORG_RSH=\"ssh -i /tmp/borg-key\".",
+                k = key.display()
+            )))
+        }
+        _ => None,
+    }
+}
+
 /// Connects to the repository at an `ssh://` or `user@host:` location: through `BORG_RSH` /
 /// `--rsh` when set, else natively with libssh2.
 pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<RemoteStore> {

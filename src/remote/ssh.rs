@@ -182,6 +182,16 @@ fn authenticate(
             }
         }
     }
+    // A key named on purpose (OXIBORG_SSH_IDENTITY, IdentityFile) that cannot be read: that
+    // is the reason to give.
+    if let Some(e) = opts
+        .identity
+        .iter()
+        .chain(cfg.identity_files.iter())
+        .find_map(|f| super::unreadable_key(f, "an SSH identity file"))
+    {
+        return Err(e);
+    }
     Err(Error::Other(format!(
         "SSH authentication to {target} failed (tried: {}). Check the key (a passphrase-protected key needs \
          OXIBORG_SSH_KEY_PASSPHRASE), or set BORG_RSH=\"ssh -i KEY\" to use OpenSSH.",
