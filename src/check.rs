@@ -8,8 +8,9 @@
 //!   lists read back through `borg serve` (remote);
 //! * the **archives** check ([`check_archives`]): with `--verify-data` first every object
 //!   fetched and fully verified — MAC, decryption, decompression, id — in parallel
-//!   ([`verify_data`]); then the manifest, each archive's metadata and item stream, every
-//!   file's chunks present, sizes consistent, no orphaned objects.
+//!   ([`verify_data`]); then the manifest (rebuilt in memory when it is missing or damaged, as
+//!   borg does without writing it), each archive's metadata and item stream, every file's
+//!   chunks present, sizes consistent, no orphaned objects.
 //!
 //! Findings go to a callback as `(level, message)`; each function returns how many problems
 //! it found (borg's exit code is 1 when there is any).
@@ -21,10 +22,12 @@
 //! let opts = OpenOptions::from_env();
 //! let store = Repository::open_store(&loc, &opts)?;
 //! let mut problems = store.check(&mut |_, msg| eprintln!("{msg}"))?;
-//! let repo = Repository::from_store(store, loc, &opts)?;
-//! let archives = repo.archives().to_vec();
-//! let what = check::ArchiveCheck { archives: &archives, all: true, verify_data: true, progress: None };
-//! problems += check::check_archives(&repo, &what, &mut |_, msg| eprintln!("{msg}"))?;
+//! let what = check::ArchiveCheck {
+//!     select: check::Selection::All,
+//!     verify_data: true,
+//!     progress: None,
+//! };
+//! problems += check::check_archives(store, loc, &opts, &what, &mut |_, msg| eprintln!("{msg}"))?;
 //! # let _ = problems; Ok(()) }
 //! ```
 

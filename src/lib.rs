@@ -1,12 +1,16 @@
 //! # oxiborg
 //!
 //! A pure-Rust client for [BorgBackup](https://www.borgbackup.org/) 1.x repositories: open a
-//! repository (a local directory), verify and decrypt it, list its archives and items, and read
-//! files back — with no borg installed.
+//! repository — a local directory, or behind `borg serve` over SSH — verify and decrypt it,
+//! list its archives and items, restore them in parallel, check them, export them as tar, and
+//! read files back; with no borg installed, and never writing to the repository.
 //!
 //! Data flows one way:
-//! [`location`] → [`store`] (bytes by id) → [`key`] (MAC, decrypt, id check) → [`compress`] →
-//! [`archive`] (manifest, archive metadata, items) → the CLI's listings.
+//! [`location`] → [`store`] / [`remote`] (bytes by id) → [`key`] (MAC, decrypt, id check) →
+//! [`compress`] → [`archive`] (manifest, archive metadata, items) → [`repository`] (an opened
+//! repository) → [`extract`], [`export_tar`], [`check`], [`stats`] → the [`cli`].
+//! [`patterns`], [`placeholders`] and [`borgmatic`] turn borg's (and borgmatic's) arguments
+//! into selections and settings.
 //!
 //! ```no_run
 //! use oxiborg::{Location, OpenOptions, Repository};
