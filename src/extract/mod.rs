@@ -1,12 +1,16 @@
 //! Restoring archives: selection, a parallel pipeline, confined writes and metadata.
 //!
 //! The pipeline: **plan** (stream items, select, decide each item's fate; directories, links,
-//! fifos and devices are made at once) → **fetch** (the chunks of a batch of files, each chunk
-//! once, in the store's preferred order via [`Store::get_many`]) → **decode** on rayon (MAC,
-//! decrypt, decompress, id check) → **positional writes** into files created under temporary
-//! names → **finalize** (length check, metadata, rename into place, hard links) → directory
-//! metadata last, deepest first. A file is renamed to its real name only when every chunk arrived
-//! and verified, so nothing half-restored looks complete.
+//! fifos and devices are made at once) → **create** the batch's temporary files, one task per
+//! directory → **fetch** (the chunks of a batch of files, each chunk once, in the store's
+//! preferred order via [`crate::store::Store::get_many`]: segment order locally, pipelined
+//! remotely) → **decode** on rayon in groups (MAC and id of a group hashed side by side,
+//! decryption in place, decompression) → **positional writes** (a chunk for a file another
+//! thread is writing is handed to that thread) → **finish** each file on the thread that
+//! wrote its last chunk (length check, metadata, rename into place, hard links) → directory
+//! metadata in borg's order. A byte budget bounds what is in flight; a file is renamed to its
+//! real name only when every chunk arrived and verified, so nothing half-restored looks
+//! complete.
 //!
 //! ```no_run
 //! use oxiborg::extract::{ExtractOptions, Extractor};
