@@ -498,17 +498,7 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             let loc = Location::parse_with_env(args.location.as_deref())?;
             let repo = Repository::open(&loc, &open_options(&cli.global))?;
             warn_store(&repo);
-            let l = &args.latest;
-            let archive = resolve_archive(
-                &repo,
-                loc.archive.as_deref(),
-                l.latest,
-                l.prefix.as_ref(),
-                l.glob_archives.as_ref(),
-            )?
-            .ok_or_else(|| {
-                Error::Usage("extract needs an archive: REPO::ARCHIVE, or REPO --latest".into())
-            })?;
+            let archive = args.latest.archive(&repo, &loc, "extract")?;
             let matcher = build_matcher(&args.paths, &args.patterns, sub)?;
             let opts = crate::extract::ExtractOptions {
                 destination: args.destination.clone().unwrap_or_else(|| ".".into()),
@@ -653,6 +643,24 @@ fn resolve_archive(
     }
 }
 
+impl LatestArgs {
+    /// The archive `command` works on: named in `loc`, or the newest with `--latest`.
+    fn archive(&self, repo: &Repository, loc: &Location, command: &str) -> Result<String> {
+        resolve_archive(
+            repo,
+            loc.archive.as_deref(),
+            self.latest,
+            self.prefix.as_ref(),
+            self.glob_archives.as_ref(),
+        )?
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{command} needs an archive: REPO::ARCHIVE, or REPO --latest"
+            ))
+        })
+    }
+}
+
 /// The filter borg picks for a tar file name (`--tar-filter auto`).
 fn tar_filter_for(name: &std::path::Path) -> Option<&'static str> {
     let n = name.to_string_lossy();
@@ -684,17 +692,7 @@ fn export_tar(
     };
     let repo = Repository::open(&loc, &open_options(global))?;
     warn_store(&repo);
-    let l = &args.latest;
-    let archive = resolve_archive(
-        &repo,
-        loc.archive.as_deref(),
-        l.latest,
-        l.prefix.as_ref(),
-        l.glob_archives.as_ref(),
-    )?
-    .ok_or_else(|| {
-        Error::Usage("export-tar needs an archive: REPO::ARCHIVE, or REPO --latest".into())
-    })?;
+    let archive = args.latest.archive(&repo, &loc, "export-tar")?;
     let matcher = build_matcher(&args.paths, &args.patterns, sub)?;
     let opts = crate::export_tar::TarOptions {
         strip_components: args.strip_components,
