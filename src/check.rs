@@ -196,16 +196,19 @@ pub fn check_archives(
             report(Level::Error, "Repository manifest not found!".into());
             rebuilt(store, key, location, options, report, &mut problems)?
         }
-        Some(obj) => match Repository::with_key(store, key, obj, location.clone(), options) {
-            Ok(repo) => repo,
-            Err((store, key, e)) => {
-                report(
-                    Level::Error,
-                    format!("Repository manifest is corrupted: {e}"),
-                );
-                rebuilt(store, key, location, options, report, &mut problems)?
+        // (borg's check does not consult the security directory)
+        Some(obj) => {
+            match Repository::with_key(store, key, obj, location.clone(), options, false) {
+                Ok(repo) => repo,
+                Err((store, key, e)) => {
+                    report(
+                        Level::Error,
+                        format!("Repository manifest is corrupted: {e}"),
+                    );
+                    rebuilt(store, key, location, options, report, &mut problems)?
+                }
             }
-        },
+        }
     };
     let all = matches!(what.select, Selection::All);
     let selected: Vec<ArchiveEntry> = match what.select {

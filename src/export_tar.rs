@@ -106,12 +106,17 @@ pub fn export_tar(
             (parts.len() > opts.strip_components)
                 .then(|| parts[opts.strip_components..].join(&b'/'))
         };
-        let Some(path) = strip(&it.path) else {
-            return Ok(());
+        let path = match strip(&it.path) {
+            Some(p) if !p.is_empty() => p,
+            // Stripped away entirely: not matched, as borg counts it (a hard-link master's
+            // content then goes to the first member exported).
+            _ => {
+                if hardlinkable && it.hardlink_master.unwrap_or(true) && it.source.is_none() {
+                    master_chunks.insert(it.path.clone(), it.chunks.clone().unwrap_or_default());
+                }
+                return Ok(());
+            }
         };
-        if path.is_empty() {
-            return Ok(());
-        }
         let display = it.display_path();
         let mut content: Option<Vec<ChunkRef>> = None;
         let mut link: Option<Vec<u8>> = None;
@@ -355,14 +360,17 @@ fn member_header(it: &Item, path: &[u8], typeflag: u8, link: Option<&[u8]>, size
         size
     };
     let secs = it.mtime.div_euclid(1_000_000_000);
-    let nanos = it.mtime.rem_euclid(1_000_000_000);
-    if nanos != 0 || secs < 0 {
-        let frac = format!("{nanos:09}");
+    if it.mtime % 1_000_000_000 != 0 || secs < 0 {
+        // a decimal number of seconds, the sign in front ("-0.5", not "-1.5" + a fraction)
+        let abs = it.mtime.unsigned_abs();
+        let frac = format!("{:09}", abs % 1_000_000_000);
         let frac = frac.trim_end_matches('0');
+        let sign = if it.mtime < 0 { "-" } else { "" };
+        let whole = abs / 1_000_000_000;
         let v = if frac.is_empty() {
-            secs.to_string()
+            format!("{sign}{whole}")
         } else {
-            format!("{secs}.{frac}")
+            format!("{sign}{whole}.{frac}")
         };
         pax_record(&mut pax, "mtime", v.as_bytes());
     }

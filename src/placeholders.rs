@@ -81,9 +81,19 @@ fn value(key: &str, spec: Option<&str>, text: &str) -> Result<String> {
         parts.next().unwrap_or("0"),
         parts.next().unwrap_or("0"),
     );
+    // chrono's Display fails (and `to_string` would panic) on a bad spec
+    let strftime = |t: &dyn Fn(&mut String) -> std::fmt::Result| {
+        let mut out = String::new();
+        t(&mut out).map(|()| out).map_err(|_| {
+            Error::Usage(format!(
+                "Formatting Error: \"{text}\": invalid time format \"{time_spec}\" in {{{key}}}"
+            ))
+        })
+    };
+    use std::fmt::Write;
     match key {
-        "now" => Ok(Local::now().format(time_spec).to_string()),
-        "utcnow" => Ok(Utc::now().format(time_spec).to_string()),
+        "now" => strftime(&|o| write!(o, "{}", Local::now().format(time_spec))),
+        "utcnow" => strftime(&|o| write!(o, "{}", Utc::now().format(time_spec))),
         "hostname" => plain(hostname()),
         "fqdn" => plain(fqdn()),
         "reverse-fqdn" => plain(fqdn().split('.').rev().collect::<Vec<_>>().join(".")),
@@ -157,7 +167,15 @@ mod tests {
             env!("CARGO_PKG_VERSION").split('.').next().unwrap()
         );
         assert_eq!(replace("{uuid4}").unwrap().len(), 36);
-        for bad in ["{nope}", "{", "}", "x{hostname", "{hostname:>9}"] {
+        for bad in [
+            "{nope}",
+            "{",
+            "}",
+            "x{hostname",
+            "{hostname:>9}",
+            "{now:%Q}",
+            "{now:%}",
+        ] {
             assert!(replace(bad).is_err(), "{bad}");
         }
     }

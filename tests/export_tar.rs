@@ -286,3 +286,65 @@ fn a_damaged_chunk_ends_the_stream_without_its_end_blocks() {
         "the stream must not end like a complete tar"
     );
 }
+
+/// A hard-link group whose master has too few components for `--strip-components`: borg counts
+/// a stripped-away item as not matched, so the first remaining member gets the content — in
+/// export-tar (a regular member, not a link to nothing) and in extract.
+#[test]
+fn a_master_stripped_away_gives_its_content_to_its_member() {
+    let Some((borg, python)) = extract_support::borg_with_python() else {
+        return;
+    };
+    let env = TestEnv::new();
+    let src = env.path().join("src");
+    // `t/a` first (the smaller inode: borg visits it first, so it is the master), then `t/d/b`
+    fs::create_dir_all(src.join("t")).unwrap();
+    fs::write(src.join("t/a"), b"content\n").unwrap();
+    fs::create_dir_all(src.join("t/d")).unwrap();
+    fs::hard_link(src.join("t/a"), src.join("t/d/b")).unwrap();
+    let repo = env.path().join("repo");
+    env.borg_init(&borg, &repo, "none", &[]);
+    env.borg_create(&borg, &repo, "a", &src, &["t"], &[]);
+    let loc = repo_archive(&repo, "a");
+    let strip = || [OsString::from("--strip-components"), "2".into()];
+    let (bt, ot) = (env.path().join("borg.tar"), env.path().join("ox.tar"));
+    let tar_args = |t: &Path| {
+        let mut a: Vec<OsString> = vec!["export-tar".into()];
+        a.extend(strip());
+        a.extend([loc.clone(), t.into()]);
+        a
+    };
+    let b = env.borg(&borg, tar_args(&bt));
+    assert_eq!(b.code, 0, "{}", b.describe());
+    let o = env.oxiborg(tar_args(&ot));
+    assert_eq!(o.code, 0, "{}", o.describe());
+    let mut diffs = Vec::new();
+    compare(
+        "master stripped away",
+        &members(&python, &bt),
+        &members(&python, &ot),
+        &mut diffs,
+    );
+    assert_no_diffs("export-tar, master stripped away", &diffs);
+    let (bd, od) = (env.path().join("borg-x"), env.path().join("ox-x"));
+    for (dir, tool_is_borg) in [(&bd, true), (&od, false)] {
+        fs::create_dir_all(dir).unwrap();
+        let mut a: Vec<OsString> = vec!["extract".into()];
+        a.extend(strip());
+        a.push(loc.clone());
+        let mut cmd = if tool_is_borg {
+            env.borg_cmd(&borg, a)
+        } else {
+            env.oxiborg_cmd(a)
+        };
+        cmd.current_dir(dir);
+        let out = run_command(cmd);
+        assert_eq!(out.code, 0, "{}", out.describe());
+    }
+    assert_eq!(fs::read(bd.join("b")).unwrap(), b"content\n");
+    assert_eq!(
+        fs::read(od.join("b")).unwrap(),
+        b"content\n",
+        "oxiborg extract"
+    );
+}

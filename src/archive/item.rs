@@ -312,7 +312,9 @@ fn chunk_list(r: &mut Reader<'_>) -> std::result::Result<Option<Vec<ChunkRef>>, 
         let id: ObjectId = id
             .try_into()
             .map_err(|_| invalid(format!("chunk id of {} bytes", id.len())))?;
-        let size = r.uint(u64::MAX, "chunk size")?;
+        // (no chunk is larger than the largest object: bounded, the sums of sizes cannot
+        // overflow)
+        let size = r.uint(crate::compress::MAX_PLAINTEXT as u64, "chunk size")?;
         let csize = if fields >= 3 {
             Some(r.uint(u64::MAX, "chunk csize")?)
         } else {

@@ -140,6 +140,11 @@ pub struct ItemStream<'a> {
     pos: usize,
     archive: String,
     failed: bool,
+    /// Bytes that must be buffered before an item that was short is decoded again: twice what
+    /// it had, so one item spanning many chunks costs linear, not quadratic, parsing.
+    retry_at: usize,
+    /// The source has no more chunks.
+    exhausted: bool,
     /// How many items were produced so far.
     pub count: u64,
 }
@@ -190,26 +195,42 @@ impl<'a> ItemStream<'a> {
             pos: 0,
             archive,
             failed: false,
+            retry_at: 0,
+            exhausted: false,
             count: 0,
         }
     }
 
     fn decode_one(&mut self) -> Result<Option<Item>> {
         loop {
-            match decode_item(&self.buf[self.pos..]) {
-                Decoded::Item(item, used) => {
-                    self.pos += used;
-                    self.count += 1;
-                    return Ok(Some(*item));
+            let avail = self.buf.len() - self.pos;
+            if avail >= self.retry_at || self.exhausted {
+                match decode_item(&self.buf[self.pos..]) {
+                    Decoded::Item(item, used) => {
+                        self.pos += used;
+                        self.count += 1;
+                        self.retry_at = 0;
+                        return Ok(Some(*item));
+                    }
+                    Decoded::Invalid(e) => {
+                        return Err(Error::Integrity(format!(
+                            "Archive {}: item {} of the item stream cannot be decoded: {e}",
+                            self.archive,
+                            self.count + 1
+                        )))
+                    }
+                    Decoded::NeedMore if self.exhausted => {
+                        if self.pos >= self.buf.len() {
+                            return Ok(None);
+                        }
+                        return Err(Error::Integrity(format!(
+                            "Archive {}: item stream ends in the middle of item {}",
+                            self.archive,
+                            self.count + 1
+                        )));
+                    }
+                    Decoded::NeedMore => self.retry_at = avail.saturating_mul(2),
                 }
-                Decoded::Invalid(e) => {
-                    return Err(Error::Integrity(format!(
-                        "Archive {}: item {} of the item stream cannot be decoded: {e}",
-                        self.archive,
-                        self.count + 1
-                    )))
-                }
-                Decoded::NeedMore => {}
             }
             match self.chunks.next_chunk() {
                 Some(chunk) => {
@@ -220,14 +241,7 @@ impl<'a> ItemStream<'a> {
                     self.pos = 0;
                     self.buf.extend_from_slice(&chunk);
                 }
-                None if self.pos >= self.buf.len() => return Ok(None),
-                None => {
-                    return Err(Error::Integrity(format!(
-                        "Archive {}: item stream ends in the middle of item {}",
-                        self.archive,
-                        self.count + 1
-                    )))
-                }
+                None => self.exhausted = true,
             }
         }
     }

@@ -235,7 +235,7 @@ struct Pending {
     written: AtomicU64,
     /// Chunks decoded while another thread was writing this file, `(offset, data, is a hole)`, and
     /// whether a thread is writing it now (see [`Pending::write`]).
-    writes: Mutex<(bool, Vec<QueuedWrite>)>,
+    writes: Mutex<(bool, std::collections::VecDeque<QueuedWrite>)>,
     error: Mutex<Option<String>>,
     /// Hard links to make to this file once it is in place.
     links: Vec<LinkJob>,
@@ -290,7 +290,7 @@ impl Pending {
         {
             let mut q = self.writes.lock().unwrap_or_else(|e| e.into_inner());
             if q.0 {
-                q.1.push((off, data, skip));
+                q.1.push_back((off, data, skip));
                 return;
             }
             q.0 = true;
@@ -317,7 +317,7 @@ impl Pending {
             }
             drop(data);
             let mut q = self.writes.lock().unwrap_or_else(|e| e.into_inner());
-            next = q.1.pop();
+            next = q.1.pop_front();
             if next.is_none() {
                 q.0 = false;
             }
@@ -532,7 +532,8 @@ impl<'r> Extractor<'r> {
     }
 
     /// Restores the items of archive `name` that `matcher` selects; `events` sees every item,
-    /// warning and error as it happens.
+    /// warning and error as it happens. Decoding runs on the global rayon pool while this
+    /// thread fetches: call it from outside that pool (not from one of its tasks).
     pub fn run(
         &self,
         name: &str,
@@ -644,6 +645,14 @@ impl<'r> Extractor<'r> {
             if all.len() <= self.opts.strip_components
                 && !(all.is_empty() && self.opts.strip_components == 0)
             {
+                // Stripped away entirely: borg counts that as not matched, so a hard-link
+                // master here gives its content to the first member that is extracted.
+                if hardlinkable && item.hardlink_master.unwrap_or(true) && item.source.is_none() {
+                    run.masters.insert(
+                        item.path.clone(),
+                        Master::Chunks(item.chunks.clone().unwrap_or_default()),
+                    );
+                }
                 return Ok(());
             }
             let comps: Vec<Vec<u8>> = all[self.opts.strip_components.min(all.len())..]
@@ -992,7 +1001,7 @@ impl<'r> Extractor<'r> {
             item,
             chunks,
             written: AtomicU64::new(0),
-            writes: Mutex::new((false, Vec::new())),
+            writes: Mutex::new((false, std::collections::VecDeque::new())),
             error: Mutex::new(None),
             links: Vec::new(),
             remaining: std::sync::atomic::AtomicUsize::new(nchunks),
@@ -1116,6 +1125,9 @@ impl<'r> Extractor<'r> {
             }
             write_ns.fetch_add(t1.elapsed().as_nanos() as u64, Ordering::Relaxed);
         };
+        // (a group never takes more than a quarter of the budget, so fetching goes on while
+        // groups are decoded)
+        let group_bytes = GROUP_BYTES.min(self.opts.inflight_bytes / 4).max(1);
         let fetch_result = rayon::in_place_scope(|s| {
             // The temporary files first, one task per directory: creating files in one directory
             // from several threads serializes on its lock (and the waiters spin), while
@@ -1157,7 +1169,7 @@ impl<'r> Extractor<'r> {
                         read_bytes.fetch_add(obj.len() as u64, Ordering::Relaxed);
                         group_cost += obj.len() as u64 + targets[&id][0].2;
                         group.push((id, obj));
-                        if group.len() >= Key::GROUP || group_cost >= GROUP_BYTES {
+                        if group.len() >= Key::GROUP || group_cost >= group_bytes {
                             let full =
                                 std::mem::replace(&mut group, Vec::with_capacity(Key::GROUP));
                             spawn(full, std::mem::take(&mut group_cost));

@@ -711,6 +711,7 @@ impl Store for RemoteStore {
                 ));
             };
             let n = ids.len();
+            let before = out.len();
             for id in ids {
                 let b = self.bytes_result(id, "list")?;
                 let id: ObjectId = b.as_slice().try_into().map_err(|_| {
@@ -723,6 +724,13 @@ impl Store for RemoteStore {
             }
             if (n as u64) < PAGE {
                 return Ok(out);
+            }
+            // A full page must move on past its marker, or the server is going round in
+            // circles (and would keep this loop, and its memory, growing).
+            if out[before..].iter().any(|id| Some(*id) == marker) {
+                return Err(Error::Other(format!(
+                    "{PROTOCOL_VIOLATION}: list repeated its marker"
+                )));
             }
         }
     }

@@ -166,6 +166,8 @@ pub struct LocalStore {
     /// The object map from a scan of the segments, made at the first read error (when the map
     /// is the index) to find objects a stale index misplaces.
     rescanned: std::sync::OnceLock<Option<IdMap>>,
+    /// The stale-index warning was given.
+    stale_warned: std::sync::atomic::AtomicBool,
     files: Mutex<HashMap<u32, Arc<File>>>,
     warnings: Mutex<Vec<String>>,
 }
@@ -233,6 +235,7 @@ impl LocalStore {
             segments,
             map: ObjectMap::Scanned(IdMap::default()),
             rescanned: std::sync::OnceLock::new(),
+            stale_warned: std::sync::atomic::AtomicBool::new(false),
             files: Mutex::new(HashMap::new()),
             warnings: Mutex::new(Vec::new()),
         };
@@ -359,11 +362,16 @@ impl LocalStore {
                 let rescanned = self.rescanned.get_or_init(|| self.scan().ok());
                 match rescanned.as_ref().and_then(|m| m.get(id)).copied() {
                     Some((s, o)) if (s, o) != (seg, off) => {
-                        self.warn(format!(
-                            "index.{} did not match the segments ({first}); found {} by scanning",
-                            self.transaction.unwrap_or(0),
-                            hex::encode(id)
-                        ));
+                        if !self
+                            .stale_warned
+                            .swap(true, std::sync::atomic::Ordering::Relaxed)
+                        {
+                            self.warn(format!(
+                                "index.{} did not match the segments ({first}); objects it \
+                                 misplaces are found by scanning",
+                                self.transaction.unwrap_or(0),
+                            ));
+                        }
                         self.read_at(id, s, o, None)
                     }
                     // Where the index points is where the object is (or was): that is damage.
