@@ -337,6 +337,14 @@ fn pristine_tree(env: &TestEnv, fixture: &str, archive: &str) -> PathBuf {
 }
 
 /// Asserts that `list` of the damaged repository gives exactly the pristine output.
+/// The repository listing and every archive's listing are as from the pristine fixture.
+fn assert_lists_unaffected(env: &TestEnv, fixture: &str, repo: &Path) {
+    assert_list_unaffected(env, fixture, repo, None);
+    for a in archive_names(fixture) {
+        assert_list_unaffected(env, fixture, repo, Some(&a));
+    }
+}
+
 fn assert_list_unaffected(env: &TestEnv, fixture: &str, repo: &Path, archive: Option<&str>) {
     let loc = match archive {
         Some(a) => repo_archive(repo, a),
@@ -790,10 +798,7 @@ fn content_chunk_mac_failure_list_and_extract() {
     let victim = victim_chunk(&env, A);
     flip_object(&repo, &victim, true);
     // list reads no file content
-    assert_list_unaffected(&env, A, &repo, None);
-    for a in archive_names(A) {
-        assert_list_unaffected(&env, A, &repo, Some(&a));
-    }
+    assert_lists_unaffected(&env, A, &repo);
     assert_extract_loses_only(&env, A, &repo, &HashSet::from([victim]), "mac");
     // the reason is named
     let out = extract(&env, &repo, &archive_names(A)[0], &env.path().join("again"));
@@ -828,10 +833,7 @@ fn content_chunk_crc_error_list_is_unaffected() {
     let repo = fixture_repo(&mut env, A);
     let victim = victim_chunk(&env, A);
     flip_object(&repo, &victim, false);
-    assert_list_unaffected(&env, A, &repo, None);
-    for a in archive_names(A) {
-        assert_list_unaffected(&env, A, &repo, Some(&a));
-    }
+    assert_lists_unaffected(&env, A, &repo);
 }
 
 #[test]
@@ -1305,10 +1307,7 @@ fn index_files_deleted_everything_still_works() {
     let repo = fixture_repo(&mut env, A);
     let removed = remove_index_files(&repo);
     assert_eq!(removed.len(), 3, "{removed:?}");
-    assert_list_unaffected(&env, A, &repo, None);
-    for a in archive_names(A) {
-        assert_list_unaffected(&env, A, &repo, Some(&a));
-    }
+    assert_lists_unaffected(&env, A, &repo);
     assert_extract_loses_only(&env, A, &repo, &HashSet::new(), "noindex");
     let ox = check_like_borg(&env, &repo, &["-v", "--verify-data"], "noindex");
     assert_eq!(ox.code, 0, "{}", ox.describe());
@@ -1407,10 +1406,7 @@ fn deleted_segment_check_matches_borg() {
 /// list is unaffected, extract loses exactly the files that need it, check finds it only with
 /// --verify-data, as borg does.
 fn assert_swap_caught(env: &TestEnv, fixture: &str, repo: &Path, victim: Id, tag: &str) {
-    assert_list_unaffected(env, fixture, repo, None);
-    for a in archive_names(fixture) {
-        assert_list_unaffected(env, fixture, repo, Some(&a));
-    }
+    assert_lists_unaffected(env, fixture, repo);
     assert_extract_loses_only(env, fixture, repo, &HashSet::from([victim]), tag);
     let ox = check_like_borg(env, repo, &["-v", "--verify-data"], tag);
     assert_eq!(ox.code, 1);
