@@ -528,7 +528,9 @@ impl RemoteStore {
                 ("path", Arg::Bytes(path)),
                 ("create", Arg::Bool(false)),
                 ("lock_wait", Arg::Float(opts.lock_wait)),
-                ("lock", Arg::Bool(!opts.bypass_lock)),
+                // A pure reader takes no lock, as locally: a shared lock would write lock files
+                // on the server and make a backup that starts during a long restore fail.
+                ("lock", Arg::Bool(false)),
                 ("exclusive", Arg::Bool(false)),
                 ("append_only", Arg::Bool(false)),
                 ("make_parent_dirs", Arg::Bool(false)),

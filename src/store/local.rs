@@ -2,8 +2,9 @@
 //!
 //! The object map comes from the newest `index.T` when it matches the last committed segment,
 //! else from a scan of the committed segments (PUT/DELETE in log order, anything after the last
-//! COMMIT ignored). Nothing is ever written into the repository and no lock is taken; a writer's
-//! lock makes opening fail unless `bypass_lock` is set.
+//! COMMIT ignored). Nothing is ever written into the repository and no lock is taken; a live
+//! writer's lock makes opening fail unless `bypass_lock` is set (a stale one is ignored, see
+//! [`super::lock`]).
 
 use super::hashindex::HashIndex;
 use super::segment::{self, Tag};
@@ -383,21 +384,38 @@ impl LocalStore {
     }
 }
 
-/// Waits up to `wait` for borg's exclusive lock directory to disappear.
+/// Waits up to `wait` for a writer's exclusive lock to go away. A lock held only by processes
+/// of this host that are gone is stale (borg's rule, [`super::lock`]) and does not count; it is
+/// left where it is for borg to remove.
 fn wait_for_writer(root: &Path, wait: Duration) -> Result<()> {
-    let lock = root.join("lock.exclusive");
+    let host = super::lock::ThisHost::detect();
     let start = Instant::now();
-    while lock.exists() {
-        if start.elapsed() >= wait {
-            return Err(Error::LockTimeout(format!(
-                "{} — another borg process holds it (a writer?); wait for it to finish, or pass \
-                 --bypass-lock to read anyway",
-                lock.display()
-            )));
+    loop {
+        match super::lock::exclusive_lock(root, &host) {
+            super::lock::LockState::Free(stale) => {
+                for name in stale {
+                    crate::log::emit(
+                        crate::log::Level::Info,
+                        "borg.locking",
+                        &format!(
+                            "Ignoring stale lock {name} (its process on this host is gone); \
+                             borg removes it at its next run"
+                        ),
+                    );
+                }
+                return Ok(());
+            }
+            super::lock::LockState::Held(holders) if start.elapsed() >= wait => {
+                return Err(Error::LockTimeout(format!(
+                    "{} — held by {} (a borg writer); wait for it to finish, or pass \
+                     --bypass-lock to read anyway",
+                    root.join("lock.exclusive").display(),
+                    holders.join(", ")
+                )));
+            }
+            super::lock::LockState::Held(_) => std::thread::sleep(Duration::from_millis(50)),
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(())
 }
 
 fn segment_path(root: &Path, per_dir: u32, seg: u32) -> PathBuf {

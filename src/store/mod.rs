@@ -6,6 +6,7 @@
 
 pub mod hashindex;
 pub mod local;
+mod lock;
 pub mod segment;
 
 use crate::error::Result;
