@@ -321,14 +321,30 @@ pub fn main() -> i32 {
     setup_logging(&cli.global);
     let json_log = cli.global.log_json;
     let sub = matches.subcommand().map(|(_, m)| m.clone());
+    // A command whose standard output is data (file content, a tar stream): if its reader goes
+    // away the stream is incomplete, and that is an error (as borg's exit code 2 says). Text
+    // output (`list | head`) just ends quietly.
+    let data_stream = match &cli.command {
+        Command::Extract(a) => a.stdout,
+        Command::ExportTar(_) => true,
+        _ => false,
+    };
     let rc = match use_borgmatic(&cli.global).and_then(|()| run(cli, sub.as_ref())) {
         Ok(rc) => rc,
         Err(e) => {
-            if let Error::Io { source, .. } = &e {
-                if source.kind() == std::io::ErrorKind::BrokenPipe {
-                    return 0;
+            let e = match e {
+                Error::Io { source, path } if source.kind() == std::io::ErrorKind::BrokenPipe => {
+                    if !data_stream {
+                        return 0;
+                    }
+                    Error::Other(format!(
+                        "Broken pipe: the program reading {} stopped before the end; what it \
+                         received is incomplete",
+                        path.display()
+                    ))
                 }
-            }
+                e => e,
+            };
             if json_log {
                 progress::print_line(&log_json_line(
                     crate::log::Level::Error,
@@ -550,6 +566,12 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
                 d.finish();
             }
             let summary = summary?;
+            if args.stdout {
+                // what is still buffered must arrive too, or the stream is cut short
+                std::io::stdout()
+                    .flush()
+                    .map_err(|e| Error::io("<stdout>", e))?;
+            }
             if args.stats {
                 let stats = extract_stats(&summary, args.dry_run);
                 crate::log::stderr_line(stats.trim_end_matches('\n'));
