@@ -201,10 +201,9 @@ pub fn location(data: &[u8]) {
 /// Patterns: pattern files, single patterns of every style, and matching paths taken from
 /// the data.
 pub fn patterns(data: &[u8]) {
-    let text = String::from_utf8_lossy(data);
     let mut m = Matcher::new();
-    let _ = m.add_pattern_lines(&text);
-    let _ = m.add_exclude_lines(&text);
+    let _ = m.add_pattern_lines(data);
+    let _ = m.add_exclude_lines(data);
     let paths: Vec<&[u8]> = data.split(|b| *b == b'\n').take(16).collect();
     for style in [
         Style::PathPrefix,
@@ -213,7 +212,7 @@ pub fn patterns(data: &[u8]) {
         Style::Regex,
         Style::PathFull,
     ] {
-        for line in text.lines().take(8) {
+        for line in data.split(|b| *b == b'\n').take(8) {
             if let Ok(p) = Pattern::parse(line, style) {
                 for path in &paths {
                     let _ = p.matches(path);

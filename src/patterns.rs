@@ -5,7 +5,7 @@
 //! use oxiborg::patterns::{Matcher, Pattern, Style, Action};
 //! let mut m = Matcher::new();
 //! m.add(Pattern::parse("*.tmp", Style::FnMatch).unwrap(), Action::Exclude);
-//! m.add_paths(&["home".to_string()]).unwrap();
+//! m.add_paths(&["home"]).unwrap();
 //! assert!(m.matches(b"home/me/notes.txt"));
 //! assert!(!m.matches(b"home/me/x.tmp"));
 //! assert!(!m.matches(b"etc/passwd"));
@@ -57,38 +57,39 @@ pub enum Action {
 /// One compiled pattern.
 #[derive(Debug, Clone)]
 pub struct Pattern {
-    /// The text as given (with its style prefix, if any).
-    pub original: String,
+    /// The text as given (with its style prefix, if any); bytes, as paths are (a pattern from
+    /// the command line need not be UTF-8).
+    pub original: Vec<u8>,
     /// The style.
     pub style: Style,
     prefix: Vec<u8>,
     regex: Option<Regex>,
 }
 
-/// `os.path.normpath` on a `/`-separated string.
-fn normpath(p: &str) -> String {
+/// `os.path.normpath` on a `/`-separated path.
+fn normpath(p: &[u8]) -> Vec<u8> {
     if p.is_empty() {
-        return ".".into();
+        return b".".to_vec();
     }
-    let abs = p.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
+    let abs = p.starts_with(b"/");
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in p.split(|b| *b == b'/') {
         match c {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|l| *l != "..") {
+            b"" | b"." => {}
+            b".." => {
+                if parts.last().is_some_and(|l| *l != b"..") {
                     parts.pop();
                 } else if !abs {
-                    parts.push("..");
+                    parts.push(b"..");
                 }
             }
             c => parts.push(c),
         }
     }
-    let j = parts.join("/");
+    let j = parts.join(&b'/');
     match (abs, j.is_empty()) {
-        (true, _) => format!("/{j}"),
-        (false, true) => ".".into(),
+        (true, _) => [b"/".as_slice(), &j].concat(),
+        (false, true) => b".".to_vec(),
         (false, false) => j,
     }
 }
@@ -99,9 +100,34 @@ const NOT_SEP: &str = r"(?:[^/]|(?-u:[\x80-\xff]))";
 /// Any one character, likewise.
 const ANY: &str = r"(?:(?s:.)|(?-u:[\x80-\xff]))";
 
+/// A pattern's text as characters, with every byte that is not UTF-8 as a character of its
+/// own (what Python's surrogateescape makes of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ch {
+    C(char),
+    Byte(u8),
+}
+
+fn chars_of(text: &[u8]) -> Vec<Ch> {
+    let mut out = Vec::with_capacity(text.len());
+    for chunk in text.utf8_chunks() {
+        out.extend(chunk.valid().chars().map(Ch::C));
+        out.extend(chunk.invalid().iter().map(|b| Ch::Byte(*b)));
+    }
+    out
+}
+
+/// A literal character in a regex (an undecodable byte matches exactly that byte).
+fn push_literal(res: &mut String, c: Ch) {
+    match c {
+        Ch::C(c) => res.push_str(&regex::escape(c.encode_utf8(&mut [0; 4]))),
+        Ch::Byte(b) => res.push_str(&format!("(?-u:\\x{b:02x})")),
+    }
+}
+
 /// borg's shell-pattern translation (`*` within a component, `**/` across components).
-pub(crate) fn translate_shell(pat: &str) -> String {
-    let chars: Vec<char> = pat.chars().collect();
+pub(crate) fn translate_shell(pat: &[u8]) -> String {
+    let chars = chars_of(pat);
     let n = chars.len();
     let mut i = 0;
     let mut res = String::new();
@@ -109,126 +135,183 @@ pub(crate) fn translate_shell(pat: &str) -> String {
         let c = chars[i];
         i += 1;
         match c {
-            '*' => {
-                if i + 1 < n && chars[i] == '*' && chars[i + 1] == '/' {
+            Ch::C('*') => {
+                if i + 1 < n && chars[i] == Ch::C('*') && chars[i + 1] == Ch::C('/') {
                     res.push_str(&format!("(?:{NOT_SEP}*/)*"));
                     i += 2;
                 } else {
                     res.push_str(&format!("{NOT_SEP}*"));
                 }
             }
-            '?' => res.push_str(NOT_SEP),
-            '[' => i = translate_class(&chars, i, &mut res),
-            c => res.push_str(&regex::escape(&c.to_string())),
+            Ch::C('?') => res.push_str(NOT_SEP),
+            Ch::C('[') => i = translate_class(&chars, i, &mut res),
+            c => push_literal(&mut res, c),
         }
     }
     res
 }
 
 /// Python's `fnmatch.translate` (`*` crosses `/`).
-fn translate_fnmatch(pat: &str) -> String {
-    let chars: Vec<char> = pat.chars().collect();
+fn translate_fnmatch(pat: &[u8]) -> String {
+    let chars = chars_of(pat);
     let mut i = 0;
     let mut res = String::new();
     while i < chars.len() {
         let c = chars[i];
         i += 1;
         match c {
-            '*' => {
-                while i < chars.len() && chars[i] == '*' {
+            Ch::C('*') => {
+                while i < chars.len() && chars[i] == Ch::C('*') {
                     i += 1;
                 }
                 res.push_str(&format!("{ANY}*"));
             }
-            '?' => res.push_str(ANY),
-            '[' => i = translate_class(&chars, i, &mut res),
-            c => res.push_str(&regex::escape(&c.to_string())),
+            Ch::C('?') => res.push_str(ANY),
+            Ch::C('[') => i = translate_class(&chars, i, &mut res),
+            c => push_literal(&mut res, c),
         }
     }
     res
 }
 
 /// Translates a `[...]` class starting after `[` at `i`; returns the new index.
-fn translate_class(chars: &[char], i: usize, res: &mut String) -> usize {
+fn translate_class(chars: &[Ch], i: usize, res: &mut String) -> usize {
     let n = chars.len();
     let mut j = i;
-    if j < n && chars[j] == '!' {
+    if j < n && chars[j] == Ch::C('!') {
         j += 1;
     }
-    if j < n && chars[j] == ']' {
+    if j < n && chars[j] == Ch::C(']') {
         j += 1;
     }
-    while j < n && chars[j] != ']' {
+    while j < n && chars[j] != Ch::C(']') {
         j += 1;
     }
     if j >= n {
         res.push_str("\\[");
         return i;
     }
-    let mut stuff: String = chars[i..j].iter().collect::<String>().replace('\\', "\\\\");
-    if let Some(rest) = stuff.strip_prefix('!') {
-        stuff = format!("^{rest}");
-    } else if stuff.starts_with('^') {
-        stuff = format!("\\{stuff}");
+    let mut body = &chars[i..j];
+    let negated = body.first() == Some(&Ch::C('!'));
+    if negated {
+        body = &body[1..];
     }
-    // Rust's regex treats '[' inside a class as nesting; escape it.
-    let stuff = stuff.replace('[', "\\[");
-    res.push('[');
-    res.push_str(&stuff);
-    res.push(']');
+    let mut class = String::new();
+    let mut bytes = String::new();
+    for (k, c) in body.iter().enumerate() {
+        match c {
+            Ch::C('\\') => class.push_str("\\\\"),
+            // '^' first would negate; '[' would nest; '&&' and '~~' are set operations in
+            // Rust's classes: all literal in Python's.
+            Ch::C('^') if k == 0 => class.push_str("\\^"),
+            Ch::C(c @ ('[' | '&' | '~')) => {
+                class.push('\\');
+                class.push(*c);
+            }
+            Ch::C(c) => class.push(*c),
+            // an undecodable byte: that byte (in a class of raw bytes)
+            Ch::Byte(b) => bytes.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    // A byte that is not UTF-8 is one character: a negated class matches it unless listed.
+    match (negated, class.is_empty(), bytes.is_empty()) {
+        (false, _, true) => res.push_str(&format!("[{class}]")),
+        (false, true, false) => res.push_str(&format!("(?-u:[{bytes}])")),
+        (false, false, false) => res.push_str(&format!("(?:[{class}]|(?-u:[{bytes}]))")),
+        (true, _, _) => {
+            let bytes = if bytes.is_empty() {
+                r"\x80-\xff".to_string()
+            } else {
+                format!(r"\x80-\xff&&[^{bytes}]")
+            };
+            let chars = if class.is_empty() {
+                // "[!]" cannot happen (']' first is literal); a class of bytes only
+                "(?s:.)".to_string()
+            } else {
+                format!("[^{class}]")
+            };
+            res.push_str(&format!("(?:{chars}|(?-u:[{bytes}]))"));
+        }
+    }
     j + 1
 }
 
+/// A `re:` pattern's text as a regex on bytes: UTF-8 as written, each undecodable byte as a
+/// byte literal.
+fn regex_text(body: &[u8]) -> String {
+    let mut res = String::with_capacity(body.len());
+    for chunk in body.utf8_chunks() {
+        res.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            res.push_str(&format!("(?-u:\\x{b:02x})"));
+        }
+    }
+    res
+}
+
 impl Pattern {
-    /// Parses `text`, honouring a `xx:` style prefix, else using `default`.
-    pub fn parse(text: &str, default: Style) -> Result<Pattern> {
-        let b = text.as_bytes();
+    /// Parses `text`, honouring a `xx:` style prefix, else using `default`. Patterns are
+    /// bytes, as archive paths are: a pattern that is not UTF-8 matches the same bytes.
+    ///
+    /// # Errors
+    /// An unknown style prefix, or a regular expression that does not compile.
+    pub fn parse(text: impl AsRef<[u8]>, default: Style) -> Result<Pattern> {
+        let b = text.as_ref();
         let (style, body) = if b.len() > 2
             && b[2] == b':'
             && b[0].is_ascii_alphanumeric()
             && b[1].is_ascii_alphanumeric()
         {
-            let style = Style::from_prefix(&text[..2]).ok_or_else(|| {
+            let prefix = std::str::from_utf8(&b[..2]).unwrap_or_default();
+            let style = Style::from_prefix(prefix).ok_or_else(|| {
                 Error::Usage(format!(
-                    "Unknown pattern style: {} (in {text:?})",
-                    &text[..2]
+                    "Unknown pattern style: {prefix} (in {:?})",
+                    show(b)
                 ))
             })?;
-            (style, &text[3..])
+            (style, &b[3..])
         } else {
-            (default, text)
+            (default, b)
         };
-        Self::with_style(text, style, body)
+        Self::with_style(b, style, body)
     }
 
-    fn with_style(original: &str, style: Style, body: &str) -> Result<Pattern> {
+    fn with_style(original: &[u8], style: Style, body: &[u8]) -> Result<Pattern> {
         let compile = |re: String| {
-            Regex::new(&re).map_err(|e| Error::Usage(format!("Invalid pattern {original:?}: {e}")))
+            Regex::new(&re)
+                .map_err(|e| Error::Usage(format!("Invalid pattern {:?}: {e}", show(original))))
         };
         let mut p = Pattern {
-            original: original.to_string(),
+            original: original.to_vec(),
             style,
             prefix: Vec::new(),
             regex: None,
         };
+        let trim_end = |mut s: &[u8]| {
+            while let [rest @ .., b'/'] = s {
+                s = rest;
+            }
+            s.to_vec()
+        };
         match style {
             Style::PathPrefix => {
-                let s = format!("{}/", normpath(body).trim_end_matches('/'));
-                p.prefix = s.trim_start_matches('/').as_bytes().to_vec();
+                let mut s = trim_end(&normpath(body));
+                s.push(b'/');
+                p.prefix = trim_leading_slashes(&s).to_vec();
             }
             Style::PathFull => {
-                p.prefix = normpath(body).trim_start_matches('/').as_bytes().to_vec();
+                p.prefix = trim_leading_slashes(&normpath(body)).to_vec();
             }
             Style::FnMatch | Style::Shell => {
-                let np = normpath(body);
-                let np = np.trim_end_matches('/');
-                let full = match (style, body.ends_with('/')) {
-                    (Style::FnMatch, true) => format!("{np}/*/"),
-                    (Style::FnMatch, false) => format!("{np}/*"),
-                    (_, true) => format!("{np}/**/*/"),
-                    (_, false) => format!("{np}/**/*"),
+                let np = trim_end(&normpath(body));
+                let tail: &[u8] = match (style, body.ends_with(b"/")) {
+                    (Style::FnMatch, true) => b"/*/",
+                    (Style::FnMatch, false) => b"/*",
+                    (_, true) => b"/**/*/",
+                    (_, false) => b"/**/*",
                 };
-                let full = full.trim_start_matches('/');
+                let full = [np.as_slice(), tail].concat();
+                let full = trim_leading_slashes(&full);
                 let re = if style == Style::FnMatch {
                     translate_fnmatch(full)
                 } else {
@@ -236,7 +319,7 @@ impl Pattern {
                 };
                 p.regex = Some(compile(format!("(?s)\\A(?:{re})\\z"))?);
             }
-            Style::Regex => p.regex = Some(compile(body.to_string())?),
+            Style::Regex => p.regex = Some(compile(regex_text(body))?),
         }
         Ok(p)
     }
@@ -261,6 +344,11 @@ impl Pattern {
     }
 }
 
+/// A pattern for messages.
+fn show(b: &[u8]) -> String {
+    crate::archive::item::display_bytes(b)
+}
+
 /// An ordered list of patterns; the first match decides.
 #[derive(Debug, Clone, Default)]
 pub struct Matcher {
@@ -268,8 +356,15 @@ pub struct Matcher {
     full_paths: HashMap<Vec<u8>, Action>,
     has_includes_from_paths: bool,
     /// Roots given as `R path` lines.
-    pub roots: Vec<String>,
+    pub roots: Vec<Vec<u8>>,
     matched: Vec<u64>,
+}
+
+/// The lines of a pattern file (or text), trimmed, without blank lines and comments.
+fn pattern_lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    text.split(|b| *b == b'\n')
+        .map(|l| l.trim_ascii())
+        .filter(|l| !l.is_empty() && !l.starts_with(b"#"))
 }
 
 impl Matcher {
@@ -289,7 +384,10 @@ impl Matcher {
 
     /// Adds PATH arguments as path-prefix includes (a style prefix is honoured); once any is
     /// added, paths matching no pattern are deselected.
-    pub fn add_paths(&mut self, paths: &[String]) -> Result<()> {
+    ///
+    /// # Errors
+    /// A path with an unknown style prefix or a bad regular expression.
+    pub fn add_paths<P: AsRef<[u8]>>(&mut self, paths: &[P]) -> Result<()> {
         for path in paths {
             self.add(Pattern::parse(path, Style::PathPrefix)?, Action::Include);
             self.has_includes_from_paths = true;
@@ -298,18 +396,20 @@ impl Matcher {
     }
 
     /// Adds `--exclude` style patterns (default style `fm:`).
-    pub fn add_exclude(&mut self, text: &str) -> Result<()> {
+    ///
+    /// # Errors
+    /// As [`Pattern::parse`].
+    pub fn add_exclude(&mut self, text: impl AsRef<[u8]>) -> Result<()> {
         self.add(Pattern::parse(text, Style::FnMatch)?, Action::Exclude);
         Ok(())
     }
 
     /// Adds the patterns of an `--exclude-from` file's text.
-    pub fn add_exclude_lines(&mut self, text: &str) -> Result<()> {
-        for line in text.lines() {
-            let l = line.trim();
-            if l.is_empty() || l.starts_with('#') {
-                continue;
-            }
+    ///
+    /// # Errors
+    /// As [`Pattern::parse`], for the first bad line.
+    pub fn add_exclude_lines(&mut self, text: impl AsRef<[u8]>) -> Result<()> {
+        for l in pattern_lines(text.as_ref()) {
             self.add_exclude(l)?;
         }
         Ok(())
@@ -317,22 +417,25 @@ impl Matcher {
 
     /// Adds one `--pattern` line (`+ pat`, `- pat`, `! pat`, `R root`); `default` is the style
     /// for patterns without a prefix.
-    pub fn add_pattern_line(&mut self, line: &str, default: Style) -> Result<()> {
-        let bad = || Error::Usage(format!("Invalid pattern line: {line:?}"));
-        let line = line.trim_start();
-        let mut it = line.chars();
-        let cmd = it.next().ok_or_else(bad)?;
-        let rest = it.as_str().trim_start();
+    ///
+    /// # Errors
+    /// A line that is not one of these, or a bad pattern in it.
+    pub fn add_pattern_line(&mut self, line: impl AsRef<[u8]>, default: Style) -> Result<()> {
+        let line = line.as_ref();
+        let bad = || Error::Usage(format!("Invalid pattern line: {:?}", show(line)));
+        let line = line.trim_ascii_start();
+        let (cmd, rest) = line.split_first().ok_or_else(bad)?;
+        let rest = rest.trim_ascii_start();
         if rest.is_empty() {
             return Err(bad());
         }
         match cmd {
-            '+' => self.add(Pattern::parse(rest, default)?, Action::Include),
-            '-' => self.add(Pattern::parse(rest, default)?, Action::Exclude),
-            '!' => self.add(Pattern::parse(rest, default)?, Action::ExcludeNoRecurse),
-            'R' | 'r' => {
-                self.roots.push(rest.to_string());
-                self.add_paths(&[rest.to_string()])?;
+            b'+' => self.add(Pattern::parse(rest, default)?, Action::Include),
+            b'-' => self.add(Pattern::parse(rest, default)?, Action::Exclude),
+            b'!' => self.add(Pattern::parse(rest, default)?, Action::ExcludeNoRecurse),
+            b'R' | b'r' => {
+                self.roots.push(rest.to_vec());
+                self.add_paths(&[rest])?;
             }
             _ => return Err(bad()),
         }
@@ -340,16 +443,15 @@ impl Matcher {
     }
 
     /// Adds the lines of a `--patterns-from` file (with `P style` lines changing the default).
-    pub fn add_pattern_lines(&mut self, text: &str) -> Result<()> {
+    ///
+    /// # Errors
+    /// As [`Matcher::add_pattern_line`], for the first bad line, or an unknown `P` style.
+    pub fn add_pattern_lines(&mut self, text: impl AsRef<[u8]>) -> Result<()> {
         let mut default = Style::Shell;
-        for line in text.lines() {
-            let l = line.trim();
-            if l.is_empty() || l.starts_with('#') {
-                continue;
-            }
-            if let Some(s) = l.strip_prefix('P').or_else(|| l.strip_prefix('p')) {
-                let s = s.trim();
-                default = Style::from_prefix(s)
+        for l in pattern_lines(text.as_ref()) {
+            if let Some(s) = l.strip_prefix(b"P").or_else(|| l.strip_prefix(b"p")) {
+                let s = show(s.trim_ascii());
+                default = Style::from_prefix(&s)
                     .ok_or_else(|| Error::Usage(format!("Unknown pattern style: {s}")))?;
                 continue;
             }
@@ -381,13 +483,13 @@ impl Matcher {
         }
     }
 
-    /// Include patterns that never matched (for borg's "never matched" warnings).
-    pub fn unmatched_includes(&self) -> Vec<&str> {
+    /// Include patterns that never matched (for borg's "never matched" warnings), for display.
+    pub fn unmatched_includes(&self) -> Vec<String> {
         self.items
             .iter()
             .zip(&self.matched)
             .filter(|((p, a), n)| *a == Action::Include && **n == 0 && p.style != Style::PathFull)
-            .map(|((p, _), _)| p.original.as_str())
+            .map(|((p, _), _)| show(&p.original))
             .collect()
     }
 
@@ -447,8 +549,30 @@ mod tests {
             mt.matches(b"etc"),
             "no PATHs given: unmatched paths are selected"
         );
-        mt.add_paths(&["var".into()]).unwrap();
+        mt.add_paths(&["var"]).unwrap();
         assert!(!mt.matches(b"etc"));
         assert_eq!(mt.unmatched_includes(), vec!["var"]);
+    }
+
+    #[test]
+    fn patterns_are_bytes() {
+        let path = b"bad\xff\xfeutf8/file";
+        for (pat, style) in [
+            (&b"bad\xff\xfeutf8"[..], Style::PathPrefix),
+            (b"sh:bad\xff*", Style::PathPrefix),
+            (b"bad?\xfe*", Style::FnMatch),
+            (b"bad[\xff]\xfe*", Style::FnMatch),
+            (b"re:^bad\xff", Style::PathPrefix),
+            (b"pf:bad\xff\xfeutf8/file", Style::PathPrefix),
+        ] {
+            let p = Pattern::parse(pat, style).unwrap();
+            assert!(p.matches(path), "{pat:?}");
+            assert!(!p.matches(b"bad\xfe\xffutf8/file"), "{pat:?}");
+        }
+        // an undecodable byte is one character, as in borg's surrogate-escaped strings
+        assert!(m("fm:a?b", Style::PathPrefix, "a\u{e9}b"));
+        assert!(Pattern::parse(b"fm:a?b", Style::PathPrefix)
+            .unwrap()
+            .matches(b"a\xe9b"));
     }
 }

@@ -44,7 +44,7 @@ pub(super) fn select_archives<'a>(
         .map(|g| {
             regex::bytes::Regex::new(&format!(
                 "(?s)\\A(?:{})\\z",
-                crate::patterns::translate_shell(&g)
+                crate::patterns::translate_shell(g.as_bytes())
             ))
             .map_err(|e| usage(format!("invalid archive glob: {e}")))
         })

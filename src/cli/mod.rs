@@ -14,7 +14,10 @@ use crate::patterns::{Matcher, Style};
 use crate::repository::{OpenOptions, Repository};
 use crate::Location;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
 /// Read BorgBackup 1.x repositories without borg.
 #[derive(Debug, Parser)]
@@ -160,16 +163,16 @@ struct PatternArgs {
         value_name = "PATTERN",
         allow_hyphen_values = true
     )]
-    exclude: Vec<String>,
+    exclude: Vec<OsString>,
     /// Read exclude patterns from FILE, one per line.
     #[arg(long, value_name = "FILE")]
-    exclude_from: Vec<String>,
+    exclude_from: Vec<PathBuf>,
     /// Include/exclude paths: "+ pat", "- pat", "! pat", "R root" (default style sh:).
     #[arg(long = "pattern", value_name = "PATTERN", allow_hyphen_values = true)]
-    pattern: Vec<String>,
+    pattern: Vec<OsString>,
     /// Read include/exclude patterns from FILE.
     #[arg(long, value_name = "FILE")]
-    patterns_from: Vec<String>,
+    patterns_from: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -177,7 +180,7 @@ struct ListArgs {
     /// Repository or archive (REPO, REPO::ARCHIVE, ::ARCHIVE with BORG_REPO).
     location: Option<String>,
     /// Paths to list; default: all.
-    paths: Vec<String>,
+    paths: Vec<OsString>,
     /// Only print archive names or file paths.
     #[arg(long)]
     short: bool,
@@ -225,7 +228,7 @@ struct ExtractArgs {
     /// The archive (REPO::ARCHIVE, or ::ARCHIVE with BORG_REPO).
     location: Option<String>,
     /// Paths to extract; default: everything.
-    paths: Vec<String>,
+    paths: Vec<OsString>,
     /// Restore into DIR instead of the current directory.
     #[arg(short = 'C', long = "destination", value_name = "DIR")]
     destination: Option<std::path::PathBuf>,
@@ -280,7 +283,7 @@ struct ExportTarArgs {
     /// The tar file to write; "-" for stdout.
     tarfile: std::path::PathBuf,
     /// Paths to export; default: everything.
-    paths: Vec<String>,
+    paths: Vec<OsString>,
     /// Pipe the tar stream through this command; "auto" (the default) picks one by the
     /// file's suffix: .tar.gz/.tgz gzip, .tar.bz2/.tbz bzip2, .tar.xz/.txz xz, .tar.lz4 lz4,
     /// .tar.zst/.tar.zstd zstd (none for "-" or a plain .tar).
@@ -800,38 +803,68 @@ fn warn_store(repo: &Repository) {
 }
 
 /// Builds the matcher from exclusion options in command-line order, then the PATH arguments.
-fn build_matcher<'a>(
-    paths: &[String],
-    p: &'a PatternArgs,
+/// Patterns, paths and pattern files are bytes, as archive paths are (a PATH that is not
+/// UTF-8 selects the same bytes).
+fn build_matcher(
+    paths: &[OsString],
+    p: &PatternArgs,
     sub: Option<&clap::ArgMatches>,
 ) -> Result<Matcher> {
-    // (command-line index, kind, value)
-    let mut ordered: Vec<(usize, u8, &String)> = Vec::new();
-    let mut collect = |id: &str, kind: u8, vals: &'a [String]| {
-        let idx: Vec<usize> = sub
-            .and_then(|m| m.indices_of(id))
+    enum Arg<'a> {
+        Exclude(&'a OsString),
+        ExcludeFrom(&'a PathBuf),
+        Pattern(&'a OsString),
+        PatternsFrom(&'a PathBuf),
+    }
+    // (command-line index, option)
+    let mut ordered: Vec<(usize, Arg<'_>)> = Vec::new();
+    let index = |id: &str| -> Vec<usize> {
+        sub.and_then(|m| m.indices_of(id))
             .map(|i| i.collect())
-            .unwrap_or_default();
-        for (n, v) in vals.iter().enumerate() {
-            ordered.push((idx.get(n).copied().unwrap_or(usize::MAX), kind, v));
-        }
+            .unwrap_or_default()
     };
-    collect("exclude", 0, &p.exclude);
-    collect("exclude_from", 1, &p.exclude_from);
-    collect("pattern", 2, &p.pattern);
-    collect("patterns_from", 3, &p.patterns_from);
-    ordered.sort_by_key(|(i, _, _)| *i);
+    let at = |idx: &[usize], n: usize| idx.get(n).copied().unwrap_or(usize::MAX);
+    let idx = index("exclude");
+    ordered.extend(
+        p.exclude
+            .iter()
+            .enumerate()
+            .map(|(n, v)| (at(&idx, n), Arg::Exclude(v))),
+    );
+    let idx = index("exclude_from");
+    ordered.extend(
+        p.exclude_from
+            .iter()
+            .enumerate()
+            .map(|(n, v)| (at(&idx, n), Arg::ExcludeFrom(v))),
+    );
+    let idx = index("pattern");
+    ordered.extend(
+        p.pattern
+            .iter()
+            .enumerate()
+            .map(|(n, v)| (at(&idx, n), Arg::Pattern(v))),
+    );
+    let idx = index("patterns_from");
+    ordered.extend(
+        p.patterns_from
+            .iter()
+            .enumerate()
+            .map(|(n, v)| (at(&idx, n), Arg::PatternsFrom(v))),
+    );
+    ordered.sort_by_key(|(i, _)| *i);
     let mut m = Matcher::new();
-    let read = |f: &str| std::fs::read_to_string(f).map_err(|e| Error::io(f, e));
-    for (_, kind, v) in ordered {
-        match kind {
-            0 => m.add_exclude(v)?,
-            1 => m.add_exclude_lines(&read(v)?)?,
-            2 => m.add_pattern_line(v, Style::Shell)?,
-            _ => m.add_pattern_lines(&read(v)?)?,
+    let read = |f: &PathBuf| std::fs::read(f).map_err(|e| Error::io(f, e));
+    for (_, arg) in ordered {
+        match arg {
+            Arg::Exclude(v) => m.add_exclude(v.as_bytes())?,
+            Arg::ExcludeFrom(f) => m.add_exclude_lines(read(f)?)?,
+            Arg::Pattern(v) => m.add_pattern_line(v.as_bytes(), Style::Shell)?,
+            Arg::PatternsFrom(f) => m.add_pattern_lines(read(f)?)?,
         }
     }
-    m.add_paths(paths)?;
+    let paths: Vec<&[u8]> = paths.iter().map(|p| p.as_bytes()).collect();
+    m.add_paths(&paths)?;
     Ok(m)
 }
 

@@ -962,7 +962,7 @@ pub fn tree_diff_fresh(expected: &Path, actual: &Path, fresh: &[&str]) -> Vec<St
                 an.mode
             ));
         }
-        if en.mtime_ns != an.mtime_ns && !fresh.iter().any(|f| Path::new(f) == p.as_path()) {
+        if en.mtime_ns != an.mtime_ns && !fresh.iter().any(|f| show(p) == *f) {
             out.push(format!(
                 "{}: mtime {} ns expected, got {}",
                 show(p),
