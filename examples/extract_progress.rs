@@ -23,14 +23,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let repo = Repository::open(&location, &OpenOptions::from_env())?;
     let name = match &location.archive {
         Some(name) => name.clone(),
-        None => String::from_utf8_lossy(
-            &repo
-                .archives()
-                .last()
-                .ok_or("repository has no archives")?
-                .name,
-        )
-        .into_owned(),
+        None => repo
+            .archives()
+            .last()
+            .ok_or("repository has no archives")?
+            .name
+            .clone(),
     };
     let counters = Arc::new(Progress::default());
     let opts = ExtractOptions {
@@ -64,9 +62,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = printer.join();
     let summary = summary?;
     eprintln!(
-        "\rrestored {} files, {} bytes from {name} (exit code {})",
+        "\rrestored {} files, {} bytes from {} (exit code {})",
         summary.files,
         summary.bytes,
+        String::from_utf8_lossy(&name),
         summary.exit_code()
     );
     std::process::exit(summary.exit_code());

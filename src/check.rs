@@ -125,7 +125,7 @@ pub enum Selection<'a> {
     /// All of them (this enables the orphan check).
     All,
     /// The one of this name.
-    Named(&'a str),
+    Named(&'a [u8]),
     /// Those a filter picks from the manifest's list (`--glob-archives`, `--last`, …).
     Filter(&'a dyn Fn(&Repository) -> Result<Vec<ArchiveEntry>>),
 }
@@ -216,7 +216,7 @@ pub fn check_archives(
         Selection::Named(name) => vec![repo
             .manifest()
             .find(name)
-            .ok_or_else(|| Error::ArchiveDoesNotExist(name.to_string()))?
+            .ok_or_else(|| Error::ArchiveDoesNotExist(crate::archive::item::display_bytes(name)))?
             .clone()],
         Selection::Filter(f) => f(&repo)?,
     };

@@ -70,7 +70,7 @@ const WINDOW_CHUNKS: usize = 256;
 /// (with its end-of-archive blocks). `events` sees each member and each item left out.
 pub fn export_tar(
     repo: &Repository,
-    name: &str,
+    name: impl AsRef<[u8]>,
     mut matcher: Matcher,
     opts: &TarOptions,
     out: &mut dyn Write,

@@ -190,11 +190,14 @@ pub fn rpc_frame(data: &[u8]) {
 
 /// Repository locations (every URL form, `::archive`).
 pub fn location(data: &[u8]) {
+    use std::os::unix::ffi::OsStrExt;
     let s = String::from_utf8_lossy(data);
-    if let Ok(loc) = crate::Location::parse(&s) {
+    if let Ok(loc) = crate::Location::parse_bytes(data) {
         let _ = loc.canonical();
+        let _ = loc.archive_display();
     }
-    let _ = crate::Location::parse_with_default(Some(&s), Some("/repo"));
+    let os = std::ffi::OsStr::from_bytes(data);
+    let _ = crate::Location::parse_with_default(Some(os), Some("/repo"));
     let _ = crate::Location::parse_with_default(None, Some(&s));
 }
 

@@ -9,11 +9,28 @@
 //! assert_eq!(loc.user.as_deref(), Some("borgwarehouse"));
 //! assert_eq!(loc.port, Some(22222));
 //! assert_eq!(loc.path, "/./repo-id");
-//! assert_eq!(loc.archive.as_deref(), Some("host-2025"));
+//! assert_eq!(loc.archive.as_deref(), Some(&b"host-2025"[..]));
 //! ```
 
 use crate::error::{Error, Result};
+use std::ffi::OsStr;
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+
+/// Expands borg's placeholders in a location given as bytes: all of it when it is UTF-8, else
+/// the (UTF-8) repository part before `::`, with the archive name taken as it is.
+fn expand(text: &[u8]) -> Result<Vec<u8>> {
+    if let Ok(t) = std::str::from_utf8(text) {
+        return crate::placeholders::replace(t).map(String::into_bytes);
+    }
+    match text.windows(2).position(|w| w == b"::") {
+        Some(i) => match std::str::from_utf8(&text[..i]) {
+            Ok(repo) => Ok([crate::placeholders::replace(repo)?.as_bytes(), &text[i..]].concat()),
+            Err(_) => Ok(text.to_vec()),
+        },
+        None => Ok(text.to_vec()),
+    }
+}
 
 /// How a repository is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,34 +54,53 @@ pub struct Location {
     pub port: Option<u16>,
     /// The path: local path, or the path sent to `borg serve` in `open`.
     pub path: String,
-    /// The archive after `::`, if any.
-    pub archive: Option<String>,
+    /// The archive after `::`, if any (bytes: archive names need not be UTF-8).
+    pub archive: Option<Vec<u8>>,
     /// The text this location was parsed from (without the archive).
     pub original: String,
 }
 
 impl Location {
     /// Parses a location the way borg does (see the module docs for the forms).
+    ///
+    /// # Errors
+    /// [`Error::InvalidLocation`] for text that is no location borg accepts.
     pub fn parse(text: &str) -> Result<Location> {
-        let bad = || Error::InvalidLocation(text.to_string());
+        Self::parse_bytes(text.as_bytes())
+    }
+
+    /// [`Location::parse`] on bytes, as command-line arguments are on Unix: the archive name
+    /// after `::` may be any bytes (borg's archive names need not be UTF-8); the repository
+    /// part must be UTF-8.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLocation`] for text that is no location borg accepts, or a repository
+    /// part that is not UTF-8.
+    pub fn parse_bytes(text: &[u8]) -> Result<Location> {
+        let shown = crate::archive::item::display_bytes(text);
+        let bad = || Error::InvalidLocation(shown.clone());
         // The archive is split off at the first "::" after the host part (IPv6 hosts in
         // brackets contain "::" themselves).
-        let search_from = match text.find('[') {
-            Some(open) if text.starts_with("ssh://") || text[..open].find(['/', ':']).is_none() => {
-                text[open..].find(']').map_or(0, |c| open + c + 1)
+        let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+        let search_from = match find(text, b"[") {
+            Some(open)
+                if text.starts_with(b"ssh://")
+                    || !text[..open].iter().any(|b| matches!(b, b'/' | b':')) =>
+            {
+                find(&text[open..], b"]").map_or(0, |c| open + c + 1)
             }
             _ => 0,
         };
-        let (repo, archive) = match text[search_from..].find("::") {
+        let (repo, archive) = match find(&text[search_from..], b"::") {
             Some(i) => (&text[..search_from + i], Some(&text[search_from + i + 2..])),
             None => (text, None),
         };
         let archive = match archive {
-            Some(a) if a.contains('/') => return Err(bad()),
-            Some("") => None,
-            Some(a) => Some(a.to_string()),
-            None => None,
+            Some(a) if a.contains(&b'/') => return Err(bad()),
+            Some([]) | None => None,
+            Some(a) => Some(a.to_vec()),
         };
+        let repo = std::str::from_utf8(repo).map_err(|_| bad())?;
         if repo.is_empty() {
             return Err(bad());
         }
@@ -85,19 +121,30 @@ impl Location {
 
     /// Parses `text`, taking the repository from `BORG_REPO` when `text` is empty or starts
     /// with `::` (borg's `::ARCHIVE` shorthand).
-    pub fn parse_with_env(text: Option<&str>) -> Result<Location> {
+    ///
+    /// # Errors
+    /// As [`Location::parse_with_default`].
+    pub fn parse_with_env(text: Option<&OsStr>) -> Result<Location> {
         let env_repo = std::env::var("BORG_REPO").ok();
         Self::parse_with_default(text, env_repo.as_deref())
     }
 
-    /// Like [`Location::parse_with_env`] with an explicit default repository.
-    pub fn parse_with_default(text: Option<&str>, default_repo: Option<&str>) -> Result<Location> {
+    /// Like [`Location::parse_with_env`] with an explicit default repository. borg's
+    /// placeholders (`{hostname}`, `{now}`, …) are expanded first (in an archive name that is
+    /// not UTF-8 there are none: it is taken as it is).
+    ///
+    /// # Errors
+    /// A bad placeholder, no repository at all, or a location borg would not accept.
+    pub fn parse_with_default(
+        text: Option<&OsStr>,
+        default_repo: Option<&str>,
+    ) -> Result<Location> {
         // borg expands placeholders in locations ("::{hostname}-{now:%Y-%m-%d}").
-        let text = text.map(crate::placeholders::replace).transpose()?;
+        let text: Option<Vec<u8>> = text.map(|t| expand(t.as_bytes())).transpose()?;
         let default_repo = default_repo.map(crate::placeholders::replace).transpose()?;
         let (text, default_repo) = (text.as_deref(), default_repo.as_deref());
         match text {
-            Some(t) if !t.is_empty() && !t.starts_with("::") => Location::parse(t),
+            Some(t) if !t.is_empty() && !t.starts_with(b"::") => Location::parse_bytes(t),
             other => {
                 let repo = default_repo.filter(|r| !r.is_empty()).ok_or_else(|| {
                     Error::Usage(
@@ -106,16 +153,25 @@ impl Location {
                 })?;
                 let mut loc = Location::parse(repo)?;
                 if let Some(t) = other {
-                    if let Some(a) = t.strip_prefix("::") {
-                        if a.contains('/') {
-                            return Err(Error::InvalidLocation(t.to_string()));
+                    if let Some(a) = t.strip_prefix(b"::") {
+                        if a.contains(&b'/') {
+                            return Err(Error::InvalidLocation(
+                                crate::archive::item::display_bytes(t),
+                            ));
                         }
-                        loc.archive = (!a.is_empty()).then(|| a.to_string());
+                        loc.archive = (!a.is_empty()).then(|| a.to_vec());
                     }
                 }
                 Ok(loc)
             }
         }
+    }
+
+    /// The archive name for messages.
+    pub fn archive_display(&self) -> Option<String> {
+        self.archive
+            .as_deref()
+            .map(crate::archive::item::display_bytes)
     }
 
     fn local(path: String) -> Location {
@@ -332,7 +388,7 @@ mod tests {
         assert_eq!(p("rel/./repo").path, "rel/repo");
         assert_eq!(p("/tmp/a:b").proto, Protocol::File);
         let l = p("/srv/repo::host::2024");
-        assert_eq!(l.archive.as_deref(), Some("host::2024"));
+        assert_eq!(l.archive.as_deref(), Some(&b"host::2024"[..]));
     }
 
     #[test]
@@ -348,7 +404,7 @@ mod tests {
         let l = p("ssh://user@[::1]:22/p::arch");
         assert_eq!(l.host.as_deref(), Some("::1"));
         assert_eq!(l.port, Some(22));
-        assert_eq!(l.archive.as_deref(), Some("arch"));
+        assert_eq!(l.archive.as_deref(), Some(&b"arch"[..]));
         assert_eq!(l.canonical(), "ssh://user@[::1]:22/p");
         let l = p("ssh://borgwarehouse@voile.example:22222/./abc123");
         assert_eq!(
@@ -382,11 +438,19 @@ mod tests {
 
     #[test]
     fn env_shorthand() {
-        let l = Location::parse_with_default(Some("::arch"), Some("/srv/r")).unwrap();
+        let os = |s: &'static str| Some(OsStr::new(s));
+        let l = Location::parse_with_default(os("::arch"), Some("/srv/r")).unwrap();
         assert_eq!(l.path, "/srv/r");
-        assert_eq!(l.archive.as_deref(), Some("arch"));
+        assert_eq!(l.archive.as_deref(), Some(&b"arch"[..]));
         let l = Location::parse_with_default(None, Some("ssh://h/./r")).unwrap();
         assert_eq!(l.archive, None);
-        assert!(Location::parse_with_default(Some("::a"), None).is_err());
+        assert!(Location::parse_with_default(os("::a"), None).is_err());
+        // archive names are bytes
+        let l = Location::parse_with_default(Some(OsStr::from_bytes(b"::a\xff{x")), Some("/r"))
+            .unwrap();
+        assert_eq!(l.archive.as_deref(), Some(&b"a\xff{x"[..]));
+        let l = Location::parse_bytes(b"/srv/r::b\xfe").unwrap();
+        assert_eq!(l.archive.as_deref(), Some(&b"b\xfe"[..]));
+        assert!(Location::parse_bytes(b"/srv/\xff::b").is_err());
     }
 }

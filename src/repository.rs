@@ -414,12 +414,13 @@ impl Repository {
         open_many(&*self.store, &self.key, ids, budget, f)
     }
 
-    /// Opens the archive called `name`.
-    pub fn archive(&self, name: &str) -> Result<Archive<'_>> {
+    /// Opens the archive called `name` (names are bytes; a `&str` works too).
+    pub fn archive(&self, name: impl AsRef<[u8]>) -> Result<Archive<'_>> {
+        let name = name.as_ref();
         let entry = self
             .manifest
             .find(name)
-            .ok_or_else(|| Error::ArchiveDoesNotExist(name.to_string()))?;
+            .ok_or_else(|| Error::ArchiveDoesNotExist(crate::archive::item::display_bytes(name)))?;
         self.archive_by_entry(entry)
     }
 

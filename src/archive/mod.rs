@@ -157,9 +157,10 @@ impl Manifest {
         })
     }
 
-    /// The archive called `name`.
-    pub fn find(&self, name: &str) -> Option<&ArchiveEntry> {
-        self.archives.iter().find(|a| a.name == name.as_bytes())
+    /// The archive called `name` (names are bytes; a `&str` works too).
+    pub fn find(&self, name: impl AsRef<[u8]>) -> Option<&ArchiveEntry> {
+        let name = name.as_ref();
+        self.archives.iter().find(|a| a.name == name)
     }
 }
 

@@ -495,7 +495,7 @@ impl<'a> ItemView<'a> {
 /// `list REPO::ARCHIVE [PATH...]`.
 pub(super) fn list_archive(
     repo: &Repository,
-    name: &str,
+    name: &[u8],
     args: &ListArgs,
     mut matcher: Matcher,
     global: &GlobalArgs,
@@ -669,30 +669,29 @@ fn duration(st: &ArchiveStats) -> f64 {
 pub(super) fn info(
     repo: &Repository,
     args: &InfoArgs,
+    named: Option<&[u8]>,
     global: &GlobalArgs,
     out: &mut impl Write,
 ) -> Result<i32> {
-    let loc = repo.location();
     let f = &args.filter;
-    let archive_mode = loc.archive.is_some()
+    let archive_mode = named.is_some()
         || f.first.is_some()
         || f.last.is_some()
         || f.prefix.is_some()
         || f.glob_archives.is_some();
-    let selected: Vec<ArchiveEntry> = if let Some(name) = &loc.archive {
-        vec![repo
-            .manifest()
-            .find(name)
-            .cloned()
-            .ok_or_else(|| Error::ArchiveDoesNotExist(name.clone()))?]
-    } else if archive_mode {
-        select_archives(repo, f, true)?
-            .into_iter()
-            .cloned()
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let selected: Vec<ArchiveEntry> =
+        if let Some(name) = named {
+            vec![repo.manifest().find(name).cloned().ok_or_else(|| {
+                Error::ArchiveDoesNotExist(crate::archive::item::display_bytes(name))
+            })?]
+        } else if archive_mode {
+            select_archives(repo, f, true)?
+                .into_iter()
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
     let ids: Vec<_> = selected.iter().map(|a| a.id).collect();
     let st = stats::compute(repo, &ids, global.consider_part_files)?;
     let iec = global.iec;

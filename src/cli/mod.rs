@@ -175,10 +175,23 @@ struct PatternArgs {
     patterns_from: Vec<PathBuf>,
 }
 
+/// borgmatic's way of naming the archive and paths (`borgmatic extract --archive A --path P`),
+/// accepted under `--borgmatic-config` / `--borgmatic`.
+#[derive(Debug, Args, Clone)]
+struct BorgmaticArgs {
+    /// With --borgmatic-config/--borgmatic (borgmatic's spelling): the archive, "latest" for
+    /// the newest.
+    #[arg(long = "archive", value_name = "NAME")]
+    archive: Option<OsString>,
+    /// With --borgmatic-config/--borgmatic (borgmatic's spelling): a PATH (repeatable).
+    #[arg(long = "path", value_name = "PATH")]
+    path: Vec<OsString>,
+}
+
 #[derive(Debug, Args)]
 struct ListArgs {
     /// Repository or archive (REPO, REPO::ARCHIVE, ::ARCHIVE with BORG_REPO).
-    location: Option<String>,
+    location: Option<OsString>,
     /// Paths to list; default: all.
     paths: Vec<OsString>,
     /// Only print archive names or file paths.
@@ -200,6 +213,8 @@ struct ListArgs {
     filter: ArchiveFilter,
     #[command(flatten)]
     patterns: PatternArgs,
+    #[command(flatten)]
+    borgmatic: BorgmaticArgs,
 }
 
 /// Choosing the newest archive instead of naming one (the runbook's "latest archive").
@@ -226,7 +241,7 @@ struct LatestArgs {
 #[derive(Debug, Args)]
 struct ExtractArgs {
     /// The archive (REPO::ARCHIVE, or ::ARCHIVE with BORG_REPO).
-    location: Option<String>,
+    location: Option<OsString>,
     /// Paths to extract; default: everything.
     paths: Vec<OsString>,
     /// Restore into DIR instead of the current directory.
@@ -274,12 +289,14 @@ struct ExtractArgs {
     latest: LatestArgs,
     #[command(flatten)]
     patterns: PatternArgs,
+    #[command(flatten)]
+    borgmatic: BorgmaticArgs,
 }
 
 #[derive(Debug, Args)]
 struct ExportTarArgs {
     /// The archive (REPO::ARCHIVE, ::ARCHIVE with BORG_REPO, or REPO with --latest).
-    location: String,
+    location: OsString,
     /// The tar file to write; "-" for stdout.
     tarfile: std::path::PathBuf,
     /// Paths to export; default: everything.
@@ -304,10 +321,14 @@ struct ExportTarArgs {
 #[derive(Debug, Args)]
 struct InfoArgs {
     /// Repository or archive.
-    location: Option<String>,
+    location: Option<OsString>,
     /// Output JSON.
     #[arg(long)]
     json: bool,
+    /// Show the newest archive (of those --prefix / --glob-archives select); REPO::latest does
+    /// the same when no archive is called "latest".
+    #[arg(long, conflicts_with_all = ["first", "last"])]
+    latest: bool,
     #[command(flatten)]
     filter: ArchiveFilter,
 }
@@ -478,8 +499,18 @@ fn open_options(g: &GlobalArgs) -> OpenOptions {
 }
 
 fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
+    let borgmatic = cli.global.borgmatic_config.is_some() || cli.global.borgmatic;
     match cli.command {
-        Command::List(args) => {
+        Command::List(mut args) => {
+            let named = args.latest || args.borgmatic.archive.is_some();
+            (args.location, args.paths) =
+                split_positionals(args.location.take(), std::mem::take(&mut args.paths), named);
+            borgmatic_args(
+                &args.borgmatic,
+                borgmatic,
+                &mut args.location,
+                &mut args.paths,
+            )?;
             let loc = Location::parse_with_env(args.location.as_deref())?;
             if loc.archive.is_some() && args.json {
                 return Err(Error::Usage(
@@ -513,7 +544,15 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             out.flush().map_err(|e| Error::io("<stdout>", e))?;
             Ok(rc)
         }
-        Command::Extract(args) => {
+        Command::Extract(mut args) => {
+            (args.location, args.paths) =
+                split_positionals(args.location.take(), std::mem::take(&mut args.paths), true);
+            borgmatic_args(
+                &args.borgmatic,
+                borgmatic,
+                &mut args.location,
+                &mut args.paths,
+            )?;
             let loc = Location::parse_with_env(args.location.as_deref())?;
             let repo = Repository::open(&loc, &open_options(&cli.global))?;
             warn_store(&repo);
@@ -582,7 +621,16 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             Ok(summary.exit_code())
         }
         Command::Check(args) => check::run(&args, &cli.global),
-        Command::ExportTar(args) => export_tar(&args, &cli.global, sub),
+        Command::ExportTar(mut args) => {
+            // `export-tar --latest FILE [PATH…]` with the repository from BORG_REPO: the first
+            // positional is the tar file.
+            if !looks_like_location(args.location.as_bytes()) && default_repo().is_some() {
+                let tarfile = std::mem::replace(&mut args.tarfile, args.location.clone().into());
+                args.location = OsString::new();
+                args.paths.insert(0, tarfile.into_os_string());
+            }
+            export_tar(&args, &cli.global, sub)
+        }
         Command::Completion(args) => {
             let mut cmd = Cli::command();
             // Into memory first: the generator panics on a write error (a closed pipe).
@@ -618,31 +666,138 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             let loc = Location::parse_with_env(args.location.as_deref())?;
             let repo = Repository::open(&loc, &open_options(&cli.global))?;
             warn_store(&repo);
+            let archive = resolve_archive(
+                &repo,
+                loc.archive.as_deref(),
+                args.latest,
+                args.filter.prefix.as_ref(),
+                args.filter.glob_archives.as_ref(),
+            )?;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            let rc = list::info(&repo, &args, &cli.global, &mut out)?;
+            let rc = list::info(&repo, &args, archive.as_deref(), &cli.global, &mut out)?;
             out.flush().map_err(|e| Error::io("<stdout>", e))?;
             Ok(rc)
         }
     }
 }
 
+/// `BORG_REPO`, when set (also by a borgmatic configuration).
+fn default_repo() -> Option<OsString> {
+    std::env::var_os("BORG_REPO").filter(|r| !r.is_empty())
+}
+
+/// Whether a positional argument is a repository location rather than a PATH: it names an
+/// archive (`::`), is a URL or `host:path`, or is a repository directory here.
+fn looks_like_location(arg: &[u8]) -> bool {
+    if arg.windows(2).any(|w| w == b"::")
+        || arg.starts_with(b"ssh://")
+        || arg.starts_with(b"file://")
+    {
+        return true;
+    }
+    // scp style: a ':' before any '/'
+    if let Some(i) = arg.iter().position(|b| matches!(b, b':' | b'/')) {
+        if arg[i] == b':' && i > 0 {
+            return true;
+        }
+    }
+    let dir = std::path::Path::new(std::ffi::OsStr::from_bytes(arg));
+    dir.join("config").is_file() && dir.join("data").is_dir()
+}
+
+/// The location and PATH arguments of a command that reads an archive: when the repository
+/// comes from `BORG_REPO` (or a borgmatic configuration) and the archive from an option
+/// (`--latest`, `--archive`; or the command always needs one), a first positional that is
+/// not a location is the first PATH (`oxiborg --borgmatic extract --latest home/me/.bashrc`).
+fn split_positionals(
+    first: Option<OsString>,
+    mut paths: Vec<OsString>,
+    archive_needed: bool,
+) -> (Option<OsString>, Vec<OsString>) {
+    match first {
+        Some(f)
+            if archive_needed
+                && default_repo().is_some()
+                && !f.is_empty()
+                && !looks_like_location(f.as_bytes()) =>
+        {
+            paths.insert(0, f);
+            (None, paths)
+        }
+        first => (first, paths),
+    }
+}
+
+/// borgmatic's `--archive NAME --path PATH`: under `--borgmatic-config`/`--borgmatic` they
+/// become `::NAME` and PATHs; otherwise the error names the oxiborg spelling.
+fn borgmatic_args(
+    b: &BorgmaticArgs,
+    borgmatic: bool,
+    location: &mut Option<OsString>,
+    paths: &mut Vec<OsString>,
+) -> Result<()> {
+    if b.archive.is_none() && b.path.is_empty() {
+        return Ok(());
+    }
+    if !borgmatic {
+        let archive = b
+            .archive
+            .as_deref()
+            .map_or("ARCHIVE".into(), |a| a.to_string_lossy());
+        let paths: Vec<String> = b
+            .path
+            .iter()
+            .map(|p| shell_words::quote(&p.to_string_lossy()).into_owned())
+            .collect();
+        return Err(Error::Usage(format!(
+            "--archive and --path are borgmatic's options; oxiborg takes them with \
+             --borgmatic-config FILE or --borgmatic. With borg's arguments: oxiborg extract \
+             REPO::{archive} {} (or ::{archive} with BORG_REPO set; --latest for the newest)",
+            if paths.is_empty() {
+                "[PATH…]".into()
+            } else {
+                paths.join(" ")
+            }
+        )));
+    }
+    if let Some(a) = &b.archive {
+        match location.as_deref() {
+            Some(l) if l.as_bytes().windows(2).any(|w| w == b"::") => {
+                return Err(Error::Usage(format!(
+                    "--archive {} and an archive in {}: give one of them",
+                    a.to_string_lossy(),
+                    l.to_string_lossy()
+                )))
+            }
+            l => {
+                let mut text = l.map(OsString::from).unwrap_or_default();
+                text.push("::");
+                text.push(a);
+                *location = Some(text);
+            }
+        }
+    }
+    paths.extend(b.path.iter().cloned());
+    Ok(())
+}
+
 /// The archive a command works on: the one named, or with `--latest` (or `::latest` when no
 /// archive has that name) the newest of those the prefix or glob selects.
 fn resolve_archive(
     repo: &Repository,
-    named: Option<&str>,
+    named: Option<&[u8]>,
     latest: bool,
     prefix: Option<&String>,
     glob: Option<&String>,
-) -> Result<Option<String>> {
-    let magic = named == Some("latest") && repo.manifest().find("latest").is_none();
+) -> Result<Option<Vec<u8>>> {
+    let magic = named == Some(b"latest") && repo.manifest().find("latest").is_none();
     if latest && named.is_some() && !magic {
         return Err(Error::Usage(
             "--latest and an archive name: give one of them".into(),
         ));
     }
     if !latest && !magic {
-        return Ok(named.map(str::to_string));
+        return Ok(named.map(<[u8]>::to_vec));
     }
     let filter = ArchiveFilter {
         prefix: prefix.cloned(),
@@ -653,7 +808,7 @@ fn resolve_archive(
         consider_checkpoints: false,
     };
     match list::select_archives(repo, &filter, false)?.first() {
-        Some(a) => Ok(Some(a.display_name())),
+        Some(a) => Ok(Some(a.name.clone())),
         None => Err(Error::Usage(format!(
             "No archives found in {}{}: the host may not have backed up yet (a new repository?), \
              or the repository was never initialized. `oxiborg list {}` shows what is there.",
@@ -670,7 +825,7 @@ fn resolve_archive(
 
 impl LatestArgs {
     /// The archive `command` works on: named in `loc`, or the newest with `--latest`.
-    fn archive(&self, repo: &Repository, loc: &Location, command: &str) -> Result<String> {
+    fn archive(&self, repo: &Repository, loc: &Location, command: &str) -> Result<Vec<u8>> {
         resolve_archive(
             repo,
             loc.archive.as_deref(),

@@ -492,7 +492,7 @@ impl<'r> Extractor<'r> {
 
     /// Counts the regular files and content bytes a [`Extractor::run`] with the same archive
     /// and matcher will handle (one pass over the item stream, no file data read).
-    pub fn totals(&self, name: &str, matcher: &Matcher) -> Result<Totals> {
+    pub fn totals(&self, name: impl AsRef<[u8]>, matcher: &Matcher) -> Result<Totals> {
         let archive = self.repo.archive(name)?;
         let mut matcher = matcher.clone();
         let mut t = Totals::default();
@@ -536,7 +536,7 @@ impl<'r> Extractor<'r> {
     /// thread fetches: call it from outside that pool (not from one of its tasks).
     pub fn run(
         &self,
-        name: &str,
+        name: impl AsRef<[u8]>,
         mut matcher: Matcher,
         events: &mut dyn FnMut(Event<'_>),
     ) -> Result<Summary> {
