@@ -148,3 +148,121 @@ fn man_pages_are_generated() {
         );
     }
 }
+
+/// The environment variables the source reads (`var("X")` / `var_os("X")`), borg's and ours.
+fn variables_read() -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![manifest_dir().join("src")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            if p.extension().is_none_or(|x| x != "rs") || p.ends_with("fuzzing.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            let text = text.split("#[cfg(test)]").next().unwrap_or("");
+            for pat in ["var(\"", "var_os(\""] {
+                for (i, _) in text.match_indices(pat) {
+                    let rest = &text[i + pat.len()..];
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                        .collect();
+                    if rest[name.len()..].starts_with('"') && !found.contains(&name) {
+                        found.push(name);
+                    }
+                }
+            }
+        }
+    }
+    assert!(found.len() > 20, "the scan found too little: {found:?}");
+    found
+}
+
+#[test]
+fn help_and_man_pages_have_environment_exit_status_and_examples() {
+    let env = TestEnv::new();
+    let help = env.oxiborg(["--help"]).stdout_str();
+    let dir = env.path().join("man1");
+    env.oxiborg(["man".into(), "--dir".into(), dir.clone().into_os_string()])
+        .assert_ok();
+    let man = std::fs::read_to_string(dir.join("oxiborg.1")).unwrap();
+    for section in ["ENVIRONMENT", "EXIT STATUS", "EXAMPLES"] {
+        assert!(
+            help.contains(&format!("{section}:")),
+            "--help lacks {section}"
+        );
+        assert!(
+            man.contains(&format!(".SH \"{section}\"")) || man.contains(&format!(".SH {section}")),
+            "oxiborg.1 lacks {section}"
+        );
+    }
+    for var in variables_read() {
+        assert!(help.contains(&var), "--help's ENVIRONMENT lacks {var}");
+        assert!(man.contains(&var), "oxiborg.1 lacks {var}");
+    }
+    // every modern exit code the errors map to, and the legacy ones
+    let error_rs = std::fs::read_to_string(manifest_dir().join("src/error.rs")).unwrap();
+    let modern = error_rs
+        .split("fn modern_exit_code")
+        .nth(1)
+        .and_then(|s| s.split("\n    }\n").next())
+        .unwrap();
+    for code in modern
+        .split("=> ")
+        .skip(1)
+        .filter_map(|s| s.split(',').next())
+        .filter_map(|c| c.trim().parse::<u32>().ok())
+    {
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{code} "))),
+            "EXIT STATUS lacks the modern code {code}"
+        );
+    }
+    assert!(help.contains("130, 143"), "EXIT STATUS lacks the signals");
+    // the runbook's steps
+    for step in [
+        "oxiborg list",
+        "extract --latest",
+        "--dry-run",
+        "--continue",
+        "--borgmatic",
+    ] {
+        assert!(help.contains(step), "EXAMPLES lack {step}");
+    }
+    // a command's help: its own options first, then the global ones; defaults said once
+    let extract = env.oxiborg(["extract", "--help"]).stdout_str();
+    let own = extract.find("--strip-components").unwrap();
+    let global_heading = extract
+        .find("Global options:")
+        .expect("a Global options heading");
+    assert!(own < global_heading && global_heading < extract.find("--bypass-lock").unwrap());
+    assert!(extract.contains("EXAMPLES:"));
+    let lock_wait = extract.lines().find(|l| l.contains("--lock-wait")).unwrap();
+    assert_eq!(lock_wait.matches("default").count(), 1, "{lock_wait}");
+    // SEE ALSO and COMMANDS name only pages that were written
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let body = std::fs::read_to_string(e.path()).unwrap();
+        for rest in body.split("oxiborg\\-").skip(1) {
+            let Some((name, after)) = rest.split_once('(') else {
+                continue;
+            };
+            if after.starts_with("1)") {
+                let name = format!("oxiborg-{}", name.replace("\\-", "-"));
+                assert!(
+                    dir.join(format!("{name}.1")).exists(),
+                    "{} names {name}(1), which was not written",
+                    e.path().display()
+                );
+            }
+        }
+        assert!(!body.contains("oxiborg\\-help"), "{}", e.path().display());
+    }
+    let extract_page = std::fs::read_to_string(dir.join("oxiborg-extract.1")).unwrap();
+    assert!(extract_page.contains("EXAMPLES") && extract_page.contains("oxiborg(1)"));
+}

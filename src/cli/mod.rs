@@ -3,6 +3,7 @@
 //! `main.rs` only calls [`main`]; every command is a thin layer over the library.
 
 mod check;
+mod docs;
 pub mod format;
 pub mod json;
 mod list;
@@ -31,11 +32,12 @@ pub struct Cli {
 
 /// Options borg accepts for every command.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 struct GlobalArgs {
     /// Read without waiting for or checking borg's repository lock.
     #[arg(long, global = true)]
     bypass_lock: bool,
-    /// Wait at most SECONDS for a lock (default 1).
+    /// Wait at most SECONDS for a writer's lock to go away.
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 1.0)]
     lock_wait: f64,
     /// Print the return code on exit (as borg does).
@@ -120,6 +122,7 @@ struct ManArgs {
 
 /// Archive selection options shared by list and info.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Archive selection")]
 struct ArchiveFilter {
     /// Only archives whose name starts with PREFIX.
     #[arg(
@@ -155,6 +158,7 @@ fn positive(s: &str) -> std::result::Result<usize, String> {
 
 /// Path selection options (borg's exclusion options).
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Path selection")]
 struct PatternArgs {
     /// Exclude paths matching PATTERN (default style fm:).
     #[arg(
@@ -178,6 +182,7 @@ struct PatternArgs {
 /// borgmatic's way of naming the archive and paths (`borgmatic extract --archive A --path P`),
 /// accepted under `--borgmatic-config` / `--borgmatic`.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "borgmatic's spellings")]
 struct BorgmaticArgs {
     /// With --borgmatic-config/--borgmatic (borgmatic's spelling): the archive, "latest" for
     /// the newest.
@@ -219,6 +224,7 @@ struct ListArgs {
 
 /// Choosing the newest archive instead of naming one (the runbook's "latest archive").
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Archive selection")]
 struct LatestArgs {
     /// Use the newest archive (of those --prefix / --glob-archives select) instead of naming
     /// one; REPO::latest does the same when no archive is called "latest".
@@ -335,7 +341,7 @@ struct InfoArgs {
 
 /// Runs the CLI with the process arguments; returns the exit code.
 pub fn main() -> i32 {
-    let matches = Cli::command().get_matches();
+    let matches = docs::command(Cli::command()).get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => e.exit(),
@@ -632,7 +638,7 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             export_tar(&args, &cli.global, sub)
         }
         Command::Completion(args) => {
-            let mut cmd = Cli::command();
+            let mut cmd = docs::command(Cli::command());
             // Into memory first: the generator panics on a write error (a closed pipe).
             let mut script = Vec::new();
             clap_complete::generate(args.shell, &mut cmd, "oxiborg", &mut script);
@@ -643,19 +649,19 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             Ok(0)
         }
         Command::Man(args) => {
-            let cmd = Cli::command();
+            let pages = docs::man_pages(docs::command(Cli::command()))
+                .map_err(|e| Error::io("<man page>", e))?;
             match args.dir {
                 Some(dir) => {
                     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-                    clap_mangen::generate_to(cmd, &dir).map_err(|e| Error::io(&dir, e))?;
+                    for (name, page) in pages {
+                        let path = dir.join(name);
+                        std::fs::write(&path, page).map_err(|e| Error::io(&path, e))?;
+                    }
                 }
                 None => {
-                    let mut page = Vec::new();
-                    clap_mangen::Man::new(cmd)
-                        .render(&mut page)
-                        .map_err(|e| Error::io("<stdout>", e))?;
                     let mut out = std::io::stdout().lock();
-                    out.write_all(&page)
+                    out.write_all(&pages[0].1)
                         .and_then(|_| out.flush())
                         .map_err(|e| Error::io("<stdout>", e))?;
                 }
