@@ -1059,3 +1059,135 @@ fn garbage_server_is_refused() {
     }
     assert_no_diffs("garbage from the server", &errs);
 }
+
+// ---------------------------------------------------------------------------------------
+// slow links and flaky connections: the timeout is silence, retries count failures in a row
+// ---------------------------------------------------------------------------------------
+
+/// One 1 MiB object (a single fixed-size chunk, stored uncompressed) fetched through a link that
+/// trickles 200 KB/s — five seconds for the object, bytes arriving every 40 ms — with
+/// `OXIBORG_REMOTE_TIMEOUT=2` and no reconnection: the response takes longer than the timeout,
+/// but the server is never silent, so the extract completes.
+#[test]
+fn slow_link_is_not_a_timeout() {
+    let Some(borg) = any_borg() else { return };
+    let Some(r) = Remote::new(borg) else { return };
+    let src = r.env.path().join("slowsrc");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("one.bin"), pseudo_random(77, 1 << 20)).unwrap();
+    let repo = r.init_repo("repo-slow", "repokey");
+    r.create(
+        &repo,
+        "one",
+        &src,
+        &["one.bin"],
+        &["--chunker-params", "fixed,4194304", "--compression", "none"],
+    );
+    let link = SlowLink::start(r.port(), 8 * 1024, Duration::from_millis(40));
+    // the link is another host:port to the client
+    fs::write(
+        &r.known_hosts,
+        format!(
+            "{}[{HOST}]:{} {}\n",
+            r.server.known_hosts_line(),
+            link.port,
+            r.server.host_key.public
+        ),
+    )
+    .unwrap();
+    let loc = format!(
+        "ssh://{}@{HOST}:{}{}",
+        login_user(),
+        link.port,
+        repo.display()
+    );
+    let mut errs = Vec::new();
+    for t in [Transport::Native, Transport::Command] {
+        let dest = fresh_dir(&r.env.path().join(format!("slow-{t:?}")));
+        let mut cmd = r.oxiborg_cmd(
+            t,
+            Key::Plain,
+            &[
+                os("--remote-path"),
+                os(&r.borg.path),
+                os("--connections"),
+                os("1"),
+                os("extract"),
+                os("-C"),
+                os(&dest),
+                os(format!("{loc}::one")),
+            ],
+        );
+        cmd.env("OXIBORG_REMOTE_TIMEOUT", "2")
+            .env("OXIBORG_REMOTE_RETRIES", "0");
+        let run = run_limited(cmd, RUN_LIMIT);
+        let what = format!(
+            "[{}] extract of a 1 MiB object over 200 KB/s, timeout 2 s",
+            tname(t)
+        );
+        eprintln!("{what}: {:.2} s", run.elapsed.as_secs_f64());
+        if check_ok(&what, &run, &mut errs)
+            && fs::read(dest.join("one.bin")).ok() != fs::read(src.join("one.bin")).ok()
+        {
+            errs.push(format!("{what}: one.bin differs from the source"));
+        }
+    }
+    drop(link);
+    finish(&r, "slow link", &errs);
+}
+
+/// The connection drops five times, each time after 2 MiB of answers: every drop follows
+/// progress, so each is a first failure again, and the default three retries are not used up.
+#[test]
+fn drops_after_progress_do_not_use_up_the_retries() {
+    let Some((r, _repo, src)) = big_setup() else {
+        return;
+    };
+    let (wrapper, flag) = r.write_wrapper("kill-serve-times-5", 2 << 20);
+    let loc = r.url_abs(&r.pool.join("repo-big"));
+    let dest = fresh_dir(&r.env.path().join("dest-drops"));
+    let cmd = r.oxiborg_cmd(
+        Transport::Native,
+        Key::Plain,
+        &[
+            os("--remote-path"),
+            os(&wrapper),
+            os("--connections"),
+            os("1"),
+            os("extract"),
+            os("-C"),
+            os(&dest),
+            os(format!("{loc}::big")),
+        ],
+    );
+    let run = run_limited(cmd, RUN_LIMIT);
+    let mut errs = Vec::new();
+    let what = "[native] extract, connection dropped 5 times after 2 MiB each (default retries)";
+    let drops = fs::read_to_string(&flag).unwrap_or_default();
+    if drops.trim() != "5" {
+        errs.push(format!(
+            "{what}: the wrapper dropped {drops:?} times, not 5 (test set-up problem)\n{}",
+            run.describe()
+        ));
+    }
+    if check_ok(what, &run, &mut errs) {
+        let n = run
+            .out
+            .stderr
+            .matches("reconnecting (attempt 1 of 3)")
+            .count();
+        if n != 5 {
+            errs.push(format!(
+                "{what}: expected 5 reconnections, each a first attempt; got {n}\n{}",
+                run.describe()
+            ));
+        }
+        for i in 0..BIG_FILES {
+            let rel = format!("data/f{i}.bin");
+            if fs::read(dest.join(&rel)).ok() != fs::read(src.join(&rel)).ok() {
+                errs.push(format!("{what}: {rel} differs from the source"));
+            }
+        }
+    }
+    finish(&r, "drops after progress", &errs);
+}
