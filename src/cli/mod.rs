@@ -18,13 +18,29 @@ use std::io::Write;
 
 /// Read BorgBackup 1.x repositories without borg.
 #[derive(Debug, Parser)]
-#[command(name = "oxiborg", version, about, max_term_width = 100)]
+#[command(
+    name = "oxiborg",
+    version,
+    about,
+    max_term_width = 100,
+    after_help = REMOTE_HELP
+)]
 pub struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
+
+/// How remote repositories are reached, for `oxiborg --help`.
+const REMOTE_HELP: &str = "\
+Remote repositories (ssh://…, user@host:path): BORG_RSH / --rsh runs that command as borg does; \
+without it the built-in SSH client connects, with ~/.ssh/config, the SSH agent or the key named by \
+--ssh-identity / OXIBORG_SSH_IDENTITY (OXIBORG_SSH_KEY_PASSPHRASE for a protected key), and \
+~/.ssh/known_hosts (OXIBORG_SSH_KNOWN_HOSTS): an unknown host is asked about on a terminal, or \
+recorded with StrictHostKeyChecking accept-new. OXIBORG_REMOTE_TIMEOUT (default 120 s) is how long \
+the server may send nothing while a request waits; OXIBORG_REMOTE_RETRIES (default 3) is how many \
+reconnections in a row may fail without progress.";
 
 /// Options borg accepts for every command.
 #[derive(Debug, Args)]
@@ -59,9 +75,14 @@ struct GlobalArgs {
     /// Use the remote borg at PATH (for ssh:// repositories).
     #[arg(long, global = true, value_name = "PATH")]
     remote_path: Option<String>,
-    /// Use this command instead of ssh (for ssh:// repositories).
+    /// Use this command instead of ssh (for ssh:// repositories); it overrides BORG_RSH and a
+    /// borgmatic ssh_command.
     #[arg(long, global = true, value_name = "RSH")]
     rsh: Option<String>,
+    /// The built-in SSH client (used when BORG_RSH / --rsh is not set): the private key to log in
+    /// with, e.g. /etc/borgmatic/key (as OXIBORG_SSH_IDENTITY).
+    #[arg(long, global = true, value_name = "FILE")]
+    ssh_identity: Option<std::path::PathBuf>,
     /// Open N `borg serve` sessions for a remote repository and spread the reads over them.
     #[arg(long, global = true, value_name = "N")]
     connections: Option<usize>,
@@ -443,12 +464,19 @@ fn use_borgmatic(g: &GlobalArgs) -> Result<()> {
 }
 
 fn open_options(g: &GlobalArgs) -> OpenOptions {
+    use crate::origin::Origin;
     let mut o = OpenOptions::from_env();
     o.bypass_lock = g.bypass_lock;
     o.lock_wait = std::time::Duration::from_secs_f64(g.lock_wait.max(0.0));
     if let Some(r) = &g.rsh {
         o.remote.rsh = Some(r.clone());
+        o.remote.rsh_origin = Origin::Flag("--rsh");
     }
+    if let Some(f) = &g.ssh_identity {
+        o.remote.identity = Some(f.clone());
+        o.remote.identity_origin = Origin::Flag("--ssh-identity");
+    }
+    o.remote.host_key_prompt = Some(crate::remote::ssh::HostKeyPrompt::terminal());
     if let Some(r) = &g.remote_path {
         o.remote.remote_path = Some(r.clone());
     }

@@ -8,11 +8,13 @@
 //! Closing the request stream ends the session, as borg's client does.
 
 pub mod command;
+pub mod knownhosts;
 pub mod ssh;
 pub mod sshconfig;
 
 use crate::error::{Error, Result};
 use crate::location::Location;
+use crate::origin::Origin;
 use crate::store::Store;
 use crate::ObjectId;
 use rmpv::Value;
@@ -60,8 +62,12 @@ pub struct Connection {
 /// How to reach `borg serve`.
 #[derive(Debug, Clone, Default)]
 pub struct RemoteOptions {
-    /// `BORG_RSH` / `--rsh`: spawn this command (shell-split) instead of native SSH.
+    /// `BORG_RSH` / `--rsh`: spawn this command (shell-split) instead of native SSH. When it is
+    /// `ssh …` and no `ssh` is installed, the built-in client is used with what it can take from
+    /// it (see [`command::builtin_options`]).
     pub rsh: Option<String>,
+    /// Where `rsh` came from (named in messages about it).
+    pub rsh_origin: Origin,
     /// `BORG_REMOTE_PATH` / `--remote-path` (default `borg`).
     pub remote_path: Option<String>,
     /// Take no lock on the server (`--bypass-lock`).
@@ -72,10 +78,23 @@ pub struct RemoteOptions {
     /// before it is declared dead (`OXIBORG_REMOTE_TIMEOUT`, default 120 s). A slow link that
     /// keeps delivering is never cut, however long a response takes.
     pub timeout: Duration,
-    /// Native SSH: known_hosts file override.
+    /// Native SSH: known_hosts file override (the file new host keys are recorded in).
     pub known_hosts: Option<std::path::PathBuf>,
-    /// Native SSH: identity file override.
+    /// Native SSH: the identity (private key) file to try first (`--ssh-identity`,
+    /// `OXIBORG_SSH_IDENTITY`).
     pub identity: Option<std::path::PathBuf>,
+    /// Where `identity` came from (named in messages about it).
+    pub identity_origin: Origin,
+    /// Native SSH: the port when the location names none (before `~/.ssh/config`'s `Port`).
+    pub port: Option<u16>,
+    /// Native SSH: read this file instead of `~/.ssh/config` (`ssh -F`).
+    pub ssh_config: Option<std::path::PathBuf>,
+    /// Native SSH: `StrictHostKeyChecking`, over `~/.ssh/config`'s (default: ask).
+    pub strict_host_key_checking: Option<sshconfig::StrictHostKeyChecking>,
+    /// Native SSH: asks whether to trust a server whose host key is not known (OpenSSH's
+    /// first-contact question); `None` refuses such servers unless `StrictHostKeyChecking`
+    /// accepts new keys.
+    pub host_key_prompt: Option<ssh::HostKeyPrompt>,
     /// `borg serve` sessions to open (`--connections`); 0 means the default.
     pub connections: usize,
     /// How many failed reconnections in a row — with nothing answered in between — a session
@@ -90,6 +109,7 @@ impl RemoteOptions {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         RemoteOptions {
             rsh: var("BORG_RSH"),
+            rsh_origin: Origin::Env("BORG_RSH"),
             remote_path: var("BORG_REMOTE_PATH"),
             bypass_lock: false,
             lock_wait: 1.0,
@@ -100,6 +120,11 @@ impl RemoteOptions {
             ),
             known_hosts: var("OXIBORG_SSH_KNOWN_HOSTS").map(Into::into),
             identity: var("OXIBORG_SSH_IDENTITY").map(Into::into),
+            identity_origin: Origin::Env("OXIBORG_SSH_IDENTITY"),
+            port: None,
+            ssh_config: None,
+            strict_host_key_checking: None,
+            host_key_prompt: None,
             connections: var("OXIBORG_CONNECTIONS")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
@@ -893,16 +918,40 @@ impl Drop for RemoteStore {
 }
 
 /// The runbook's "Permission denied on key" case: an SSH key file that exists but that this
-/// user cannot read (it is usually root's, mode 0400) — with what to do about it.
-pub(crate) fn unreadable_key(key: &std::path::Path, via: &str) -> Option<Error> {
+/// user cannot read (it is usually root's, mode 0400) — with what to do about it. `origin` says
+/// where the key was named; `builtin`: the built-in client reads it (else OpenSSH, through the
+/// `rsh` command). The fix offered is one that works for that origin: a borgmatic
+/// configuration's `ssh_command` is overridden by `--rsh`, not by `BORG_RSH`.
+pub(crate) fn unreadable_key(
+    key: &std::path::Path,
+    origin: &Origin,
+    builtin: bool,
+) -> Option<Error> {
     match std::fs::File::open(key) {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            let user = std::env::var("USER").unwrap_or_else(|_| "this user".into());
+            let user = std::env::var("USER")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| rustix::process::getuid().as_raw().to_string());
+            let copy = "/tmp/borg-key";
+            let then = if builtin {
+                format!("then pass --ssh-identity {copy}")
+            } else {
+                let rsh = format!("\"ssh -i {copy}\"");
+                match origin.root() {
+                    Origin::Flag(_) => format!("then pass --rsh {rsh}"),
+                    Origin::Borgmatic { file, key } => format!(
+                        "then pass --rsh {rsh} (the command line overrides {key} of {}), or \
+                         change {key} in that file",
+                        file.display()
+                    ),
+                    _ => format!("then export BORG_RSH={rsh}"),
+                }
+            };
             Some(Error::Other(format!(
-                "The SSH key {k} ({via}) cannot be read by {user}: permission denied. It is usually \
+                "The SSH key {k} ({origin}) cannot be read by {user}: permission denied. It is usually \
                  root's (mode 0400). Run oxiborg as root (sudo -E), or copy the key to a file you can \
-                 read: sudo cp {k} /tmp/borg-key && sudo chown {user} /tmp/borg-key && chmod 400 \
-                 /tmp/borg-key, then export BORG_RSH=\"ssh -i /tmp/borg-key\".",
+                 read: sudo cp {k} {copy} && sudo chown {user} {copy} && chmod 400 {copy}, {then}.",
                 k = key.display()
             )))
         }
@@ -911,10 +960,14 @@ pub(crate) fn unreadable_key(key: &std::path::Path, via: &str) -> Option<Error> 
 }
 
 /// Connects to the repository at an `ssh://` or `user@host:` location: through `BORG_RSH` /
-/// `--rsh` when set, else natively with libssh2.
+/// `--rsh` when set (or, when that is `ssh …` and no `ssh` is installed, natively with what it
+/// says), else natively with libssh2.
 pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<RemoteStore> {
     let conn = match &opts.rsh {
-        Some(rsh) => command::spawn(rsh, loc, opts)?,
+        Some(rsh) => match command::builtin_options(rsh, opts)? {
+            Some(builtin) => ssh::connect(loc, &builtin)?,
+            None => command::spawn(rsh, loc, opts)?,
+        },
         None => ssh::connect(loc, opts)?,
     };
     RemoteStore::open(conn, loc, opts)

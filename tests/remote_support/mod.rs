@@ -1,7 +1,7 @@
 //! Support for `tests/remote.rs`: a real OpenSSH server on 127.0.0.1 in front of real borg.
 //!
-//! * [`SshServer`]: `sshd -D -e -f CONFIG` on a free loopback port, its config, ed25519 host
-//!   key, `authorized_keys` and log in its own temporary directory (cipher / MAC lists as a
+//! * [`SshServer`]: `sshd -D -e -f CONFIG` on a free loopback port, its config, ed25519 and RSA
+//!   host keys, `authorized_keys` and log in its own temporary directory (cipher / MAC lists as a
 //!   hardened BorgWarehouse-like server has them). Every process of its sessions carries the
 //!   variable `OXIBORG_TEST_SSHD=<that directory>` (sshd `SetEnv`); dropping the server
 //!   SIGKILLs the listener, its descendants and every process carrying that marker, so nothing
@@ -331,7 +331,10 @@ fn sigkill(pid: i32) {
 pub struct SshServer {
     child: Option<Child>,
     pub port: u16,
+    /// ed25519 host key (what an unconfigured client negotiates)
     pub host_key: KeyPair,
+    /// RSA host key (offered too, as on many older servers)
+    pub host_key_rsa: KeyPair,
     /// the server's directory (config, host key, authorized_keys, log, wrappers)
     pub dir: PathBuf,
     pub authorized_keys: PathBuf,
@@ -377,6 +380,7 @@ impl SshServer {
             .expect("tempdir");
         let dir = tmp.path().to_path_buf();
         let host_key = keygen(tools, &dir, "ssh_host_ed25519_key", "ed25519");
+        let host_key_rsa = keygen(tools, &dir, "ssh_host_rsa_key", "rsa");
         let authorized_keys = dir.join("authorized_keys");
         fs::write(&authorized_keys, "").unwrap();
         let log = dir.join("sshd.log");
@@ -392,6 +396,7 @@ impl SshServer {
                 "ListenAddress {HOST}\n\
                  Port {port}\n\
                  HostKey {hk}\n\
+                 HostKey {hk_rsa}\n\
                  AuthorizedKeysFile {ak}\n\
                  PidFile {pid}\n\
                  StrictModes no\n\
@@ -413,6 +418,7 @@ impl SshServer {
                  LogLevel VERBOSE\n\
                  SetEnv {setenv}\n",
                 hk = host_key.private.display(),
+                hk_rsa = host_key_rsa.private.display(),
                 ak = authorized_keys.display(),
                 pid = dir.join("sshd.pid").display(),
             );
@@ -447,6 +453,7 @@ impl SshServer {
                     child: Some(child),
                     port,
                     host_key,
+                    host_key_rsa,
                     dir,
                     authorized_keys,
                     log,
@@ -468,6 +475,11 @@ impl SshServer {
     /// `[127.0.0.1]:PORT ssh-ed25519 AAAA...`
     pub fn known_hosts_line(&self) -> String {
         format!("[{HOST}]:{} {}\n", self.port, self.host_key.public)
+    }
+
+    /// `[127.0.0.1]:PORT ssh-rsa AAAA...`
+    pub fn known_hosts_line_rsa(&self) -> String {
+        format!("[{HOST}]:{} {}\n", self.port, self.host_key_rsa.public)
     }
 
     pub fn log_text(&self) -> String {
