@@ -93,7 +93,8 @@ struct GlobalArgs {
     #[arg(long, global = true)]
     consider_part_files: bool,
     /// Take the repository and its credentials (passphrase or passcommand, ssh_command,
-    /// remote_path, key and base directories) from a borgmatic configuration FILE.
+    /// remote_path, key and base directories) from a borgmatic configuration FILE; they win over
+    /// BORG_PASSPHRASE, BORG_PASSCOMMAND and BORG_RSH, as in borgmatic (--rsh still overrides).
     #[arg(long, global = true, value_name = "FILE")]
     borgmatic_config: Option<std::path::PathBuf>,
     /// Like --borgmatic-config, from borgmatic's default places: /etc/borgmatic/config.yaml,
@@ -103,6 +104,9 @@ struct GlobalArgs {
     /// With --borgmatic-config: the repository to use, by path or label.
     #[arg(long, global = true, value_name = "PATH|LABEL")]
     repository: Option<String>,
+    /// The borgmatic configuration in use (set by `use_borgmatic`).
+    #[arg(skip)]
+    borgmatic_in_use: Option<crate::borgmatic::BorgmaticConfig>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -333,7 +337,7 @@ struct InfoArgs {
 /// Runs the CLI with the process arguments; returns the exit code.
 pub fn main() -> i32 {
     let matches = Cli::command().get_matches();
-    let cli = match Cli::from_arg_matches(&matches) {
+    let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
@@ -342,7 +346,7 @@ pub fn main() -> i32 {
     setup_logging(&cli.global);
     let json_log = cli.global.log_json;
     let sub = matches.subcommand().map(|(_, m)| m.clone());
-    let rc = match use_borgmatic(&cli.global).and_then(|()| run(cli, sub.as_ref())) {
+    let rc = match use_borgmatic(&mut cli.global).and_then(|()| run(cli, sub.as_ref())) {
         Ok(rc) => rc,
         Err(e) => {
             if let Error::Io { source, .. } = &e {
@@ -429,10 +433,11 @@ fn log_json_line(
     json::line(&J::obj(fields))
 }
 
-/// `--borgmatic-config`: the chosen repository and its credentials become the `BORG_*`
-/// variables borg would have had from borgmatic (before anything reads them; the process is
-/// still single-threaded here).
-fn use_borgmatic(g: &GlobalArgs) -> Result<()> {
+/// `--borgmatic-config`: the chosen repository and its settings become the `BORG_*` variables
+/// borg would have had from borgmatic (before anything reads them; the process is still
+/// single-threaded here) — but the passphrase and `ssh_command` go into the options with their
+/// origin (see `open_options`), so that messages name the configuration, not the environment.
+fn use_borgmatic(g: &mut GlobalArgs) -> Result<()> {
     if g.borgmatic_config.is_none() && !g.borgmatic {
         if g.repository.is_some() {
             return Err(Error::Usage(
@@ -453,19 +458,24 @@ fn use_borgmatic(g: &GlobalArgs) -> Result<()> {
         ),
     );
     for (k, v) in config.environment(repo) {
-        std::env::set_var(k, v);
+        if !matches!(k, "BORG_PASSPHRASE" | "BORG_PASSCOMMAND") {
+            std::env::set_var(k, v);
+        }
     }
-    if config.encryption_passphrase.is_some() {
-        std::env::remove_var("BORG_PASSCOMMAND");
-    } else if config.encryption_passcommand.is_some() {
+    if config.passphrase().is_some() {
         std::env::remove_var("BORG_PASSPHRASE");
+        std::env::remove_var("BORG_PASSCOMMAND");
     }
+    g.borgmatic_in_use = Some(config.clone());
     Ok(())
 }
 
 fn open_options(g: &GlobalArgs) -> OpenOptions {
     use crate::origin::Origin;
     let mut o = OpenOptions::from_env();
+    if let Some(config) = &g.borgmatic_in_use {
+        config.apply(&mut o);
+    }
     o.bypass_lock = g.bypass_lock;
     o.lock_wait = std::time::Duration::from_secs_f64(g.lock_wait.max(0.0));
     if let Some(r) = &g.rsh {
