@@ -19,6 +19,9 @@
 //! ```
 
 use crate::error::{Error, Result};
+use crate::key::passphrase::{ConfiguredPassphrase, PassphraseSetting};
+use crate::origin::Origin;
+use crate::repository::OpenOptions;
 use std::path::{Path, PathBuf};
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -177,6 +180,44 @@ impl BorgmaticConfig {
             _ => Error::io(file, e),
         })?;
         Self::parse(&yaml, file)
+    }
+
+    /// Where the setting `key` of this file is (for messages about it).
+    pub fn origin(&self, key: &'static str) -> Origin {
+        Origin::Borgmatic {
+            file: self.file.clone(),
+            key,
+        }
+    }
+
+    /// The passphrase setting (`encryption_passphrase` wins over `encryption_passcommand`, as
+    /// in borgmatic), with where it is set.
+    pub fn passphrase(&self) -> Option<ConfiguredPassphrase> {
+        if let Some(p) = &self.encryption_passphrase {
+            return Some(ConfiguredPassphrase {
+                setting: PassphraseSetting::Value(zeroize::Zeroizing::new(p.clone())),
+                origin: self.origin("encryption_passphrase"),
+            });
+        }
+        self.encryption_passcommand
+            .as_ref()
+            .map(|c| ConfiguredPassphrase {
+                setting: PassphraseSetting::Command(c.clone()),
+                origin: self.origin("encryption_passcommand"),
+            })
+    }
+
+    /// Sets in `opts` what this configuration gives that messages need the origin of: the
+    /// passphrase setting and `ssh_command` (as the `rsh` command). The rest reaches borg's code
+    /// as the variables of [`BorgmaticConfig::environment`].
+    pub fn apply(&self, opts: &mut OpenOptions) {
+        if let Some(p) = self.passphrase() {
+            opts.configured_passphrase = Some(p);
+        }
+        if let Some(c) = &self.ssh_command {
+            opts.remote.rsh = Some(c.clone());
+            opts.remote.rsh_origin = self.origin("ssh_command");
+        }
     }
 
     /// The `BORG_*` variables borgmatic would give borg for `repo` (`None`: leave unset).
@@ -352,6 +393,11 @@ borg_keys_directory: ${OXIBORG_BM_TEST_UNSET:-/etc/borgmatic/keys}
         assert!(select(&cs, Some("nope")).is_err());
         let env = cs[0].environment(&cs[0].repositories[0]);
         assert!(env.contains(&("BORG_PASSPHRASE", "s3cret".into())));
+        let mut o = OpenOptions::default();
+        cs[0].apply(&mut o);
+        let p = o.configured_passphrase.expect("a passphrase");
+        assert_eq!(p.origin.to_string(), "encryption_passphrase in new.yaml");
+        assert!(o.remote.rsh.is_none());
         assert!(BorgmaticConfig::parse("- a list", Path::new("x")).is_err());
         assert!(BorgmaticConfig::parse("repositories: 3", Path::new("x")).is_err());
     }

@@ -85,9 +85,10 @@ pub enum Error {
     #[error("Failed to retrieve a passphrase from the command \"{command}\": {reason}.")]
     #[allow(missing_docs)]
     PasscommandFailure { command: String, reason: String },
-    /// The passphrase from the environment is wrong.
-    #[error("Passphrase supplied in BORG_PASSPHRASE, by BORG_PASSCOMMAND, or via BORG_PASSPHRASE_FD is incorrect.")]
-    PassphraseWrong,
+    /// The passphrase given is wrong: from the environment (`None`), or from the configuration
+    /// setting named.
+    #[error("{}", passphrase_wrong(.0.as_ref()))]
+    PassphraseWrong(Option<crate::origin::Origin>),
     /// Three interactive attempts failed.
     #[error("Exceeded the maximum password retries.")]
     PasswordRetriesExceeded,
@@ -126,6 +127,28 @@ pub enum Error {
     /// Anything else, with its full message.
     #[error("{0}")]
     Other(String),
+}
+
+/// The wrong-passphrase message: borg's for the environment, else one that names the setting
+/// and the file to correct (the environment would not override it).
+fn passphrase_wrong(origin: Option<&crate::origin::Origin>) -> String {
+    use crate::origin::Origin;
+    match origin {
+        None => "Passphrase supplied in BORG_PASSPHRASE, by BORG_PASSCOMMAND, or via BORG_PASSPHRASE_FD is incorrect."
+            .into(),
+        Some(o @ Origin::Borgmatic { key, .. }) => {
+            let (what, fix) = if *key == "encryption_passcommand" {
+                ("printed by", "correct what the command prints, or the command in that file")
+            } else {
+                ("set as", "correct it in that file")
+            };
+            format!(
+                "The passphrase {what} {o} is incorrect: {fix}. With a borgmatic configuration its \
+                 passphrase setting is used; BORG_PASSPHRASE and BORG_PASSCOMMAND are not."
+            )
+        }
+        Some(o) => format!("Passphrase supplied by {o} is incorrect."),
+    }
 }
 
 impl Error {
@@ -181,7 +204,7 @@ impl Error {
             Error::RepoKeyNotFound(_) => 44,
             Error::NoPassphrase(_) => 50,
             Error::PasscommandFailure { .. } => 51,
-            Error::PassphraseWrong => 52,
+            Error::PassphraseWrong(_) => 52,
             Error::PasswordRetriesExceeded => 53,
             Error::TamRequired => 98,
             Error::TamInvalid => 97,
@@ -213,7 +236,7 @@ impl Error {
             Error::RepoKeyNotFound(_) => "RepoKeyNotFoundError",
             Error::NoPassphrase(_) => "NoPassphraseFailure",
             Error::PasscommandFailure { .. } => "PasscommandFailure",
-            Error::PassphraseWrong => "PassphraseWrong",
+            Error::PassphraseWrong(_) => "PassphraseWrong",
             Error::PasswordRetriesExceeded => "PasswordRetriesExceeded",
             Error::TamRequired => "TAMRequiredError",
             Error::TamInvalid => "TAMInvalid",

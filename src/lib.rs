@@ -46,6 +46,7 @@ pub mod fuzzing;
 pub mod key;
 pub mod location;
 pub mod log;
+pub mod origin;
 pub mod patterns;
 pub mod placeholders;
 pub mod remote;

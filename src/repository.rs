@@ -15,7 +15,7 @@ use crate::archive::stream::{ChunkPrefetcher, ItemStream};
 use crate::archive::{ArchiveEntry, ArchiveMeta, Manifest};
 use crate::error::{Error, Result};
 use crate::key::blob::{self, BorgDirs, KeyBlob};
-use crate::key::passphrase::Passphrase;
+use crate::key::passphrase::{ConfiguredPassphrase, Passphrase};
 use crate::key::{Key, KeyType, Sealed};
 use crate::location::{Location, Protocol};
 use crate::store::local::{LocalOptions, LocalStore};
@@ -32,8 +32,12 @@ pub struct OpenOptions {
     pub bypass_lock: bool,
     /// How long to wait for a lock (`--lock-wait`).
     pub lock_wait: Duration,
-    /// A passphrase given by the caller; `None` asks the environment, then the terminal.
+    /// A passphrase given by the caller; `None` asks `configured_passphrase`, the environment,
+    /// then the terminal.
     pub passphrase: Option<Passphrase>,
+    /// A configuration file's passphrase setting (borgmatic's), used instead of the
+    /// environment's and named when it is wrong.
+    pub configured_passphrase: Option<ConfiguredPassphrase>,
     /// `BORG_KEY_FILE`.
     pub key_file: Option<PathBuf>,
     /// borg's directories (keys, security).
@@ -50,6 +54,7 @@ impl Default for OpenOptions {
             bypass_lock: false,
             lock_wait: Duration::from_secs(1),
             passphrase: None,
+            configured_passphrase: None,
             key_file: None,
             dirs: BorgDirs::from_env(),
             ignore_invalid_archive_tam: false,
@@ -170,11 +175,13 @@ impl Repository {
             .exists();
         Ok(match ktype {
             KeyType::Plaintext => Key::plaintext(),
-            KeyType::Passphrase => {
-                blob::legacy_passphrase_key(&repo_id, options.passphrase.as_ref(), location, |k| {
-                    k.decrypt("Manifest", sample).is_ok()
-                })?
-            }
+            KeyType::Passphrase => blob::legacy_passphrase_key(
+                &repo_id,
+                options.passphrase.as_ref(),
+                options.configured_passphrase.as_ref(),
+                location,
+                |k| k.decrypt("Manifest", sample).is_ok(),
+            )?,
             k if k.is_keyfile() => {
                 let blob = blob::find_key_file(
                     &repo_id,
@@ -187,6 +194,7 @@ impl Repository {
                     &blob,
                     location,
                     options.passphrase.as_ref(),
+                    options.configured_passphrase.as_ref(),
                     tam_fallback,
                 )?
             }
@@ -204,6 +212,7 @@ impl Repository {
                     &blob,
                     location,
                     options.passphrase.as_ref(),
+                    options.configured_passphrase.as_ref(),
                     tam_fallback,
                 )?
             }

@@ -319,3 +319,46 @@ fn borgmatic_runs_oxiborg_as_its_local_path() {
     let o = run(&with_ox, &["check"], &here);
     assert_eq!(o.code, 0, "borgmatic check with oxiborg\n{}", o.describe());
 }
+
+/// A wrong passphrase from a configuration: the message names the setting and the file it came
+/// from (not BORG_PASSPHRASE / BORG_PASSCOMMAND, which it did not come from and which would not
+/// override it), with borg's exit code for a wrong passphrase.
+#[test]
+fn wrong_passphrase_from_a_configuration_names_it() {
+    let mut env = TestEnv::new();
+    let repo = fixture_repo(&mut env, "repokey-blake2-lz4");
+    // the right passphrase in the environment does not count: the configuration wins
+    env.set("BORG_PASSPHRASE", PASSPHRASE);
+    env.set("BORG_EXIT_CODES", "modern");
+    let pass = env.path().join("pass");
+    fs::write(&pass, "not-the-passphrase\n").unwrap();
+    for (key, value) in [
+        ("encryption_passcommand", format!("cat {}", pass.display())),
+        (
+            "encryption_passphrase",
+            "\"not-the-passphrase\"".to_string(),
+        ),
+    ] {
+        let cfg = env.path().join(format!("{key}.yaml"));
+        fs::write(
+            &cfg,
+            format!("repositories:\n    - {}\n{key}: {value}\n", repo.display()),
+        )
+        .unwrap();
+        let o = env.oxiborg([os("--borgmatic-config"), os(&cfg), os("list")]);
+        assert_eq!(o.code, 52, "{key}: PassphraseWrong\n{}", o.describe());
+        let file = cfg.display().to_string();
+        for needle in [key, file.as_str(), "incorrect"] {
+            assert!(
+                o.stderr.contains(needle),
+                "{key}: {needle}\n{}",
+                o.describe()
+            );
+        }
+        assert!(
+            !o.stderr.contains("supplied in BORG_PASSPHRASE"),
+            "{key}: blames the environment\n{}",
+            o.describe()
+        );
+    }
+}

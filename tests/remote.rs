@@ -1059,3 +1059,449 @@ fn garbage_server_is_refused() {
     }
     assert_no_diffs("garbage from the server", &errs);
 }
+
+// ---------------------------------------------------------------------------------------
+// slow links and flaky connections: the timeout is silence, retries count failures in a row
+// ---------------------------------------------------------------------------------------
+
+/// One 1 MiB object (a single fixed-size chunk, stored uncompressed) fetched through a link that
+/// trickles 200 KB/s — five seconds for the object, bytes arriving every 40 ms — with
+/// `OXIBORG_REMOTE_TIMEOUT=2` and no reconnection: the response takes longer than the timeout,
+/// but the server is never silent, so the extract completes.
+#[test]
+fn slow_link_is_not_a_timeout() {
+    let Some(borg) = any_borg() else { return };
+    let Some(r) = Remote::new(borg) else { return };
+    let src = r.env.path().join("slowsrc");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("one.bin"), pseudo_random(77, 1 << 20)).unwrap();
+    let repo = r.init_repo("repo-slow", "repokey");
+    r.create(
+        &repo,
+        "one",
+        &src,
+        &["one.bin"],
+        &["--chunker-params", "fixed,4194304", "--compression", "none"],
+    );
+    let link = SlowLink::start(r.port(), 8 * 1024, Duration::from_millis(40));
+    // the link is another host:port to the client
+    fs::write(
+        &r.known_hosts,
+        format!(
+            "{}[{HOST}]:{} {}\n",
+            r.server.known_hosts_line(),
+            link.port,
+            r.server.host_key.public
+        ),
+    )
+    .unwrap();
+    let loc = format!(
+        "ssh://{}@{HOST}:{}{}",
+        login_user(),
+        link.port,
+        repo.display()
+    );
+    let mut errs = Vec::new();
+    for t in [Transport::Native, Transport::Command] {
+        let dest = fresh_dir(&r.env.path().join(format!("slow-{t:?}")));
+        let mut cmd = r.oxiborg_cmd(
+            t,
+            Key::Plain,
+            &[
+                os("--remote-path"),
+                os(&r.borg.path),
+                os("--connections"),
+                os("1"),
+                os("extract"),
+                os("-C"),
+                os(&dest),
+                os(format!("{loc}::one")),
+            ],
+        );
+        cmd.env("OXIBORG_REMOTE_TIMEOUT", "2")
+            .env("OXIBORG_REMOTE_RETRIES", "0");
+        let run = run_limited(cmd, RUN_LIMIT);
+        let what = format!(
+            "[{}] extract of a 1 MiB object over 200 KB/s, timeout 2 s",
+            tname(t)
+        );
+        eprintln!("{what}: {:.2} s", run.elapsed.as_secs_f64());
+        if check_ok(&what, &run, &mut errs)
+            && fs::read(dest.join("one.bin")).ok() != fs::read(src.join("one.bin")).ok()
+        {
+            errs.push(format!("{what}: one.bin differs from the source"));
+        }
+    }
+    drop(link);
+    finish(&r, "slow link", &errs);
+}
+
+/// The connection drops five times, each time after 2 MiB of answers: every drop follows
+/// progress, so each is a first failure again, and the default three retries are not used up.
+#[test]
+fn drops_after_progress_do_not_use_up_the_retries() {
+    let Some((r, _repo, src)) = big_setup() else {
+        return;
+    };
+    let (wrapper, flag) = r.write_wrapper("kill-serve-times-5", 2 << 20);
+    let loc = r.url_abs(&r.pool.join("repo-big"));
+    let dest = fresh_dir(&r.env.path().join("dest-drops"));
+    let cmd = r.oxiborg_cmd(
+        Transport::Native,
+        Key::Plain,
+        &[
+            os("--remote-path"),
+            os(&wrapper),
+            os("--connections"),
+            os("1"),
+            os("extract"),
+            os("-C"),
+            os(&dest),
+            os(format!("{loc}::big")),
+        ],
+    );
+    let run = run_limited(cmd, RUN_LIMIT);
+    let mut errs = Vec::new();
+    let what = "[native] extract, connection dropped 5 times after 2 MiB each (default retries)";
+    let drops = fs::read_to_string(&flag).unwrap_or_default();
+    if drops.trim() != "5" {
+        errs.push(format!(
+            "{what}: the wrapper dropped {drops:?} times, not 5 (test set-up problem)\n{}",
+            run.describe()
+        ));
+    }
+    if check_ok(what, &run, &mut errs) {
+        let n = run
+            .out
+            .stderr
+            .matches("reconnecting (attempt 1 of 3)")
+            .count();
+        if n != 5 {
+            errs.push(format!(
+                "{what}: expected 5 reconnections, each a first attempt; got {n}\n{}",
+                run.describe()
+            ));
+        }
+        for i in 0..BIG_FILES {
+            let rel = format!("data/f{i}.bin");
+            if fs::read(dest.join(&rel)).ok() != fs::read(src.join(&rel)).ok() {
+                errs.push(format!("{what}: {rel} differs from the source"));
+            }
+        }
+    }
+    finish(&r, "drops after progress", &errs);
+}
+
+// ---------------------------------------------------------------------------------------
+// host keys: the algorithm known_hosts records, first contact
+// ---------------------------------------------------------------------------------------
+
+/// The server offers ed25519 and RSA host keys; known_hosts records only its RSA key (plain or
+/// hashed, as `ssh-keyscan -t rsa` / `ssh-keygen -H` write it). OpenSSH asks for the RSA key
+/// and connects; so must the built-in client. A different RSA key is a changed key, reported
+/// with how to remove the old one.
+#[test]
+fn host_key_algorithm_known_for_the_host_is_used() {
+    let Some(borg) = any_borg() else { return };
+    let Some(r) = negative_setup(borg) else {
+        return;
+    };
+    let mut errs = Vec::new();
+    fs::write(&r.known_hosts, r.server.known_hosts_line_rsa()).unwrap();
+    for t in ALL_TRANSPORTS {
+        let loc = r.loc(t, Key::Forced, REPO_RK);
+        let run = r.oxiborg(t, Key::Forced, &[os("list"), os(&loc)]);
+        check_ok(
+            &format!("[{}] list with only the RSA host key known", tname(t)),
+            &run,
+            &mut errs,
+        );
+    }
+    // hashed names
+    let mut c = std::process::Command::new(&r.tools.ssh_keygen);
+    c.arg("-H").arg("-f").arg(&r.known_hosts);
+    run_ok(c, Duration::from_secs(30));
+    let hashed = fs::read_to_string(&r.known_hosts).unwrap();
+    assert!(hashed.starts_with("|1|"), "ssh-keygen -H: {hashed}");
+    let loc = r.url(REPO_RK);
+    for t in [Transport::Native, Transport::Command] {
+        let run = r.oxiborg(t, Key::Forced, &[os("list"), os(&loc)]);
+        check_ok(
+            &format!(
+                "[{}] list with only the RSA host key known, hashed",
+                tname(t)
+            ),
+            &run,
+            &mut errs,
+        );
+    }
+    // another RSA key: changed
+    let other = keygen(&r.tools, r.env.path(), "impostor_rsa_host_key", "rsa");
+    fs::write(
+        &r.known_hosts,
+        format!("[{HOST}]:{} {}\n", r.port(), other.public),
+    )
+    .unwrap();
+    let run = r.oxiborg(Transport::Native, Key::Forced, &[os("list"), os(&loc)]);
+    expect_error(
+        &run,
+        &[
+            "HAS CHANGED",
+            &r.server.host_key_rsa.fingerprint,
+            "ssh-keygen",
+            &format!("-R '[{HOST}]:{}'", r.port()),
+        ],
+        Duration::from_secs(10),
+        "[native] known_hosts holds another RSA key",
+        &mut errs,
+    );
+    let run = r.oxiborg(Transport::Command, Key::Forced, &[os("list"), os(&loc)]);
+    expect_error(
+        &run,
+        &["Host key verification failed"],
+        Duration::from_secs(10),
+        "[BORG_RSH=ssh] known_hosts holds another RSA key",
+        &mut errs,
+    );
+    finish(&r, "host key algorithm", &errs);
+}
+
+/// `sh -c 'printf ANSWER | script -qefc CMD /dev/null'`: CMD on a pseudo-terminal (stdin, stdout,
+/// stderr), with ANSWER typed in; what the terminal showed is stdout.
+fn on_pty_answering(r: &Remote, t: Transport, key: Key, args: &[OsString], answer: &str) -> Run {
+    let mut inner = vec![quote(std::ffi::OsStr::new(oxiborg_bin()))];
+    inner.extend(args.iter().map(|a| quote(a)));
+    let proto = r.oxiborg_cmd(t, key, args);
+    let mut cmd = r.env.command("sh");
+    for (k, v) in proto.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.arg("-c")
+        .arg("printf \"$1\" | script -qefc \"$2\" /dev/null")
+        .arg("sh")
+        .arg(answer)
+        .arg(inner.join(" "));
+    run_limited(cmd, RUN_LIMIT)
+}
+
+fn have_script() -> bool {
+    std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok()
+}
+
+/// An unknown host on a terminal: asked as OpenSSH asks (fingerprint, yes/no); "yes" records the
+/// key in known_hosts (in OpenSSH's format, usable by OpenSSH), "no" refuses.
+#[test]
+fn first_contact_on_a_terminal_asks() {
+    if !have_script() {
+        eprintln!("note: util-linux `script` is missing; test skipped");
+        return;
+    }
+    let Some(borg) = any_borg() else { return };
+    let Some(r) = negative_setup(borg) else {
+        return;
+    };
+    let mut errs = Vec::new();
+    let loc = r.url(REPO_RK);
+    let args = [os("list"), os(&loc)];
+    // "no": refused, nothing recorded
+    fs::remove_file(&r.known_hosts).unwrap();
+    let run = on_pty_answering(&r, Transport::Native, Key::Forced, &args, "no\n");
+    let shown = run.out.stdout_str();
+    for needle in [
+        "The authenticity of host",
+        r.server.host_key.fingerprint.as_str(),
+        "(yes/no/[fingerprint])",
+        "Host key verification failed",
+    ] {
+        if !shown.contains(needle) {
+            errs.push(format!(
+                "[native, answer no] the terminal lacks {needle:?}:\n{shown}"
+            ));
+        }
+    }
+    if run.out.code == 0 || r.known_hosts.exists() {
+        errs.push(format!(
+            "[native, answer no] expected a refusal and no known_hosts file\n{}",
+            run.describe()
+        ));
+    }
+    // "yes": connects and records the key
+    let run = on_pty_answering(&r, Transport::Native, Key::Forced, &args, "yes\n");
+    let shown = run.out.stdout_str();
+    if run.out.code != 0 || !shown.contains("Permanently added") {
+        errs.push(format!(
+            "[native, answer yes] expected success\n{}",
+            run.describe()
+        ));
+    }
+    let recorded = fs::read_to_string(&r.known_hosts).unwrap_or_default();
+    if !recorded.contains(&r.server.known_hosts_line()) {
+        errs.push(format!(
+            "[native, answer yes] known_hosts should hold {:?}, holds {recorded:?}",
+            r.server.known_hosts_line()
+        ));
+    }
+    // no question any more, and OpenSSH (strict checking) accepts the recorded line
+    for t in [Transport::Native, Transport::Command] {
+        let run = r.oxiborg(t, Key::Forced, &args);
+        check_ok(
+            &format!("[{}] list after the key was recorded", tname(t)),
+            &run,
+            &mut errs,
+        );
+    }
+    finish(&r, "first contact on a terminal", &errs);
+}
+
+/// `StrictHostKeyChecking accept-new` in ~/.ssh/config: an unknown host's key is recorded
+/// without asking (as OpenSSH does with it); a changed key is still refused.
+#[test]
+fn accept_new_in_ssh_config_is_honoured() {
+    let Some(borg) = any_borg() else { return };
+    let Some(r) = negative_setup(borg) else {
+        return;
+    };
+    let mut errs = Vec::new();
+    let config = r.env.base.join(".ssh/config");
+    let mut text = fs::read_to_string(&config).unwrap();
+    text.push_str("Host *\n    StrictHostKeyChecking accept-new\n");
+    fs::write(&config, text).unwrap();
+    fs::remove_file(&r.known_hosts).unwrap();
+    let loc = r.url(REPO_RK);
+    let run = r.oxiborg(Transport::Native, Key::Forced, &[os("list"), os(&loc)]);
+    if check_ok("[native] accept-new, unknown host", &run, &mut errs)
+        && !run.out.stderr.contains("Permanently added")
+    {
+        errs.push(format!(
+            "[native] accept-new: the addition is not reported\n{}",
+            run.describe()
+        ));
+    }
+    let recorded = fs::read_to_string(&r.known_hosts).unwrap_or_default();
+    if !recorded.contains(&r.server.known_hosts_line()) {
+        errs.push(format!(
+            "[native] accept-new: known_hosts should hold {:?}, holds {recorded:?}",
+            r.server.known_hosts_line()
+        ));
+    }
+    // the oracle: OpenSSH with accept-new does the same
+    let kh = r.env.path().join("openssh_known_hosts");
+    let mut cmd = r.oxiborg_cmd(Transport::Command, Key::Forced, &[os("list"), os(&loc)]);
+    cmd.env(
+        "BORG_RSH",
+        format!(
+            "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o StrictHostKeyChecking=accept-new -o BatchMode=yes",
+            r.forced.private.display(),
+            kh.display()
+        ),
+    );
+    let run = run_limited(cmd, RUN_LIMIT);
+    check_ok("[BORG_RSH=ssh] accept-new, unknown host", &run, &mut errs);
+    // a changed key is refused all the same
+    let other = keygen(&r.tools, r.env.path(), "impostor_host_key", "ed25519");
+    fs::write(
+        &r.known_hosts,
+        format!("[{HOST}]:{} {}\n", r.port(), other.public),
+    )
+    .unwrap();
+    let run = r.oxiborg(Transport::Native, Key::Forced, &[os("list"), os(&loc)]);
+    expect_error(
+        &run,
+        &["HAS CHANGED"],
+        Duration::from_secs(10),
+        "[native] accept-new, changed key",
+        &mut errs,
+    );
+    finish(&r, "StrictHostKeyChecking accept-new", &errs);
+}
+
+/// A machine with no `~/.ssh` and the key somewhere else (`/etc/borgmatic/key`): the unknown-host
+/// error gives a command that works as it stands (it makes `~/.ssh`); the authentication error
+/// says how to name the key, and `--ssh-identity` does; with `BORG_RSH="ssh -i KEY …"` but no
+/// `ssh` installed, the built-in client takes the key (and known_hosts) from it.
+#[test]
+fn fresh_machine_with_the_built_in_client() {
+    let Some(borg) = any_borg() else { return };
+    let Some(r) = negative_setup(borg) else {
+        return;
+    };
+    let mut errs = Vec::new();
+    fs::remove_dir_all(r.env.base.join(".ssh")).unwrap();
+    let loc = r.url(REPO_RK);
+    let key = r.forced.private.clone();
+    let bare = |args: &[OsString]| {
+        let mut cmd = r.oxiborg_cmd(Transport::Native, Key::Forced, args);
+        cmd.env_remove("OXIBORG_SSH_IDENTITY");
+        cmd
+    };
+    // unknown host: the hint, run as given, makes ~/.ssh and records the key
+    let run = run_limited(bare(&[os("list"), os(&loc)]), RUN_LIMIT);
+    expect_error(
+        &run,
+        &["not a known host", "mkdir -p", "ssh-keyscan"],
+        Duration::from_secs(10),
+        "[native] no ~/.ssh at all",
+        &mut errs,
+    );
+    let hint = run
+        .out
+        .stderr
+        .split('`')
+        .find(|s| s.starts_with("mkdir -p"))
+        .map(str::to_string);
+    match hint {
+        Some(h) => {
+            let mut c = r.env.command("sh");
+            c.arg("-c").arg(&h);
+            run_ok(c, Duration::from_secs(30));
+        }
+        None => errs.push(format!("no `mkdir -p …` command in\n{}", run.describe())),
+    }
+    // no key found: the error says how to name one
+    let run = run_limited(bare(&[os("list"), os(&loc)]), RUN_LIMIT);
+    expect_error(
+        &run,
+        &[
+            "SSH authentication",
+            "OXIBORG_SSH_IDENTITY",
+            "--ssh-identity",
+        ],
+        Duration::from_secs(10),
+        "[native] no identity",
+        &mut errs,
+    );
+    let run = run_limited(
+        bare(&[os("--ssh-identity"), os(&key), os("list"), os(&loc)]),
+        RUN_LIMIT,
+    );
+    check_ok("[native] --ssh-identity KEY", &run, &mut errs);
+    // BORG_RSH names the key, but there is no ssh: the built-in client uses its -i and -o
+    let no_ssh = r.env.path().join("empty-path");
+    fs::create_dir_all(&no_ssh).unwrap();
+    let _ = fs::remove_file(&r.known_hosts);
+    let kh = r.env.path().join("rsh_known_hosts");
+    fs::write(&kh, r.server.known_hosts_line()).unwrap();
+    let mut cmd = bare(&[os("list"), os(&loc)]);
+    cmd.env(
+        "BORG_RSH",
+        format!(
+            "ssh -i {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes",
+            key.display(),
+            kh.display()
+        ),
+    )
+    .env("PATH", &no_ssh);
+    let run = run_limited(cmd, RUN_LIMIT);
+    check_ok(
+        "[BORG_RSH=ssh -i KEY, no ssh installed] built-in client",
+        &run,
+        &mut errs,
+    );
+    finish(&r, "a fresh machine", &errs);
+}

@@ -197,3 +197,61 @@ fn rustix_is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// The same key, named by a borgmatic configuration's `ssh_command`: the message names that
+/// setting and file, and a fix that works with it (`--rsh`, which overrides `ssh_command`), not
+/// `export BORG_RSH=…` (which the configuration would override).
+#[test]
+fn an_ssh_key_only_root_can_read_is_explained_under_borgmatic() {
+    if !rustix_is_root() {
+        eprintln!("note: skipping: needs root to run oxiborg as nobody");
+        return;
+    }
+    let mut env = TestEnv::new();
+    let key = env.path().join("key");
+    fs::write(&key, b"-----BEGIN OPENSSH PRIVATE KEY-----\n").unwrap();
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o400)).unwrap();
+    fs::set_permissions(env.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let config = env.path().join("config.yaml");
+    fs::write(
+        &config,
+        format!(
+            "repositories:\n    - path: ssh://borgwarehouse@voile.example:22222/./0a1b2c\nssh_command: ssh -i {}\nencryption_passcommand: cat /etc/borgmatic/pass\n",
+            key.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+    env.unset("BORG_RSH");
+    let base = env.path().join("nobody-base");
+    fs::create_dir_all(&base).unwrap();
+    std::process::Command::new("chown")
+        .arg("65534:65534")
+        .arg(&base)
+        .status()
+        .unwrap();
+    let mut cmd = env.command("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(oxiborg_bin())
+        .arg("--borgmatic-config")
+        .arg(&config)
+        .arg("list")
+        .env("HOME", &base)
+        .env("BORG_BASE_DIR", &base)
+        .current_dir(Path::new("/"));
+    let o = run_command(cmd);
+    assert_eq!(o.code, 2, "{}", o.describe());
+    let config_text = config.display().to_string();
+    for needle in [
+        "cannot be read",
+        "ssh_command",
+        config_text.as_str(),
+        "sudo cp",
+        "--rsh \"ssh -i /tmp/borg-key\"",
+    ] {
+        assert!(o.stderr.contains(needle), "{needle}\n{}", o.describe());
+    }
+    for wrong in ["export BORG_RSH", "of BORG_RSH"] {
+        assert!(!o.stderr.contains(wrong), "{wrong}\n{}", o.describe());
+    }
+}

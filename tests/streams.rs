@@ -1,6 +1,10 @@
 //! Output streams cut off by their reader (`… | head -c 10`): a data stream (`extract
 //! --stdout`, `export-tar … -`) that could not be written to its end is an error, exit code 2
 //! with one line and no panic, as borg 1.4.5 exits 2; a listing (`list | head`) ends quietly.
+//!
+//! (borg 1.4.5 exits 0 when the cut falls inside one write larger than the pipe's buffer — a
+//! 4 MiB chunk of `--stdout` — so the borg comparison uses small files, where it always says 2;
+//! oxiborg gives 2 for both.)
 
 mod common;
 
@@ -26,11 +30,20 @@ fn cut_off(mut cmd: Command, take: usize) -> (i32, String) {
     )
 }
 
-/// A repository with a 4 MiB file and 3000 empty ones (a listing well past a pipe's buffer).
+/// A repository with a 4 MiB file, 300 files of 16 KiB and 3000 empty ones (a listing well
+/// past a pipe's buffer).
 fn repo(env: &TestEnv, borg: &Borg) -> std::path::PathBuf {
     let src = env.path().join("src");
     fs::create_dir_all(src.join("t/many")).unwrap();
+    fs::create_dir_all(src.join("t/small")).unwrap();
     fs::write(src.join("t/big"), pseudo_random(3, 4 << 20)).unwrap();
+    for i in 0..300 {
+        fs::write(
+            src.join(format!("t/small/{i:03}")),
+            pseudo_random(i, 16 << 10),
+        )
+        .unwrap();
+    }
     for i in 0..3000 {
         fs::write(src.join(format!("t/many/file-{i:05}")), b"").unwrap();
     }
@@ -59,6 +72,7 @@ fn a_cut_off_data_stream_is_an_error_a_cut_off_listing_is_not() {
     let repo = repo(&env, &borg);
     for case in [
         &["extract", "--stdout", "R::a", "t/big"][..],
+        &["extract", "--stdout", "R::a", "t/small"][..],
         &["export-tar", "R::a", "-"][..],
     ] {
         let (code, stderr) = cut_off(env.oxiborg_cmd(args(case, &repo)), 10);
@@ -69,6 +83,9 @@ fn a_cut_off_data_stream_is_an_error_a_cut_off_listing_is_not() {
         );
         assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
+        if case.contains(&"t/big") {
+            continue; // (borg's exit code is a matter of timing there, see above)
+        }
         // the oracle
         let (code, stderr) = cut_off(env.borg_cmd(&borg, args(case, &repo)), 10);
         assert_eq!(code, 2, "borg {case:?} | head -c 10\n{stderr}");

@@ -22,13 +22,29 @@ use std::path::PathBuf;
 
 /// Read BorgBackup 1.x repositories without borg.
 #[derive(Debug, Parser)]
-#[command(name = "oxiborg", version, about, max_term_width = 100)]
+#[command(
+    name = "oxiborg",
+    version,
+    about,
+    max_term_width = 100,
+    after_help = REMOTE_HELP
+)]
 pub struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
+
+/// How remote repositories are reached, for `oxiborg --help`.
+const REMOTE_HELP: &str = "\
+Remote repositories (ssh://…, user@host:path): BORG_RSH / --rsh runs that command as borg does; \
+without it the built-in SSH client connects, with ~/.ssh/config, the SSH agent or the key named by \
+--ssh-identity / OXIBORG_SSH_IDENTITY (OXIBORG_SSH_KEY_PASSPHRASE for a protected key), and \
+~/.ssh/known_hosts (OXIBORG_SSH_KNOWN_HOSTS): an unknown host is asked about on a terminal, or \
+recorded with StrictHostKeyChecking accept-new. OXIBORG_REMOTE_TIMEOUT (default 120 s) is how long \
+the server may send nothing while a request waits; OXIBORG_REMOTE_RETRIES (default 3) is how many \
+reconnections in a row may fail without progress.";
 
 /// Options borg accepts for every command.
 #[derive(Debug, Args)]
@@ -64,9 +80,14 @@ struct GlobalArgs {
     /// Use the remote borg at PATH (for ssh:// repositories).
     #[arg(long, global = true, value_name = "PATH")]
     remote_path: Option<String>,
-    /// Use this command instead of ssh (for ssh:// repositories).
+    /// Use this command instead of ssh (for ssh:// repositories); it overrides BORG_RSH and a
+    /// borgmatic ssh_command.
     #[arg(long, global = true, value_name = "RSH")]
     rsh: Option<String>,
+    /// The built-in SSH client (used when BORG_RSH / --rsh is not set): the private key to log in
+    /// with, e.g. /etc/borgmatic/key (as OXIBORG_SSH_IDENTITY).
+    #[arg(long, global = true, value_name = "FILE")]
+    ssh_identity: Option<std::path::PathBuf>,
     /// Open N `borg serve` sessions for a remote repository and spread the reads over them.
     #[arg(long, global = true, value_name = "N")]
     connections: Option<usize>,
@@ -77,7 +98,8 @@ struct GlobalArgs {
     #[arg(long, global = true)]
     consider_part_files: bool,
     /// Take the repository and its credentials (passphrase or passcommand, ssh_command,
-    /// remote_path, key and base directories) from a borgmatic configuration FILE.
+    /// remote_path, key and base directories) from a borgmatic configuration FILE; they win over
+    /// BORG_PASSPHRASE, BORG_PASSCOMMAND and BORG_RSH, as in borgmatic (--rsh still overrides).
     #[arg(long, global = true, value_name = "FILE")]
     borgmatic_config: Option<std::path::PathBuf>,
     /// Like --borgmatic-config, from borgmatic's default places: /etc/borgmatic/config.yaml,
@@ -87,6 +109,9 @@ struct GlobalArgs {
     /// With --borgmatic-config: the repository to use, by path or label.
     #[arg(long, global = true, value_name = "PATH|LABEL")]
     repository: Option<String>,
+    /// The borgmatic configuration in use (set by `use_borgmatic`).
+    #[arg(skip)]
+    borgmatic_in_use: Option<crate::borgmatic::BorgmaticConfig>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -342,7 +367,7 @@ struct InfoArgs {
 /// Runs the CLI with the process arguments; returns the exit code.
 pub fn main() -> i32 {
     let matches = docs::command(Cli::command()).get_matches();
-    let cli = match Cli::from_arg_matches(&matches) {
+    let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
@@ -359,7 +384,7 @@ pub fn main() -> i32 {
         Command::ExportTar(_) => true,
         _ => false,
     };
-    let rc = match use_borgmatic(&cli.global).and_then(|()| run(cli, sub.as_ref())) {
+    let rc = match use_borgmatic(&mut cli.global).and_then(|()| run(cli, sub.as_ref())) {
         Ok(rc) => rc,
         Err(e) => {
             let e = match e {
@@ -454,10 +479,11 @@ fn log_json_line(
     json::line(&J::obj(fields))
 }
 
-/// `--borgmatic-config`: the chosen repository and its credentials become the `BORG_*`
-/// variables borg would have had from borgmatic (before anything reads them; the process is
-/// still single-threaded here).
-fn use_borgmatic(g: &GlobalArgs) -> Result<()> {
+/// `--borgmatic-config`: the chosen repository and its settings become the `BORG_*` variables
+/// borg would have had from borgmatic (before anything reads them; the process is still
+/// single-threaded here) — but the passphrase and `ssh_command` go into the options with their
+/// origin (see `open_options`), so that messages name the configuration, not the environment.
+fn use_borgmatic(g: &mut GlobalArgs) -> Result<()> {
     if g.borgmatic_config.is_none() && !g.borgmatic {
         if g.repository.is_some() {
             return Err(Error::Usage(
@@ -478,23 +504,35 @@ fn use_borgmatic(g: &GlobalArgs) -> Result<()> {
         ),
     );
     for (k, v) in config.environment(repo) {
-        std::env::set_var(k, v);
+        if !matches!(k, "BORG_PASSPHRASE" | "BORG_PASSCOMMAND") {
+            std::env::set_var(k, v);
+        }
     }
-    if config.encryption_passphrase.is_some() {
-        std::env::remove_var("BORG_PASSCOMMAND");
-    } else if config.encryption_passcommand.is_some() {
+    if config.passphrase().is_some() {
         std::env::remove_var("BORG_PASSPHRASE");
+        std::env::remove_var("BORG_PASSCOMMAND");
     }
+    g.borgmatic_in_use = Some(config.clone());
     Ok(())
 }
 
 fn open_options(g: &GlobalArgs) -> OpenOptions {
+    use crate::origin::Origin;
     let mut o = OpenOptions::from_env();
+    if let Some(config) = &g.borgmatic_in_use {
+        config.apply(&mut o);
+    }
     o.bypass_lock = g.bypass_lock;
     o.lock_wait = std::time::Duration::from_secs_f64(g.lock_wait.max(0.0));
     if let Some(r) = &g.rsh {
         o.remote.rsh = Some(r.clone());
+        o.remote.rsh_origin = Origin::Flag("--rsh");
     }
+    if let Some(f) = &g.ssh_identity {
+        o.remote.identity = Some(f.clone());
+        o.remote.identity_origin = Origin::Flag("--ssh-identity");
+    }
+    o.remote.host_key_prompt = Some(crate::remote::ssh::HostKeyPrompt::terminal());
     if let Some(r) = &g.remote_path {
         o.remote.remote_path = Some(r.clone());
     }

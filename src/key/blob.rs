@@ -1,7 +1,7 @@
 //! Key blobs: finding them (repository config or key file), decrypting them with the
 //! passphrase (PBKDF2-HMAC-SHA256 → AES-256-CTR → HMAC-SHA256 check), and borg's directories.
 
-use super::passphrase::{self, Passphrase};
+use super::passphrase::{self, ConfiguredPassphrase, Passphrase};
 use super::{aes_ctr_zero_iv, hmac_sha256, Key, KeyType, Secrets};
 use crate::error::{Error, Result};
 use base64::Engine;
@@ -302,28 +302,22 @@ fn key_from_plain(
 
 /// Decrypts a key blob, asking for the passphrase in borg's order.
 ///
-/// `passphrase` overrides the environment (library callers); `tam_fallback` is used for old keys
+/// `passphrase` overrides the environment (library callers), and so does `configured` (a
+/// configuration file's setting, named when it is wrong); `tam_fallback` is used for old keys
 /// without `tam_required` (borg then consults its security directory).
 pub fn unlock(
     ktype: KeyType,
     blob: &KeyBlob,
     location: &str,
     passphrase: Option<&Passphrase>,
+    configured: Option<&ConfiguredPassphrase>,
     tam_fallback: bool,
 ) -> Result<Key> {
     let env = parse_envelope(blob, location)?;
-    let from_env;
-    let given = match passphrase {
-        Some(p) => Some(p),
-        None => {
-            from_env = passphrase::from_environment()?;
-            from_env.as_ref()
-        }
-    };
-    if let Some(p) = given {
-        return match try_passphrase(&env, &p.secret) {
+    if let Some((secret, origin)) = passphrase::obtain(passphrase, configured)? {
+        return match try_passphrase(&env, &secret) {
             Some(plain) => key_from_plain(ktype, &plain, blob, location, tam_fallback),
-            None => Err(Error::PassphraseWrong),
+            None => Err(Error::PassphraseWrong(origin)),
         };
     }
     // borg first tries the empty passphrase silently, then prompts up to three times.
@@ -351,6 +345,7 @@ pub fn unlock(
 pub fn legacy_passphrase_key(
     repo_id: &[u8; 32],
     passphrase: Option<&Passphrase>,
+    configured: Option<&ConfiguredPassphrase>,
     location: &str,
     check: impl Fn(&Key) -> bool,
 ) -> Result<Key> {
@@ -370,20 +365,12 @@ pub fn legacy_passphrase_key(
             "passphrase".into(),
         )
     };
-    let from_env;
-    let given = match passphrase {
-        Some(p) => Some(p),
-        None => {
-            from_env = passphrase::from_environment()?;
-            from_env.as_ref()
-        }
-    };
-    if let Some(p) = given {
-        let key = derive(&p.secret)?;
+    if let Some((secret, origin)) = passphrase::obtain(passphrase, configured)? {
+        let key = derive(&secret)?;
         return if check(&key) {
             Ok(key)
         } else {
-            Err(Error::PassphraseWrong)
+            Err(Error::PassphraseWrong(origin))
         };
     }
     for _ in 0..3 {

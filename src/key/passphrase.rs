@@ -3,10 +3,75 @@
 //!
 //! The first variable that is *set* wins, even when empty (an empty `BORG_PASSPHRASE` means the
 //! empty passphrase). A passphrase is held in [`Zeroizing`] memory and never printed.
+//!
+//! A passphrase setting of a configuration file ([`ConfiguredPassphrase`], from borgmatic's
+//! `encryption_passphrase` / `encryption_passcommand`) replaces those variables, and is what a
+//! wrong-passphrase error names.
 
 use crate::error::{Error, Result};
+use crate::origin::Origin;
 use std::io::Read;
 use zeroize::Zeroizing;
+
+/// A passphrase setting of a configuration file: used instead of borg's environment variables,
+/// and named (with its file) when it is wrong.
+#[derive(Clone)]
+pub struct ConfiguredPassphrase {
+    /// The passphrase, or the command that prints it.
+    pub setting: PassphraseSetting,
+    /// Where it is set.
+    pub origin: Origin,
+}
+
+/// The two ways a configuration gives the passphrase.
+#[derive(Clone)]
+pub enum PassphraseSetting {
+    /// The passphrase itself (borgmatic's `encryption_passphrase`).
+    Value(Zeroizing<String>),
+    /// A command that prints it, run when a key needs it (borgmatic's `encryption_passcommand`).
+    Command(String),
+}
+
+impl std::fmt::Debug for ConfiguredPassphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.setting {
+            PassphraseSetting::Value(_) => write!(f, "ConfiguredPassphrase(from {})", self.origin),
+            PassphraseSetting::Command(c) => {
+                write!(
+                    f,
+                    "ConfiguredPassphrase(command {c:?} from {})",
+                    self.origin
+                )
+            }
+        }
+    }
+}
+
+/// The passphrase to try before asking on the terminal: the caller's, else the configured one,
+/// else borg's environment variables; with the origin a wrong-passphrase error names (`None`:
+/// the caller or borg's variables). `Ok(None)`: none is given.
+pub fn obtain(
+    given: Option<&Passphrase>,
+    configured: Option<&ConfiguredPassphrase>,
+) -> Result<Option<(Zeroizing<String>, Option<Origin>)>> {
+    if let Some(p) = given {
+        return Ok(Some((p.secret.clone(), None)));
+    }
+    if let Some(c) = configured {
+        let secret = match &c.setting {
+            PassphraseSetting::Value(v) => v.clone(),
+            PassphraseSetting::Command(cmd) => run_passcommand(cmd).map_err(|e| match e {
+                Error::PasscommandFailure { command, reason } => Error::PasscommandFailure {
+                    command,
+                    reason: format!("{reason} (set as {})", c.origin),
+                },
+                e => e,
+            })?,
+        };
+        return Ok(Some((secret, Some(c.origin.clone()))));
+    }
+    Ok(from_environment()?.map(|p| (p.secret, None)))
+}
 
 /// A passphrase and where it came from.
 pub struct Passphrase {

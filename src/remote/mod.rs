@@ -8,11 +8,13 @@
 //! Closing the request stream ends the session, as borg's client does.
 
 pub mod command;
+pub mod knownhosts;
 pub mod ssh;
 pub mod sshconfig;
 
 use crate::error::{Error, Result};
 use crate::location::Location;
+use crate::origin::Origin;
 use crate::store::Store;
 use crate::ObjectId;
 use rmpv::Value;
@@ -21,7 +23,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// `borg serve` sessions opened per repository unless `--connections` says otherwise: half the
 /// cores, 1 to 4. Measured on 2 cores with the server on the same machine, a second session only
@@ -60,24 +62,44 @@ pub struct Connection {
 /// How to reach `borg serve`.
 #[derive(Debug, Clone, Default)]
 pub struct RemoteOptions {
-    /// `BORG_RSH` / `--rsh`: spawn this command (shell-split) instead of native SSH.
+    /// `BORG_RSH` / `--rsh`: spawn this command (shell-split) instead of native SSH. When it is
+    /// `ssh …` and no `ssh` is installed, the built-in client is used with what it can take from
+    /// it (see [`command::builtin_options`]).
     pub rsh: Option<String>,
+    /// Where `rsh` came from (named in messages about it).
+    pub rsh_origin: Origin,
     /// `BORG_REMOTE_PATH` / `--remote-path` (default `borg`).
     pub remote_path: Option<String>,
     /// Take no lock on the server (`--bypass-lock`).
     pub bypass_lock: bool,
     /// Seconds the server waits for a lock.
     pub lock_wait: f64,
-    /// Seconds to wait for any one response before giving up.
+    /// How long the server may stay silent — no byte received while a request is outstanding —
+    /// before it is declared dead (`OXIBORG_REMOTE_TIMEOUT`, default 120 s). A slow link that
+    /// keeps delivering is never cut, however long a response takes.
     pub timeout: Duration,
-    /// Native SSH: known_hosts file override.
+    /// Native SSH: known_hosts file override (the file new host keys are recorded in).
     pub known_hosts: Option<std::path::PathBuf>,
-    /// Native SSH: identity file override.
+    /// Native SSH: the identity (private key) file to try first (`--ssh-identity`,
+    /// `OXIBORG_SSH_IDENTITY`).
     pub identity: Option<std::path::PathBuf>,
+    /// Where `identity` came from (named in messages about it).
+    pub identity_origin: Origin,
+    /// Native SSH: the port when the location names none (before `~/.ssh/config`'s `Port`).
+    pub port: Option<u16>,
+    /// Native SSH: read this file instead of `~/.ssh/config` (`ssh -F`).
+    pub ssh_config: Option<std::path::PathBuf>,
+    /// Native SSH: `StrictHostKeyChecking`, over `~/.ssh/config`'s (default: ask).
+    pub strict_host_key_checking: Option<sshconfig::StrictHostKeyChecking>,
+    /// Native SSH: asks whether to trust a server whose host key is not known (OpenSSH's
+    /// first-contact question); `None` refuses such servers unless `StrictHostKeyChecking`
+    /// accepts new keys.
+    pub host_key_prompt: Option<ssh::HostKeyPrompt>,
     /// `borg serve` sessions to open (`--connections`); 0 means the default.
     pub connections: usize,
-    /// How many times a dropped session is reconnected (`OXIBORG_REMOTE_RETRIES`, default 3)
-    /// before the operation gives up.
+    /// How many failed reconnections in a row — with nothing answered in between — a session
+    /// makes before its operation gives up (`OXIBORG_REMOTE_RETRIES`, default 3). A session
+    /// that answered something before it dropped starts the count again.
     pub retries: u32,
 }
 
@@ -87,6 +109,7 @@ impl RemoteOptions {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         RemoteOptions {
             rsh: var("BORG_RSH"),
+            rsh_origin: Origin::Env("BORG_RSH"),
             remote_path: var("BORG_REMOTE_PATH"),
             bypass_lock: false,
             lock_wait: 1.0,
@@ -97,6 +120,11 @@ impl RemoteOptions {
             ),
             known_hosts: var("OXIBORG_SSH_KNOWN_HOSTS").map(Into::into),
             identity: var("OXIBORG_SSH_IDENTITY").map(Into::into),
+            identity_origin: Origin::Env("OXIBORG_SSH_IDENTITY"),
+            port: None,
+            ssh_config: None,
+            strict_host_key_checking: None,
+            host_key_prompt: None,
             connections: var("OXIBORG_CONNECTIONS")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
@@ -128,9 +156,20 @@ struct Shared {
     waiters: Mutex<HashMap<u64, Sender<Reply>>>,
     broken: Mutex<Option<String>>,
     closed: AtomicBool,
+    /// When the session started: `last_byte` counts from here.
+    epoch: Instant,
+    /// Milliseconds after `epoch` at which the last response byte arrived.
+    last_byte: AtomicU64,
+    /// Replies handed to their waiters so far.
+    replies: AtomicU64,
 }
 
 impl Shared {
+    /// When the last response byte arrived (the session start if none did).
+    fn last_byte(&self) -> Instant {
+        self.epoch + Duration::from_millis(self.last_byte.load(Ordering::Relaxed))
+    }
+
     fn fail_all(&self, why: String) {
         let mut b = self.broken.lock().unwrap_or_else(|e| e.into_inner());
         if b.is_none() {
@@ -148,6 +187,24 @@ impl Shared {
     }
 }
 
+/// The server's responses, noting when bytes arrive (the timeout measures silence, not how long
+/// a response takes).
+struct Arrivals<R> {
+    inner: R,
+    shared: Arc<Shared>,
+}
+
+impl<R: Read> Read for Arrivals<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            let ms = self.shared.epoch.elapsed().as_millis() as u64;
+            self.shared.last_byte.fetch_max(ms, Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+}
+
 /// A repository behind `borg serve`.
 pub struct RemoteStore {
     location: String,
@@ -156,6 +213,8 @@ pub struct RemoteStore {
     next_id: AtomicU64,
     repo_id: ObjectId,
     timeout: Duration,
+    /// Replies received by the end of `open` (negotiate, open).
+    opened_replies: u64,
     finish: Mutex<Option<Finish>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
@@ -464,6 +523,9 @@ impl RemoteStore {
             waiters: Mutex::new(HashMap::new()),
             broken: Mutex::new(None),
             closed: AtomicBool::new(false),
+            epoch: Instant::now(),
+            last_byte: AtomicU64::new(0),
+            replies: AtomicU64::new(0),
         });
         let mut threads = Vec::new();
         if let Some(log) = conn.log {
@@ -477,7 +539,13 @@ impl RemoteStore {
             }));
         }
         let sh = shared.clone();
-        let mut responses = BufReader::with_capacity(1 << 20, conn.responses);
+        let mut responses = BufReader::with_capacity(
+            1 << 20,
+            Arrivals {
+                inner: conn.responses,
+                shared: shared.clone(),
+            },
+        );
         threads.push(std::thread::spawn(move || loop {
             let v = match read_frame(&mut responses) {
                 Ok(v) => v,
@@ -507,6 +575,7 @@ impl RemoteStore {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
             if let Some(tx) = tx {
+                sh.replies.fetch_add(1, Ordering::Relaxed);
                 let _ = tx.send((id, result.map_err(RpcErr::Server)));
             }
         }));
@@ -517,6 +586,7 @@ impl RemoteStore {
             next_id: AtomicU64::new(1),
             repo_id: [0; 32],
             timeout: opts.timeout,
+            opened_replies: 0,
             finish: Mutex::new(Some(conn.finish)),
             threads: Mutex::new(threads),
         };
@@ -540,7 +610,14 @@ impl RemoteStore {
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| Error::Other("Got unexpected RPC data format from server: open did not return a repository id".into()))?;
         store.repo_id = rid;
+        store.opened_replies = store.shared.replies.load(Ordering::Relaxed);
         Ok(store)
+    }
+
+    /// Whether the server answered anything after the session was opened (a session that
+    /// dropped after answering made progress: reconnecting starts the failure count again).
+    pub fn answered(&self) -> bool {
+        self.shared.replies.load(Ordering::Relaxed) > self.opened_replies
     }
 
     fn negotiate(&self) -> Result<()> {
@@ -642,12 +719,27 @@ impl RemoteStore {
             .is_some_and(|why| !why.starts_with(PROTOCOL_VIOLATION))
     }
 
-    /// The next reply on `rx`; a server silent for longer than the timeout is declared dead.
+    /// The next reply on `rx`. A server that sends nothing at all for the timeout while this
+    /// request is outstanding is declared dead; one that keeps sending (a long response over a
+    /// slow link) is waited for.
     fn recv(&self, rx: &Receiver<Reply>, what: &str) -> Result<Reply> {
-        rx.recv_timeout(self.timeout).map_err(|_| {
+        let asked = Instant::now();
+        loop {
+            // Silence counts from the later of the last byte received and this wait's start.
+            let quiet_since = self.shared.last_byte().max(asked);
+            let deadline = quiet_since + self.timeout;
+            let now = Instant::now();
+            let left = deadline.saturating_duration_since(now);
+            if !left.is_zero() {
+                match rx.recv_timeout(left) {
+                    Ok(r) => return Ok(r),
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {}
+                }
+            }
             self.shared.fail_all(format!(
-                "The server did not answer {what} within {} s; giving up.",
-                self.timeout.as_secs()
+                "The server did not answer {what}: nothing received for {} s; giving up.",
+                self.timeout.as_secs_f64()
             ));
             let why = self
                 .shared
@@ -655,8 +747,8 @@ impl RemoteStore {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
-            Error::Other(why.unwrap_or_default())
-        })
+            return Err(Error::Other(why.unwrap_or_default()));
+        }
     }
 
     fn wait(&self, rx: &Receiver<Reply>, what: &str) -> Result<Value> {
@@ -828,16 +920,40 @@ impl Drop for RemoteStore {
 }
 
 /// The runbook's "Permission denied on key" case: an SSH key file that exists but that this
-/// user cannot read (it is usually root's, mode 0400) — with what to do about it.
-pub(crate) fn unreadable_key(key: &std::path::Path, via: &str) -> Option<Error> {
+/// user cannot read (it is usually root's, mode 0400) — with what to do about it. `origin` says
+/// where the key was named; `builtin`: the built-in client reads it (else OpenSSH, through the
+/// `rsh` command). The fix offered is one that works for that origin: a borgmatic
+/// configuration's `ssh_command` is overridden by `--rsh`, not by `BORG_RSH`.
+pub(crate) fn unreadable_key(
+    key: &std::path::Path,
+    origin: &Origin,
+    builtin: bool,
+) -> Option<Error> {
     match std::fs::File::open(key) {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            let user = std::env::var("USER").unwrap_or_else(|_| "this user".into());
+            let user = std::env::var("USER")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| rustix::process::getuid().as_raw().to_string());
+            let copy = "/tmp/borg-key";
+            let then = if builtin {
+                format!("then pass --ssh-identity {copy}")
+            } else {
+                let rsh = format!("\"ssh -i {copy}\"");
+                match origin.root() {
+                    Origin::Flag(_) => format!("then pass --rsh {rsh}"),
+                    Origin::Borgmatic { file, key } => format!(
+                        "then pass --rsh {rsh} (the command line overrides {key} of {}), or \
+                         change {key} in that file",
+                        file.display()
+                    ),
+                    _ => format!("then export BORG_RSH={rsh}"),
+                }
+            };
             Some(Error::Other(format!(
-                "The SSH key {k} ({via}) cannot be read by {user}: permission denied. It is usually \
+                "The SSH key {k} ({origin}) cannot be read by {user}: permission denied. It is usually \
                  root's (mode 0400). Run oxiborg as root (sudo -E), or copy the key to a file you can \
-                 read: sudo cp {k} /tmp/borg-key && sudo chown {user} /tmp/borg-key && chmod 400 \
-                 /tmp/borg-key, then export BORG_RSH=\"ssh -i /tmp/borg-key\".",
+                 read: sudo cp {k} {copy} && sudo chown {user} {copy} && chmod 400 {copy}, {then}.",
                 k = key.display()
             )))
         }
@@ -846,24 +962,33 @@ pub(crate) fn unreadable_key(key: &std::path::Path, via: &str) -> Option<Error> 
 }
 
 /// Connects to the repository at an `ssh://` or `user@host:` location: through `BORG_RSH` /
-/// `--rsh` when set, else natively with libssh2.
+/// `--rsh` when set (or, when that is `ssh …` and no `ssh` is installed, natively with what it
+/// says), else natively with libssh2.
 pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<RemoteStore> {
     let conn = match &opts.rsh {
-        Some(rsh) => command::spawn(rsh, loc, opts)?,
+        Some(rsh) => match command::builtin_options(rsh, opts)? {
+            Some(builtin) => ssh::connect(loc, &builtin)?,
+            None => command::spawn(rsh, loc, opts)?,
+        },
         None => ssh::connect(loc, opts)?,
     };
     RemoteStore::open(conn, loc, opts)
 }
 
 /// One `borg serve` session that is reopened when its connection drops: an operation that
-/// fails because the session broke is resumed on a new session (with what it still needs), up
-/// to [`RemoteOptions::retries`] times, waiting a little longer before each attempt.
+/// fails because the session broke is resumed on a new session (with what it still needs).
+/// Failures are counted in a row: a session that answered something before it dropped starts
+/// the count again, so a flaky link that keeps making progress is never given up on, while one
+/// that fails [`RemoteOptions::retries`] times more without progress is. Each attempt waits a
+/// little longer than the one before.
 struct Session {
     current: Mutex<Arc<RemoteStore>>,
     loc: Location,
     opts: RemoteOptions,
     /// Reconnections made so far (all operations together).
     reconnects: AtomicU64,
+    /// Failures in a row without progress (under `current`'s lock).
+    failures: AtomicU64,
 }
 
 impl Session {
@@ -873,6 +998,7 @@ impl Session {
             loc: loc.clone(),
             opts: opts.clone(),
             reconnects: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
         }
     }
 
@@ -884,60 +1010,71 @@ impl Session {
     }
 
     /// After `failed` broke with `why`: opens a new session in its place, or says why not.
-    /// `attempt` counts the attempts of the current operation (from 1).
-    fn reconnect(&self, failed: &Arc<RemoteStore>, why: &Error, attempt: u32) -> Result<()> {
-        if attempt > self.opts.retries {
-            return Err(Error::Other(if self.opts.retries == 0 {
-                why.to_string()
-            } else {
-                let n = self.opts.retries;
-                format!(
-                    "{why} (gave up after {n} reconnection attempt{})",
-                    if n == 1 { "" } else { "s" }
-                )
-            }));
-        }
+    fn reconnect(&self, failed: &Arc<RemoteStore>, why: &Error) -> Result<()> {
         let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if !Arc::ptr_eq(&cur, failed) {
             // Another thread already replaced the broken session.
             return Ok(());
         }
-        crate::log::warning(
-            "borg.remote",
-            &format!(
-                "Remote: connection to {} lost ({why}); reconnecting (attempt {attempt} of {})",
-                self.loc.canonical(),
-                self.opts.retries
-            ),
-        );
-        std::thread::sleep(Duration::from_millis(250u64 << attempt.min(6)));
-        let store = connect(&self.loc, &self.opts).map_err(|e| {
-            Error::Other(format!(
-                "{why}; reconnecting (attempt {attempt} of {}) failed: {e}",
-                self.opts.retries
-            ))
-        })?;
-        if store.id() != failed.id() {
-            return Err(Error::Other(format!(
-                "{why}; after reconnecting, {} is a different repository",
-                self.loc.canonical()
-            )));
+        let retries = u64::from(self.opts.retries);
+        let mut failures = if failed.answered() {
+            0
+        } else {
+            self.failures.load(Ordering::Relaxed)
+        };
+        let mut last_attempt: Option<Error> = None;
+        loop {
+            failures += 1;
+            self.failures.store(failures, Ordering::Relaxed);
+            if failures > retries {
+                let gave_up = if retries == 0 {
+                    String::new()
+                } else {
+                    format!(
+                        " (gave up after {retries} reconnection attempt{})",
+                        if retries == 1 { "" } else { "s" }
+                    )
+                };
+                return Err(Error::Other(match last_attempt {
+                    None => format!("{why}{gave_up}"),
+                    Some(e) => format!("{why}; reconnecting failed: {e}{gave_up}"),
+                }));
+            }
+            crate::log::warning(
+                "borg.remote",
+                &format!(
+                    "Remote: connection to {} lost ({}); reconnecting (attempt {failures} of {retries})",
+                    self.loc.canonical(),
+                    last_attempt.as_ref().map_or_else(
+                        || why.to_string(),
+                        |e| format!("{why}; reconnecting failed: {e}")
+                    ),
+                ),
+            );
+            std::thread::sleep(Duration::from_millis(250u64 << failures.min(6)));
+            match connect(&self.loc, &self.opts) {
+                Ok(store) if store.id() != failed.id() => {
+                    return Err(Error::Other(format!(
+                        "{why}; after reconnecting, {} is a different repository",
+                        self.loc.canonical()
+                    )));
+                }
+                Ok(store) => {
+                    self.reconnects.fetch_add(1, Ordering::Relaxed);
+                    *cur = Arc::new(store);
+                    return Ok(());
+                }
+                Err(e) => last_attempt = Some(e),
+            }
         }
-        self.reconnects.fetch_add(1, Ordering::Relaxed);
-        *cur = Arc::new(store);
-        Ok(())
     }
 
     /// Runs `f` on the session, reconnecting and running it again when the session broke.
     fn with<T>(&self, mut f: impl FnMut(&RemoteStore) -> Result<T>) -> Result<T> {
-        let mut attempt = 0;
         loop {
             let store = self.store();
             match f(&store) {
-                Err(e) if store.is_retryable() => {
-                    attempt += 1;
-                    self.reconnect(&store, &e, attempt)?;
-                }
+                Err(e) if store.is_retryable() => self.reconnect(&store, &e)?,
                 r => return r,
             }
         }
@@ -951,7 +1088,6 @@ impl Session {
         sink: &mut dyn FnMut(usize, Result<Vec<u8>>) -> Result<()>,
     ) -> Result<()> {
         let mut remaining: Vec<usize> = (0..ids.len()).collect();
-        let mut attempt = 0;
         loop {
             let store = self.store();
             let want: Vec<ObjectId> = remaining.iter().map(|&i| ids[i]).collect();
@@ -965,8 +1101,7 @@ impl Session {
             });
             match r {
                 Err(e) if !sink_failed && store.is_retryable() => {
-                    attempt += 1;
-                    self.reconnect(&store, &e, attempt)?;
+                    self.reconnect(&store, &e)?;
                     remaining = remaining
                         .into_iter()
                         .zip(delivered)

@@ -1,21 +1,34 @@
 //! The native transport: libssh2 (the `ssh2` crate), configured like OpenSSH from the location
 //! and `~/.ssh/config`, with the server's host key checked against `known_hosts`.
 //!
-//! Authentication tries the SSH agent, then the identity files (`OXIBORG_SSH_IDENTITY`, the
-//! config's `IdentityFile`s, then `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`); a passphrase-protected
-//! key takes its passphrase from `OXIBORG_SSH_KEY_PASSPHRASE`. The channel is bridged to pipes by
-//! one thread that runs libssh2 non-blocking, so the RPC layer reads and writes concurrently.
+//! Host keys: the host key algorithms of the key types `known_hosts` records for the host are
+//! asked for first (as OpenSSH does), so a host known by its RSA key is checked against that key
+//! even when the server also has an ed25519 one. A key that differs from a recorded key of the
+//! same type is refused as a possible man-in-the-middle (with `ssh-keygen -R` for a server that
+//! was rebuilt); an unknown host is refused, recorded (`StrictHostKeyChecking accept-new` or
+//! `no`), or asked about on the terminal ([`HostKeyPrompt::terminal`]) as OpenSSH asks.
+//!
+//! Authentication tries the SSH agent, then the identity files (`--ssh-identity` /
+//! `OXIBORG_SSH_IDENTITY`, the config's `IdentityFile`s, then `~/.ssh/id_ed25519`, `id_ecdsa`,
+//! `id_rsa`); a passphrase-protected key takes its passphrase from `OXIBORG_SSH_KEY_PASSPHRASE`.
+//! The channel is bridged to pipes by one thread that runs libssh2 non-blocking, so the RPC layer
+//! reads and writes concurrently.
 
-use super::{sshconfig, Connection, RemoteOptions};
+use super::knownhosts::{self, KnownKey};
+use super::sshconfig::{self, StrictHostKeyChecking};
+use super::{Connection, RemoteOptions};
 use crate::error::{Error, Result};
 use crate::location::Location;
+use crate::origin::Origin;
 use base64::Engine;
 use rustix::event::{poll, PollFd, PollFlags};
-use ssh2::{CheckResult, KnownHostFileKind, Session};
-use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use sha2::Digest;
+use ssh2::{MethodType, Session};
+use std::io::{BufRead, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn home() -> PathBuf {
@@ -29,20 +42,151 @@ fn local_user() -> String {
         .unwrap_or_else(|| "root".into())
 }
 
+/// A server whose host key `known_hosts` does not record, as the user is asked about it.
+#[derive(Debug, Clone)]
+pub struct UnknownHost {
+    /// The name known_hosts would record: `host`, or `[host]:port`.
+    pub name: String,
+    /// The address connected to, in the same form.
+    pub address: String,
+    /// The key's type as OpenSSH names it: `ED25519`, `RSA`, `ECDSA`.
+    pub key_type: String,
+    /// `SHA256:…`, as `ssh-keygen -l` shows it.
+    pub fingerprint: String,
+    /// The file the key is recorded in when accepted.
+    pub known_hosts: PathBuf,
+    /// Key types known_hosts records for this host (that the server did not offer).
+    pub other_types: Vec<String>,
+}
+
+/// Decides whether to trust a server whose host key is not known (`true`: record the key and
+/// connect). [`HostKeyPrompt::terminal`] asks the user as OpenSSH does.
+#[derive(Clone)]
+pub struct HostKeyPrompt(pub Arc<dyn Fn(&UnknownHost) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for HostKeyPrompt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostKeyPrompt")
+    }
+}
+
+impl HostKeyPrompt {
+    /// OpenSSH's first-contact question on the terminal (`/dev/tty`): the fingerprint, then
+    /// "yes", "no" or the fingerprint itself as the answer. It is asked only when stdin and
+    /// stderr are terminals; otherwise the answer is no (and the host is refused).
+    pub fn terminal() -> HostKeyPrompt {
+        HostKeyPrompt(Arc::new(ask_on_terminal))
+    }
+}
+
+fn ask_on_terminal(q: &UnknownHost) -> bool {
+    use std::io::IsTerminal;
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return false;
+    }
+    let Ok(tty) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    else {
+        return false;
+    };
+    let Ok(mut out) = tty.try_clone() else {
+        return false;
+    };
+    let mut input = std::io::BufReader::new(tty);
+    let mut text = format!(
+        "The authenticity of host '{} ({})' can't be established",
+        q.name, q.address
+    );
+    if !q.other_types.is_empty() {
+        text.push_str(&format!(
+            "\nbut keys of different type are already known for this host ({}).",
+            q.other_types.join(", ")
+        ));
+    } else {
+        text.push('.');
+    }
+    text.push_str(&format!(
+        "\n{} key fingerprint is {}.\nAre you sure you want to continue connecting (yes/no/[fingerprint])? ",
+        q.key_type, q.fingerprint
+    ));
+    loop {
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|_| out.flush())
+            .is_err()
+        {
+            return false;
+        }
+        let mut line = String::new();
+        match input.read_line(&mut line) {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => {}
+        }
+        let answer = line.trim();
+        if answer.eq_ignore_ascii_case("yes") || answer == q.fingerprint {
+            return true;
+        }
+        if answer.eq_ignore_ascii_case("no") {
+            return false;
+        }
+        text = "Please type 'yes', 'no' or the fingerprint: ".into();
+    }
+}
+
+/// The known_hosts files: the one new keys go to (first), and all that are read.
+struct KnownHostsFiles {
+    user: PathBuf,
+    read: Vec<PathBuf>,
+}
+
+fn known_hosts_files(
+    opts: &RemoteOptions,
+    cfg: &sshconfig::HostConfig,
+    home: &Path,
+) -> KnownHostsFiles {
+    let mut read = Vec::new();
+    let user = match opts.known_hosts.clone().or(cfg.known_hosts.clone()) {
+        Some(f) => {
+            read.push(f.clone());
+            f
+        }
+        None => {
+            let f = home.join(".ssh/known_hosts");
+            read.push(f.clone());
+            read.push(home.join(".ssh/known_hosts2"));
+            f
+        }
+    };
+    read.push("/etc/ssh/ssh_known_hosts".into());
+    read.push("/etc/ssh/ssh_known_hosts2".into());
+    KnownHostsFiles { user, read }
+}
+
 /// Connects, verifies the host, authenticates and starts `borg serve`.
 pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<Connection> {
     let host = loc.host.clone().unwrap_or_default();
     let home = home();
-    let cfg_text = std::fs::read_to_string(home.join(".ssh/config")).unwrap_or_default();
+    let cfg_file = opts
+        .ssh_config
+        .clone()
+        .unwrap_or_else(|| home.join(".ssh/config"));
+    let cfg_text = std::fs::read_to_string(&cfg_file).unwrap_or_default();
     let cfg = sshconfig::lookup(&cfg_text, &host, &home);
     let hostname = cfg.hostname.clone().unwrap_or_else(|| host.clone());
-    let port = loc.port.or(cfg.port).unwrap_or(22);
+    let port = loc.port.or(opts.port).or(cfg.port).unwrap_or(22);
     let user = loc
         .user
         .clone()
         .or(cfg.user.clone())
         .unwrap_or_else(local_user);
     let target = format!("{user}@{hostname}:{port}");
+    // What known_hosts records for the host decides which host key algorithms to ask for.
+    let files = known_hosts_files(opts, &cfg, &home);
+    let name = knownhosts::host_name(&hostname.to_ascii_lowercase(), port);
+    let known = knownhosts::lookup_files(&files.read, &name)
+        .map_err(|e| Error::Other(format!("cannot read the known hosts file {e}")))?;
     let addrs: Vec<_> = (hostname.as_str(), port)
         .to_socket_addrs()
         .map_err(|e| Error::Other(format!("cannot resolve {hostname}: {e}")))?
@@ -52,13 +196,13 @@ pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<Connection> {
     for a in addrs {
         match TcpStream::connect_timeout(&a, Duration::from_secs(10)) {
             Ok(s) => {
-                tcp = Some(s);
+                tcp = Some((s, a));
                 break;
             }
             Err(e) => last = Some(e),
         }
     }
-    let tcp = tcp.ok_or_else(|| {
+    let (tcp, addr) = tcp.ok_or_else(|| {
         Error::Other(format!(
             "cannot connect to {hostname} port {port}: {}",
             last.map(|e| e.to_string())
@@ -66,12 +210,41 @@ pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<Connection> {
         ))
     })?;
     let mut sess = Session::new().map_err(|e| Error::Other(format!("ssh: {e}")))?;
+    let mut known_types: Vec<String> = Vec::new();
+    for k in known.iter().filter(|k| !k.revoked) {
+        if !known_types.contains(&k.key_type) {
+            known_types.push(k.key_type.clone());
+        }
+    }
+    if let Ok(supported) = sess.supported_algs(MethodType::HostKey) {
+        let pref = knownhosts::preference(&known_types, &supported);
+        if !pref.is_empty() {
+            sess.method_pref(MethodType::HostKey, &pref.join(","))
+                .map_err(|e| Error::Other(format!("ssh: host key algorithms {pref:?}: {e}")))?;
+        }
+    }
     sess.set_tcp_stream(tcp.try_clone().map_err(|e| Error::Other(e.to_string()))?);
     sess.set_timeout(30_000);
     sess.handshake()
         .map_err(|e| Error::Other(format!("ssh handshake with {target} failed: {e}")))?;
-    verify_host(&sess, &hostname, port, opts, &cfg, &home)?;
-    authenticate(&sess, &user, &target, opts, &cfg, &home)?;
+    let check = HostCheck {
+        name: &name,
+        hostname: &hostname,
+        port,
+        address: addr,
+        known: &known,
+        files: &files,
+        policy: opts
+            .strict_host_key_checking
+            .or(cfg.strict_host_key_checking)
+            .unwrap_or_default(),
+        prompt: opts
+            .host_key_prompt
+            .as_ref()
+            .filter(|_| cfg.batch_mode != Some(true)),
+    };
+    check.verify(&sess)?;
+    authenticate(&sess, &user, &target, opts, &cfg, &cfg_file, &home)?;
     let mut channel = sess
         .channel_session()
         .map_err(|e| Error::Other(format!("ssh {target}: cannot open a channel: {e}")))?;
@@ -82,67 +255,141 @@ pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<Connection> {
     bridge(sess, channel, tcp)
 }
 
-fn fingerprint(sess: &Session) -> String {
-    sess.host_key_hash(ssh2::HashType::Sha256)
-        .map(|h| {
-            let b = base64::engine::general_purpose::STANDARD_NO_PAD.encode(h);
-            format!("SHA256:{b}")
-        })
-        .unwrap_or_else(|| "unknown".into())
+/// `SHA256:…` of a key blob, as `ssh-keygen -l` shows it.
+fn fingerprint(blob: &[u8]) -> String {
+    let h = sha2::Sha256::digest(blob);
+    format!(
+        "SHA256:{}",
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(h)
+    )
 }
 
-fn verify_host(
-    sess: &Session,
-    hostname: &str,
+/// The server's host key against what known_hosts records for it.
+struct HostCheck<'a> {
+    name: &'a str,
+    hostname: &'a str,
     port: u16,
-    opts: &RemoteOptions,
-    cfg: &sshconfig::HostConfig,
-    home: &std::path::Path,
-) -> Result<()> {
-    let file = opts
-        .known_hosts
-        .clone()
-        .or(cfg.known_hosts.clone())
-        .unwrap_or_else(|| home.join(".ssh/known_hosts"));
-    let mut kh = sess
-        .known_hosts()
-        .map_err(|e| Error::Other(format!("ssh: {e}")))?;
-    if file.exists() {
-        kh.read_file(&file, KnownHostFileKind::OpenSSH)
-            .map_err(|e| {
-                Error::Other(format!(
-                    "cannot read known hosts file {}: {e}",
-                    file.display()
-                ))
-            })?;
-    }
-    let (key, _) = sess
-        .host_key()
-        .ok_or_else(|| Error::Other("ssh: the server sent no host key".into()))?;
-    let shown = if port == 22 {
-        hostname.to_string()
-    } else {
-        format!("[{hostname}]:{port}")
-    };
-    match kh.check_port(hostname, port, key) {
-        CheckResult::Match => Ok(()),
-        CheckResult::NotFound => Err(Error::Other(format!(
-            "Host key verification failed: {shown} is not a known host (its host key fingerprint is {fp}). \
-             If that fingerprint is right, add the key to {kf}, e.g. with `ssh-keyscan -p {port} {hostname} >> {kf}`, \
-             or connect once with ssh to accept it.",
-            fp = fingerprint(sess),
-            kf = file.display()
-        ))),
-        CheckResult::Mismatch => Err(Error::Other(format!(
-            "Host key verification failed: THE HOST KEY OF {shown} HAS CHANGED (now {fp}); it does not match {kf}. \
-             Someone could be intercepting the connection. Refusing to connect.",
-            fp = fingerprint(sess),
-            kf = file.display()
-        ))),
-        CheckResult::Failure => Err(Error::Other(format!(
-            "Host key verification failed for {shown}: cannot check it against {}",
-            file.display()
-        ))),
+    address: SocketAddr,
+    known: &'a [KnownKey],
+    files: &'a KnownHostsFiles,
+    policy: StrictHostKeyChecking,
+    prompt: Option<&'a HostKeyPrompt>,
+}
+
+impl HostCheck<'_> {
+    fn verify(&self, sess: &Session) -> Result<()> {
+        let (blob, _) = sess
+            .host_key()
+            .ok_or_else(|| Error::Other("ssh: the server sent no host key".into()))?;
+        let key_type = knownhosts::blob_type(blob).unwrap_or("unknown");
+        let label = knownhosts::type_label(key_type);
+        let fp = fingerprint(blob);
+        let name = self.name;
+        if let Some(r) = self.known.iter().find(|k| k.revoked && k.blob == blob) {
+            return Err(Error::Other(format!(
+                "Host key verification failed: the {label} host key of {name} ({fp}) is marked as revoked in {}:{}.",
+                r.file.display(),
+                r.line
+            )));
+        }
+        let same: Vec<&KnownKey> = self
+            .known
+            .iter()
+            .filter(|k| !k.revoked && k.key_type == key_type)
+            .collect();
+        if same.iter().any(|k| k.blob == blob) {
+            return Ok(());
+        }
+        if let Some(k) = same.first() {
+            let file = shell_words::quote(&k.file.to_string_lossy()).into_owned();
+            let msg = format!(
+                "Host key verification failed: THE HOST KEY OF {name} HAS CHANGED: the server's {label} key is now \
+                 {fp}, but {}:{} records another {label} key for it. Someone could be intercepting the connection \
+                 (man-in-the-middle). If the server was rebuilt (new host keys), check the new fingerprint with its \
+                 administrator, then remove the old key with `ssh-keygen -f {file} -R '{name}'` and connect again.",
+                k.file.display(),
+                k.line
+            );
+            if self.policy == StrictHostKeyChecking::No {
+                crate::log::warning(
+                    "borg.remote",
+                    &format!("WARNING: {msg} Connecting anyway: StrictHostKeyChecking is no."),
+                );
+                return Ok(());
+            }
+            return Err(Error::Other(msg));
+        }
+        // A host (or key type) known_hosts does not record.
+        let mut other_types: Vec<String> = Vec::new();
+        for k in self.known.iter().filter(|k| !k.revoked) {
+            let l = knownhosts::type_label(&k.key_type);
+            if !other_types.contains(&l) {
+                other_types.push(l);
+            }
+        }
+        let kf = &self.files.user;
+        let q = UnknownHost {
+            name: name.to_string(),
+            address: knownhosts::host_name(&self.address.ip().to_string(), self.port),
+            key_type: label.clone(),
+            fingerprint: fp.clone(),
+            known_hosts: kf.clone(),
+            other_types: other_types.clone(),
+        };
+        let accept = match self.policy {
+            StrictHostKeyChecking::Yes => false,
+            StrictHostKeyChecking::AcceptNew | StrictHostKeyChecking::No => true,
+            StrictHostKeyChecking::Ask => self.prompt.is_some_and(|p| (p.0)(&q)),
+        };
+        if !accept {
+            let others = if other_types.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; known_hosts records only its {} key, which it did not offer",
+                    other_types.join(", ")
+                )
+            };
+            let keyscan = format!(
+                "ssh-keyscan -p {} {} >> {}",
+                self.port,
+                shell_words::quote(self.hostname),
+                shell_words::quote(&kf.to_string_lossy())
+            );
+            let record = match kf.parent().filter(|d| !d.as_os_str().is_empty()) {
+                Some(dir) => format!(
+                    "mkdir -p {} && {keyscan}",
+                    shell_words::quote(&dir.to_string_lossy())
+                ),
+                None => keyscan,
+            };
+            let or_else = if self.policy == StrictHostKeyChecking::Yes {
+                " (StrictHostKeyChecking is yes, so oxiborg does not ask)"
+            } else {
+                ", or run oxiborg on a terminal and answer its question, or set StrictHostKeyChecking \
+                 accept-new for the host in ~/.ssh/config"
+            };
+            return Err(Error::Other(format!(
+                "Host key verification failed: {name} is not a known host (its {label} host key fingerprint \
+                 is {fp}{others}). If that fingerprint is right, record the key with `{record}`{or_else}."
+            )));
+        }
+        match knownhosts::record(kf, name, blob) {
+            Ok(()) => crate::log::warning(
+                "borg.remote",
+                &format!(
+                    "Warning: Permanently added '{name}' ({label}) to the list of known hosts."
+                ),
+            ),
+            Err(e) => crate::log::warning(
+                "borg.remote",
+                &format!(
+                    "Failed to add the host to the list of known hosts ({}): {e}.",
+                    kf.display()
+                ),
+            ),
+        }
+        Ok(())
     }
 }
 
@@ -152,18 +399,45 @@ fn authenticate(
     target: &str,
     opts: &RemoteOptions,
     cfg: &sshconfig::HostConfig,
-    home: &std::path::Path,
+    cfg_file: &Path,
+    home: &Path,
 ) -> Result<()> {
+    // A key named on purpose that is not there: said, and the others are tried (as OpenSSH).
     let mut tried = Vec::new();
+    if let Some(f) = opts.identity.as_ref().filter(|f| !f.exists()) {
+        crate::log::warning(
+            "borg.remote",
+            &format!(
+                "Warning: identity file {} ({}) not accessible: no such file.",
+                f.display(),
+                opts.identity_origin
+            ),
+        );
+        tried.push(format!("{} (no such file)", f.display()));
+    }
     if std::env::var_os("SSH_AUTH_SOCK").is_some() {
         tried.push("agent".to_string());
         if sess.userauth_agent(user).is_ok() && sess.authenticated() {
             return Ok(());
         }
     }
-    let mut files: Vec<PathBuf> = opts.identity.iter().cloned().collect();
-    files.extend(cfg.identity_files.iter().cloned());
-    if files.is_empty() {
+    let named: Vec<(PathBuf, Origin)> = opts
+        .identity
+        .iter()
+        .map(|f| (f.clone(), opts.identity_origin.clone()))
+        .chain(cfg.identity_files.iter().map(|f| {
+            (
+                f.clone(),
+                Origin::SshConfig {
+                    file: cfg_file.to_path_buf(),
+                    key: "IdentityFile",
+                },
+            )
+        }))
+        .collect();
+    let mut files: Vec<PathBuf> = named.iter().map(|(f, _)| f.clone()).collect();
+    let defaults = files.is_empty();
+    if defaults {
         for f in ["id_ed25519", "id_ecdsa", "id_rsa"] {
             files.push(home.join(".ssh").join(f));
         }
@@ -174,28 +448,34 @@ fn authenticate(
         match sess.userauth_pubkey_file(user, None, f, pass.as_deref()) {
             Ok(()) if sess.authenticated() => return Ok(()),
             Ok(()) => {}
-            Err(e) => {
+            Err(_) => {
                 if std::fs::File::open(f).is_err() {
                     tried.push(format!("({}: permission denied)", f.display()));
                 }
-                let _ = e;
             }
         }
     }
-    // A key named on purpose (OXIBORG_SSH_IDENTITY, IdentityFile) that cannot be read: that
-    // is the reason to give.
-    if let Some(e) = opts
-        .identity
+    // A key named on purpose (--ssh-identity, IdentityFile) that cannot be read: that is the
+    // reason to give.
+    if let Some(e) = named
         .iter()
-        .chain(cfg.identity_files.iter())
-        .find_map(|f| super::unreadable_key(f, "an SSH identity file"))
+        .find_map(|(f, origin)| super::unreadable_key(f, origin, true))
     {
         return Err(e);
     }
+    let tried = if tried.is_empty() {
+        format!(
+            "no agent, no identity files: none named, and no {} in {}",
+            "id_ed25519, id_ecdsa or id_rsa",
+            home.join(".ssh").display()
+        )
+    } else {
+        tried.join(", ")
+    };
     Err(Error::Other(format!(
-        "SSH authentication to {target} failed (tried: {}). Check the key (a passphrase-protected key needs \
-         OXIBORG_SSH_KEY_PASSPHRASE), or set BORG_RSH=\"ssh -i KEY\" to use OpenSSH.",
-        if tried.is_empty() { "no agent, no identity files".into() } else { tried.join(", ") }
+        "SSH authentication to {target} failed (tried: {tried}). Name the private key with --ssh-identity FILE \
+         or OXIBORG_SSH_IDENTITY=FILE (e.g. /etc/borgmatic/key; a passphrase-protected key also needs \
+         OXIBORG_SSH_KEY_PASSPHRASE), or use OpenSSH with BORG_RSH=\"ssh -i FILE\"."
     )))
 }
 

@@ -1,7 +1,7 @@
 //! Support for `tests/remote.rs`: a real OpenSSH server on 127.0.0.1 in front of real borg.
 //!
-//! * [`SshServer`]: `sshd -D -e -f CONFIG` on a free loopback port, its config, ed25519 host
-//!   key, `authorized_keys` and log in its own temporary directory (cipher / MAC lists as a
+//! * [`SshServer`]: `sshd -D -e -f CONFIG` on a free loopback port, its config, ed25519 and RSA
+//!   host keys, `authorized_keys` and log in its own temporary directory (cipher / MAC lists as a
 //!   hardened BorgWarehouse-like server has them). Every process of its sessions carries the
 //!   variable `OXIBORG_TEST_SSHD=<that directory>` (sshd `SetEnv`); dropping the server
 //!   SIGKILLs the listener, its descendants and every process carrying that marker, so nothing
@@ -10,6 +10,8 @@
 //!   `.ssh/config`, a repository pool, client keys: `forced` (ed25519, BorgWarehouse-style
 //!   forced `borg serve --restrict-to-repository POOL/repo-rk`), `forced_rsa` (RSA, forced to
 //!   `POOL/repo-kf`), `plain` (ed25519, no forced command) and `unknown` (not authorized).
+//! * [`SlowLink`]: a TCP relay on 127.0.0.1 in front of the server that passes the server's bytes
+//!   on at a fixed, slow rate (a trickle that never stops).
 //! * [`run_limited`]: runs a command with a deadline (killed and reported when it passes).
 //! * [`tree_diff`]: a recursive compare of two trees (type, content, mode, mtime in ns,
 //!   symlink target).
@@ -329,7 +331,10 @@ fn sigkill(pid: i32) {
 pub struct SshServer {
     child: Option<Child>,
     pub port: u16,
+    /// ed25519 host key (what an unconfigured client negotiates)
     pub host_key: KeyPair,
+    /// RSA host key (offered too, as on many older servers)
+    pub host_key_rsa: KeyPair,
     /// the server's directory (config, host key, authorized_keys, log, wrappers)
     pub dir: PathBuf,
     pub authorized_keys: PathBuf,
@@ -375,6 +380,7 @@ impl SshServer {
             .expect("tempdir");
         let dir = tmp.path().to_path_buf();
         let host_key = keygen(tools, &dir, "ssh_host_ed25519_key", "ed25519");
+        let host_key_rsa = keygen(tools, &dir, "ssh_host_rsa_key", "rsa");
         let authorized_keys = dir.join("authorized_keys");
         fs::write(&authorized_keys, "").unwrap();
         let log = dir.join("sshd.log");
@@ -390,6 +396,7 @@ impl SshServer {
                 "ListenAddress {HOST}\n\
                  Port {port}\n\
                  HostKey {hk}\n\
+                 HostKey {hk_rsa}\n\
                  AuthorizedKeysFile {ak}\n\
                  PidFile {pid}\n\
                  StrictModes no\n\
@@ -411,6 +418,7 @@ impl SshServer {
                  LogLevel VERBOSE\n\
                  SetEnv {setenv}\n",
                 hk = host_key.private.display(),
+                hk_rsa = host_key_rsa.private.display(),
                 ak = authorized_keys.display(),
                 pid = dir.join("sshd.pid").display(),
             );
@@ -445,6 +453,7 @@ impl SshServer {
                     child: Some(child),
                     port,
                     host_key,
+                    host_key_rsa,
                     dir,
                     authorized_keys,
                     log,
@@ -466,6 +475,11 @@ impl SshServer {
     /// `[127.0.0.1]:PORT ssh-ed25519 AAAA...`
     pub fn known_hosts_line(&self) -> String {
         format!("[{HOST}]:{} {}\n", self.port, self.host_key.public)
+    }
+
+    /// `[127.0.0.1]:PORT ssh-rsa AAAA...`
+    pub fn known_hosts_line_rsa(&self) -> String {
+        format!("[{HOST}]:{} {}\n", self.port, self.host_key_rsa.public)
     }
 
     pub fn log_text(&self) -> String {
@@ -526,6 +540,104 @@ impl Drop for SshServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// a slow link
+// ---------------------------------------------------------------------------------------
+
+/// A TCP relay on 127.0.0.1 to `127.0.0.1:target`: what the client sends goes through at once,
+/// what the server sends is passed on `chunk` bytes every `tick` (a steady trickle, never a
+/// pause longer than `tick`). Its threads end when it is dropped.
+pub struct SlowLink {
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SlowLink {
+    pub fn start(target: u16, chunk: usize, tick: Duration) -> SlowLink {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let listener = TcpListener::bind((HOST, 0)).expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_accept = stop.clone();
+        std::thread::spawn(move || {
+            while !stop_accept.load(Ordering::SeqCst) {
+                let client = match listener.accept() {
+                    Ok((c, _)) => c,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = TcpStream::connect((HOST, target)) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                // client -> server: as fast as it comes
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let stop_up = stop_accept.clone();
+                std::thread::spawn(move || {
+                    let _ = c_in.set_read_timeout(Some(Duration::from_millis(200)));
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while !stop_up.load(Ordering::SeqCst) {
+                        match c_in.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(n) => {
+                                if std::io::Write::write_all(&mut s_out, &buf[..n]).is_err() {
+                                    break;
+                                }
+                            }
+                            Err(e)
+                                if matches!(
+                                    e.kind(),
+                                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                                ) => {}
+                            Err(_) => break,
+                        }
+                    }
+                    let _ = s_out.shutdown(std::net::Shutdown::Write);
+                });
+                // server -> client: `chunk` bytes per `tick`
+                let (mut s_in, mut c_out) = (server, client);
+                let stop_down = stop_accept.clone();
+                std::thread::spawn(move || {
+                    let _ = s_in.set_read_timeout(Some(Duration::from_millis(200)));
+                    let mut buf = vec![0u8; chunk];
+                    while !stop_down.load(Ordering::SeqCst) {
+                        match s_in.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(n) => {
+                                if std::io::Write::write_all(&mut c_out, &buf[..n]).is_err() {
+                                    break;
+                                }
+                                std::thread::sleep(tick);
+                            }
+                            Err(e)
+                                if matches!(
+                                    e.kind(),
+                                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                                ) => {}
+                            Err(_) => break,
+                        }
+                    }
+                    let _ = c_out.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        SlowLink { port, stop }
+    }
+}
+
+impl Drop for SlowLink {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -793,26 +905,63 @@ impl Remote {
     /// Writes an executable Python wrapper to use as `--remote-path`: it runs
     /// `BORG serve ...`, forwards its responses, and once `limit` response bytes went out does
     /// `mode`: "kill-serve" (SIGKILL borg serve and exit), "kill-sshd" (SIGKILL the sshd session
-    /// process above it, then borg), "stall" (stop forwarding; exit after 30 s). It creates
-    /// `<wrapper>.triggered` when it acts. Returns (wrapper, trigger flag).
+    /// process above it, then borg), "stall" (stop forwarding; exit after 30 s). The trigger flag
+    /// file `<wrapper>.triggered` counts the sessions it misbehaved in. Plain `<mode>`: the
+    /// first session after `limit` bytes, every later one at once (before borg answers
+    /// anything); `<mode>-once`: the first session only; `<mode>-times-N`: each of the first N
+    /// sessions after `limit` bytes, then never. Returns (wrapper, trigger flag).
     pub fn write_wrapper(&self, mode: &str, limit: u64) -> (PathBuf, PathBuf) {
         let path = self.server.dir.join(format!("borg-{mode}.py"));
         let flag = self.server.dir.join(format!("borg-{mode}.py.triggered"));
-        // The flag file of "<mode>-once" must not exist before the first session.
+        // The count must start at zero.
         let _ = fs::remove_file(&flag);
         let py = python_for(&self.borg);
         let script = format!(
             r#"#!{py}
-import os, signal, subprocess, sys, time
+import os, re, signal, subprocess, sys, time
 BORG = {borg:?}
 MODE = {mode:?}
 LIMIT = {limit}
 FLAG = {flag:?}
-# "<mode>-once": misbehave in the first session only (the flag file marks that it happened).
+TIMES = None
 if MODE.endswith("-once"):
-    MODE = MODE[:-5]
-    if os.path.exists(FLAG):
-        os.execv(BORG, [BORG] + sys.argv[1:])
+    MODE, TIMES = MODE[:-5], 1
+m = re.match(r"(.*)-times-([0-9]+)$", MODE)
+if m:
+    MODE, TIMES = m.group(1), int(m.group(2))
+done = int(open(FLAG).read() or "0") if os.path.exists(FLAG) else 0
+if TIMES is not None and done >= TIMES:
+    os.execv(BORG, [BORG] + sys.argv[1:])
+
+def act(p):
+    with open(FLAG, "w") as f:
+        f.write(str(done + 1))
+    if MODE == "kill-serve":
+        if p:
+            p.kill()
+        os._exit(1)
+    if MODE == "kill-sshd":
+        pid = os.getppid()
+        while pid > 1:
+            with open("/proc/%d/comm" % pid) as f:
+                comm = f.read().strip()
+            if comm.startswith("sshd"):
+                os.kill(pid, signal.SIGKILL)
+                break
+            with open("/proc/%d/stat" % pid) as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        if p:
+            p.kill()
+        os._exit(1)
+    if MODE == "stall":
+        time.sleep(30)
+        if p:
+            p.kill()
+        os._exit(1)
+
+# plain mode, a later session: misbehave before borg says anything
+if TIMES is None and done > 0:
+    act(None)
 p = subprocess.Popen([BORG] + sys.argv[1:], stdout=subprocess.PIPE)
 src = p.stdout.fileno()
 n = 0
@@ -826,27 +975,7 @@ while True:
         mv = mv[k:]
     n += len(b)
     if n >= LIMIT:
-        with open(FLAG, "w") as f:
-            f.write(str(n))
-        if MODE == "kill-serve":
-            p.kill()
-            os._exit(1)
-        if MODE == "kill-sshd":
-            pid = os.getppid()
-            while pid > 1:
-                with open("/proc/%d/comm" % pid) as f:
-                    comm = f.read().strip()
-                if comm.startswith("sshd"):
-                    os.kill(pid, signal.SIGKILL)
-                    break
-                with open("/proc/%d/stat" % pid) as f:
-                    pid = int(f.read().rsplit(")", 1)[1].split()[1])
-            p.kill()
-            os._exit(1)
-        if MODE == "stall":
-            time.sleep(30)
-            p.kill()
-            os._exit(1)
+        act(p)
 p.wait()
 sys.exit(p.returncode)
 "#,
