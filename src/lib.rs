@@ -53,6 +53,7 @@ pub mod remote;
 pub mod repository;
 pub mod stats;
 pub mod store;
+pub mod users;
 
 pub use error::{Error, Result};
 pub use location::Location;

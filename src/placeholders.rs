@@ -37,16 +37,10 @@ fn user() -> String {
         return u;
     }
     let uid = rustix::process::geteuid().as_raw();
-    // SAFETY: getpwuid returns NULL or a pointer to static storage, read at once.
-    unsafe {
-        let pw = libc::getpwuid(uid);
-        if !pw.is_null() && !(*pw).pw_name.is_null() {
-            return std::ffi::CStr::from_ptr((*pw).pw_name)
-                .to_string_lossy()
-                .into_owned();
-        }
+    match crate::users::user_by_uid(uid) {
+        Ok(Some(u)) if !u.name.is_empty() => u.name_lossy(),
+        _ => uid.to_string(),
     }
-    uid.to_string()
 }
 
 fn uuid4() -> String {

@@ -7,7 +7,6 @@ use crate::archive::item::Item;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{self, AtFlags, Mode, Timespec, Timestamps, XattrFlags};
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::sync::Mutex;
 
 /// Which metadata to restore, and how owners are mapped.
@@ -23,28 +22,24 @@ pub struct MetaOptions {
     pub noflags: bool,
 }
 
-/// Caches of user and group name lookups, shared by the threads that finish files.
+/// Caches of user and group name lookups, shared by the threads that finish files (the lookups
+/// themselves are the reentrant ones of [`crate::users`]).
 #[derive(Default)]
 pub struct Owners {
     users: Mutex<HashMap<Vec<u8>, Option<u32>>>,
     groups: Mutex<HashMap<Vec<u8>, Option<u32>>>,
 }
 
-/// `getpwnam`/`getgrnam` return static storage: one lookup at a time in the whole process.
-static LOOKUP: Mutex<()> = Mutex::new(());
-
 fn cached(
     cache: &Mutex<HashMap<Vec<u8>, Option<u32>>>,
     name: &[u8],
-    lookup: impl FnOnce(&CString) -> Option<u32>,
+    lookup: impl FnOnce(&[u8]) -> std::io::Result<Option<u32>>,
 ) -> Option<u32> {
     if let Some(v) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
         return *v;
     }
-    let v = CString::new(name).ok().and_then(|c| {
-        let _one = LOOKUP.lock().unwrap_or_else(|e| e.into_inner());
-        lookup(&c)
-    });
+    // A failed lookup is taken as "no such name", as borg does: the stored id is used.
+    let v = lookup(name).ok().flatten();
     cache
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -55,25 +50,12 @@ fn cached(
 impl Owners {
     /// The local uid of a user name.
     pub fn uid(&self, name: &[u8]) -> Option<u32> {
-        cached(&self.users, name, |c| {
-            // SAFETY: getpwnam returns NULL or a pointer to static storage, read at once while
-            // LOOKUP is held.
-            unsafe {
-                let pw = libc::getpwnam(c.as_ptr());
-                (!pw.is_null()).then(|| (*pw).pw_uid)
-            }
-        })
+        cached(&self.users, name, crate::users::user_id)
     }
 
     /// The local gid of a group name.
     pub fn gid(&self, name: &[u8]) -> Option<u32> {
-        cached(&self.groups, name, |c| {
-            // SAFETY: as in `uid`.
-            unsafe {
-                let gr = libc::getgrnam(c.as_ptr());
-                (!gr.is_null()).then(|| (*gr).gr_gid)
-            }
-        })
+        cached(&self.groups, name, crate::users::group_id)
     }
 
     fn ids(&self, item: &Item, numeric: bool) -> (u32, u32) {

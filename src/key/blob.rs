@@ -58,16 +58,10 @@ impl BorgDirs {
 }
 
 fn home_from_passwd() -> PathBuf {
-    // SAFETY: getpwuid returns a pointer into static storage or NULL; we copy out at once.
-    unsafe {
-        let pw = libc::getpwuid(libc::getuid());
-        if !pw.is_null() && !(*pw).pw_dir.is_null() {
-            let dir = std::ffi::CStr::from_ptr((*pw).pw_dir);
-            use std::os::unix::ffi::OsStrExt;
-            return PathBuf::from(std::ffi::OsStr::from_bytes(dir.to_bytes()));
-        }
-    }
-    PathBuf::from("/")
+    crate::users::current_user()
+        .map(|u| u.home)
+        .filter(|h| !h.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("/"))
 }
 
 /// The armoured envelope of a key (borg's "encrypted key").

@@ -99,24 +99,14 @@ pub fn lchown(path: &Path, uid: u32, gid: u32) -> bool {
     unsafe { libc::lchown(c.as_ptr(), uid, gid) == 0 }
 }
 
+/// The uid of a user name (reentrant lookup: the tests run on many threads).
 pub fn user_id(name: &str) -> Option<u32> {
-    let c = CString::new(name).unwrap();
-    let p = unsafe { libc::getpwnam(c.as_ptr()) };
-    if p.is_null() {
-        None
-    } else {
-        Some(unsafe { (*p).pw_uid })
-    }
+    oxiborg::users::user_id(name.as_bytes()).unwrap()
 }
 
+/// The gid of a group name (reentrant lookup).
 pub fn group_id(name: &str) -> Option<u32> {
-    let c = CString::new(name).unwrap();
-    let p = unsafe { libc::getgrnam(c.as_ptr()) };
-    if p.is_null() {
-        None
-    } else {
-        Some(unsafe { (*p).gr_gid })
-    }
+    oxiborg::users::group_id(name.as_bytes()).unwrap()
 }
 
 fn write(path: &Path, content: &[u8], mode: u32, mtime_ns: i128) {
