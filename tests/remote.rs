@@ -1421,6 +1421,79 @@ fn accept_new_in_ssh_config_is_honoured() {
     finish(&r, "StrictHostKeyChecking accept-new", &errs);
 }
 
+/// `~/.ssh/config` reaches the host only through an `Include`d directory (relative to `~/.ssh`)
+/// whose files name it in a `Host` block and a `Match originalhost … host …` block (the host
+/// being the `HostName` obtained so far) with the port, the user and an `IdentityFile` built
+/// from `%h_%p_%r`; a later `Host *` with another port and user loses (first value wins). The
+/// built-in client connects with it, and OpenSSH (`ssh -F` the same file) does the same.
+#[test]
+fn ssh_config_include_and_match_are_followed() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(borg) = any_borg() else { return };
+    let Some(r) = negative_setup(borg) else {
+        return;
+    };
+    let mut errs = Vec::new();
+    let ssh = r.env.base.join(".ssh");
+    let private = |p: &Path, text: &str| {
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+        fs::set_permissions(p, fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    let key = ssh
+        .join("keys")
+        .join(format!("{HOST}_{}_{}", r.port(), login_user()));
+    private(&key, &fs::read_to_string(&r.forced.private).unwrap());
+    private(
+        &ssh.join("conf.d/10-alias.conf"),
+        &format!("Host oxitest-incl\n    HostName {HOST}\n"),
+    );
+    // an absolute directory before the tokens: OpenSSH takes `~` and `%d` from the passwd
+    // entry, not from $HOME
+    private(
+        &ssh.join("conf.d/20-match.conf"),
+        &format!(
+            "Match originalhost oxitest-incl host {HOST}\n    Port {}\n    User {}\n    IdentityFile {}/keys/%h_%p_%r\n",
+            r.port(),
+            login_user(),
+            ssh.display()
+        ),
+    );
+    let config = ssh.join("config");
+    let text = fs::read_to_string(&config).unwrap();
+    private(
+        &config,
+        &format!("Include conf.d/*.conf\n\n{text}Host *\n    Port 1\n    User nobody-oxitest\n"),
+    );
+    let loc = format!("oxitest-incl:{REPO_RK}");
+    let run = r.oxiborg(
+        Transport::NativeConfig,
+        Key::Forced,
+        &[os("list"), os(&loc)],
+    );
+    check_ok("[native+ssh_config] Include + Match", &run, &mut errs);
+    let native = run.out.stdout.clone();
+    // the oracle: OpenSSH reading the same file
+    let mut cmd = r.oxiborg_cmd(Transport::Command, Key::Forced, &[os("list"), os(&loc)]);
+    cmd.env(
+        "BORG_RSH",
+        format!(
+            "ssh -F {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null \
+             -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=10 -o LogLevel=ERROR",
+            config.display(),
+            r.known_hosts.display()
+        ),
+    );
+    let run = run_limited(cmd, RUN_LIMIT);
+    if check_ok("[BORG_RSH=ssh -F] Include + Match", &run, &mut errs) && run.out.stdout != native {
+        errs.push(format!(
+            "the built-in client listed {native:?}, OpenSSH {:?}",
+            run.out.stdout
+        ));
+    }
+    finish(&r, "ssh_config Include + Match", &errs);
+}
+
 /// A machine with no `~/.ssh` and the key somewhere else (`/etc/borgmatic/key`): the unknown-host
 /// error gives a command that works as it stands (it makes `~/.ssh`); the authentication error
 /// says how to name the key, and `--ssh-identity` does; with `BORG_RSH="ssh -i KEY …"` but no

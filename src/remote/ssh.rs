@@ -1,5 +1,7 @@
 //! The native transport: libssh2 (the `ssh2` crate), configured like OpenSSH from the location
-//! and `~/.ssh/config`, with the server's host key checked against `known_hosts`.
+//! and the OpenSSH client configuration ([`super::sshconfig`]: `~/.ssh/config`, then
+//! `/etc/ssh/ssh_config`, or the `-F` file), with the server's host key checked against
+//! `known_hosts`.
 //!
 //! Host keys: the host key algorithms of the key types `known_hosts` records for the host are
 //! asked for first (as OpenSSH does), so a host known by its RSA key is checked against that key
@@ -33,13 +35,6 @@ use std::time::{Duration, Instant};
 
 fn home() -> PathBuf {
     crate::key::blob::BorgDirs::home()
-}
-
-fn local_user() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "root".into())
 }
 
 /// A server whose host key `known_hosts` does not record, as the user is asked about it.
@@ -147,12 +142,17 @@ fn known_hosts_files(
     home: &Path,
 ) -> KnownHostsFiles {
     let mut read = Vec::new();
-    let user = match opts.known_hosts.clone().or(cfg.known_hosts.clone()) {
-        Some(f) => {
+    let user = match (&opts.known_hosts, &cfg.known_hosts) {
+        (Some(f), _) => {
             read.push(f.clone());
-            f
+            f.clone()
         }
-        None => {
+        // UserKnownHostsFile: all are read, new keys go to the first
+        (None, Some(files)) if !files.is_empty() => {
+            read.extend(files.iter().cloned());
+            files[0].clone()
+        }
+        _ => {
             let f = home.join(".ssh/known_hosts");
             read.push(f.clone());
             read.push(home.join(".ssh/known_hosts2"));
@@ -168,19 +168,16 @@ fn known_hosts_files(
 pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<Connection> {
     let host = loc.host.clone().unwrap_or_default();
     let home = home();
-    let cfg_file = opts
-        .ssh_config
-        .clone()
-        .unwrap_or_else(|| home.join(".ssh/config"));
-    let cfg_text = std::fs::read_to_string(&cfg_file).unwrap_or_default();
-    let cfg = sshconfig::lookup(&cfg_text, &host, &home);
-    let hostname = cfg.hostname.clone().unwrap_or_else(|| host.clone());
-    let port = loc.port.or(opts.port).or(cfg.port).unwrap_or(22);
-    let user = loc
-        .user
-        .clone()
-        .or(cfg.user.clone())
-        .unwrap_or_else(local_user);
+    // The location's user and port come first, as ssh's command line does.
+    let mut query = sshconfig::Query::new(&host, &home);
+    query.user = loc.user.clone();
+    query.port = loc.port.or(opts.port);
+    query.command = opts.serve_command().join(" ");
+    let files = sshconfig::ConfigFiles::openssh(&home, opts.ssh_config.as_deref());
+    let cfg = sshconfig::resolve(&files, &query)?;
+    let hostname = cfg.hostname.clone();
+    let port = cfg.port;
+    let user = cfg.user.clone();
     let target = format!("{user}@{hostname}:{port}");
     // What known_hosts records for the host decides which host key algorithms to ask for.
     let files = known_hosts_files(opts, &cfg, &home);
@@ -244,7 +241,7 @@ pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<Connection> {
             .filter(|_| cfg.batch_mode != Some(true)),
     };
     check.verify(&sess)?;
-    authenticate(&sess, &user, &target, opts, &cfg, &cfg_file, &home)?;
+    authenticate(&sess, &user, &target, opts, &cfg, &home)?;
     let mut channel = sess
         .channel_session()
         .map_err(|e| Error::Other(format!("ssh {target}: cannot open a channel: {e}")))?;
@@ -399,7 +396,6 @@ fn authenticate(
     target: &str,
     opts: &RemoteOptions,
     cfg: &sshconfig::HostConfig,
-    cfg_file: &Path,
     home: &Path,
 ) -> Result<()> {
     // A key named on purpose that is not there: said, and the others are tried (as OpenSSH).
@@ -427,9 +423,9 @@ fn authenticate(
         .map(|f| (f.clone(), opts.identity_origin.clone()))
         .chain(cfg.identity_files.iter().map(|f| {
             (
-                f.clone(),
+                f.path.clone(),
                 Origin::SshConfig {
-                    file: cfg_file.to_path_buf(),
+                    file: f.file.clone(),
                     key: "IdentityFile",
                 },
             )
