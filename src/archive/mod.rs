@@ -161,6 +161,15 @@ impl Manifest {
     pub fn find(&self, name: &str) -> Option<&ArchiveEntry> {
         self.archives.iter().find(|a| a.name == name.as_bytes())
     }
+
+    /// The archive called `name`, or [`Error::ArchiveDoesNotExist`] naming the nearest names
+    /// the manifest has.
+    pub fn find_or_suggest(&self, name: &str) -> Result<&ArchiveEntry> {
+        self.find(name).ok_or_else(|| {
+            let names: Vec<String> = self.archives.iter().map(|a| a.display_name()).collect();
+            Error::archive_missing(name, names.iter().map(String::as_str))
+        })
+    }
 }
 
 /// Archive metadata (the object the manifest points at).

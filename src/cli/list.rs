@@ -397,7 +397,11 @@ impl<'a> ItemView<'a> {
         self.item
             .chunks
             .as_ref()
-            .map(|c| c.iter().map(|c| c.csize.unwrap_or(0)).sum::<u64>() as i64)
+            .map(|c| {
+                c.iter()
+                    .map(|c| c.csize.unwrap_or(0))
+                    .fold(0u64, u64::saturating_add) as i64
+            })
             .unwrap_or(0)
     }
 
@@ -680,11 +684,7 @@ pub(super) fn info(
         || f.prefix.is_some()
         || f.glob_archives.is_some();
     let selected: Vec<ArchiveEntry> = if let Some(name) = &loc.archive {
-        vec![repo
-            .manifest()
-            .find(name)
-            .cloned()
-            .ok_or_else(|| Error::ArchiveDoesNotExist(name.clone()))?]
+        vec![repo.manifest().find_or_suggest(name)?.clone()]
     } else if archive_mode {
         select_archives(repo, f, true)?
             .into_iter()
