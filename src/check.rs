@@ -26,6 +26,7 @@
 //!     select: check::Selection::All,
 //!     verify_data: true,
 //!     progress: None,
+//!     interrupt: None,
 //! };
 //! problems += check::check_archives(store, loc, &opts, &what, &mut |_, msg| eprintln!("{msg}"))?;
 //! # let _ = problems; Ok(()) }
@@ -36,12 +37,12 @@ use crate::archive::ArchiveEntry;
 use crate::error::{Error, Result};
 use crate::key::{Key, KeyType};
 use crate::log::Level;
-use crate::repository::{open_many, OpenOptions, Opened, Repository};
+use crate::repository::{open_many_with, OpenOptions, Opened, Repository};
 use crate::store::Store;
 use crate::Location;
 use crate::{ObjectId, MANIFEST_ID};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Where a check reports: `(level, message)`.
@@ -63,14 +64,16 @@ const VERIFY_BUDGET: u64 = 128 << 20;
 /// decompression, id), in parallel; reports each damaged or missing one as borg does. Returns
 /// the number of problems.
 pub fn verify_data(repo: &Repository, report: &mut Report<'_>) -> Result<u64> {
-    verify_objects(repo.store(), repo.key(), None, report)
+    verify_objects(repo.store(), repo.key(), None, None, report)
 }
 
-/// [`verify_data`] on a store and its key, counting into `progress` as it goes.
+/// [`verify_data`] on a store and its key, counting into `progress` as it goes; ends with
+/// [`Error::Interrupted`] once `interrupt` is set.
 pub fn verify_objects(
     store: &dyn Store,
     key: &Key,
     progress: Option<&Progress>,
+    interrupt: Option<&AtomicBool>,
     report: &mut Report<'_>,
 ) -> Result<u64> {
     report(
@@ -83,7 +86,7 @@ pub fn verify_objects(
     }
     // (message, a defect chunk: delivered but failing verification)
     let errors: Mutex<Vec<(String, bool)>> = Mutex::new(Vec::new());
-    open_many(store, key, &ids, VERIFY_BUDGET, &|i, r| {
+    open_many_with(store, key, &ids, &[], VERIFY_BUDGET, interrupt, &|i, r| {
         if let Some(p) = progress {
             p.objects.fetch_add(1, Ordering::Relaxed);
         }
@@ -139,6 +142,9 @@ pub struct ArchiveCheck<'a> {
     pub verify_data: bool,
     /// Counters for a progress display of the data verification.
     pub progress: Option<&'a Progress>,
+    /// Set to stop: the check ends with [`Error::Interrupted`] (during the data verification,
+    /// or before the next archive).
+    pub interrupt: Option<&'a AtomicBool>,
 }
 
 /// The archive consistency check (borg's `ArchiveChecker`) of the repository behind `store`:
@@ -189,7 +195,7 @@ pub fn check_archives(
     };
     let key = Repository::unlock_key(&*store, &sample, &location.canonical(), options)?;
     if what.verify_data {
-        problems += verify_objects(&*store, &key, what.progress, report)?;
+        problems += verify_objects(&*store, &key, what.progress, what.interrupt, report)?;
     }
     let repo = match manifest_obj {
         None => {
@@ -213,11 +219,7 @@ pub fn check_archives(
     let all = matches!(what.select, Selection::All);
     let selected: Vec<ArchiveEntry> = match what.select {
         Selection::All => repo.archives().to_vec(),
-        Selection::Named(name) => vec![repo
-            .manifest()
-            .find(name)
-            .ok_or_else(|| Error::ArchiveDoesNotExist(crate::archive::item::display_bytes(name)))?
-            .clone()],
+        Selection::Named(name) => vec![repo.manifest().find_or_suggest(name)?.clone()],
         Selection::Filter(f) => f(&repo)?,
     };
     let archives: &[ArchiveEntry] = &selected;
@@ -226,6 +228,9 @@ pub fn check_archives(
     referenced.insert(MANIFEST_ID);
     let n = archives.len();
     for (k, entry) in archives.iter().enumerate() {
+        if what.interrupt.is_some_and(|f| f.load(Ordering::Relaxed)) {
+            return Err(Error::Interrupted);
+        }
         let name = entry.display_name();
         report(
             Level::Info,

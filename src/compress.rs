@@ -11,8 +11,53 @@
 use crate::error::{Error, Result};
 use std::io::Read;
 
-/// The largest plaintext this client accepts for one object (borg's lz4 buffer limit).
+/// The largest plaintext this client accepts for an object whose size is not known in advance
+/// (borg's lz4 buffer limit): item-stream chunks, archive metadata, `check --verify-data`. An
+/// object whose size is known — a file's chunk, whose size the archive records, or a zstd frame
+/// that declares its size in an authenticated payload, up to [`MAX_DECLARED`] — may be larger:
+/// its buffer is allocated at that size, and an allocation that cannot be made is an [`Error::NoMemory`] for that object
+/// only.
 pub const MAX_PLAINTEXT: usize = 128 * 1024 * 1024;
+
+/// The most plaintext an object of unknown size may decompress to when it is a zstd frame that
+/// declares its size in an authenticated payload (`check --verify-data` of a big chunk); a
+/// file's chunk, whose size is known, is not bounded by this.
+pub const MAX_DECLARED: usize = 1 << 30;
+
+/// The most plaintext one object may decompress to: [`MAX_PLAINTEXT`], or the expected size when
+/// that is larger.
+fn limit(size_hint: Option<usize>) -> usize {
+    size_hint.map_or(MAX_PLAINTEXT, |h| h.max(MAX_PLAINTEXT))
+}
+
+/// An empty buffer with room for `n` bytes, or [`Error::NoMemory`].
+fn buffer(n: usize) -> Result<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| no_memory(n))?;
+    Ok(v)
+}
+
+/// `n` zero bytes, or [`Error::NoMemory`] (what `vec![0; n]` does, but fallible: the allocator
+/// hands out fresh pages already zeroed, so this costs no pass over the memory).
+fn zeroed(n: usize) -> Result<Vec<u8>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<u8>(n).map_err(|_| no_memory(n))?;
+    // SAFETY: the layout's size is not zero; the memory comes from the global allocator with
+    // the layout of a `Vec<u8>` of capacity `n`, and all `n` bytes are initialized (zero).
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout);
+        if p.is_null() {
+            return Err(no_memory(n));
+        }
+        Ok(Vec::from_raw_parts(p, n, n))
+    }
+}
+
+fn no_memory(n: usize) -> Error {
+    Error::NoMemory(format!("cannot allocate {n} bytes for a plaintext"))
+}
 
 /// A compressor as named by borg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,27 +110,36 @@ impl Compression {
 }
 
 /// Decompresses a payload. `size_hint` is the expected plaintext size where known (the `size` of a
-/// file's chunk entry); it only sizes buffers and is never trusted for the result.
+/// file's chunk entry): it sizes buffers and raises the limit of [`MAX_PLAINTEXT`] to itself,
+/// but is never trusted for the result (the caller compares the length).
 pub fn decompress(payload: &[u8], size_hint: Option<usize>) -> Result<Vec<u8>> {
-    decompress_depth(payload, size_hint, 0)
+    decompress_depth(payload, size_hint, false, 0)
 }
 
 /// [`decompress`] of `buf[start..]`, reusing `buf` for the plaintext when the payload is stored
-/// uncompressed (`none`), so that case costs a move instead of a second buffer.
+/// uncompressed (`none`), so that case costs a move instead of a second buffer. `authenticated`
+/// says the payload's MAC was verified: a zstd frame's declared size then counts as known up to
+/// [`MAX_DECLARED`] (it sizes the buffer, as borg allocates it).
 pub fn decompress_owned(
     mut buf: Vec<u8>,
     start: usize,
     size_hint: Option<usize>,
+    authenticated: bool,
 ) -> Result<Vec<u8>> {
     let payload = buf.get(start..).unwrap_or_default();
     if Compression::detect(payload) == Some(Compression::None) {
         buf.drain(..start + 2);
         return Ok(buf);
     }
-    decompress(payload, size_hint)
+    decompress_depth(payload, size_hint, authenticated, 0)
 }
 
-fn decompress_depth(payload: &[u8], size_hint: Option<usize>, depth: u8) -> Result<Vec<u8>> {
+fn decompress_depth(
+    payload: &[u8],
+    size_hint: Option<usize>,
+    authenticated: bool,
+    depth: u8,
+) -> Result<Vec<u8>> {
     let kind = Compression::detect(payload).ok_or_else(|| {
         Error::Decompression(format!(
             "unknown compression header {:02x?}",
@@ -99,27 +153,38 @@ fn decompress_depth(payload: &[u8], size_hint: Option<usize>, depth: u8) -> Resu
         Compression::Zstd => {
             let body = &payload[2..];
             match zstd::zstd_safe::get_frame_content_size(body) {
-                Ok(Some(n)) if n > MAX_PLAINTEXT as u64 => {
-                    Err(fail(&"frame larger than the object size limit"))
+                Ok(Some(n)) => {
+                    let n = usize::try_from(n).unwrap_or(usize::MAX);
+                    if n > limit(size_hint) && !(authenticated && n <= MAX_DECLARED) {
+                        return Err(fail(&"frame larger than the object size limit"));
+                    }
+                    // Only what the frame really holds is written (and so touched).
+                    let mut out = buffer(n)?;
+                    zstd::bulk::Decompressor::new()
+                        .and_then(|mut d| d.decompress_to_buffer(body, &mut out))
+                        .map_err(|e| fail(&e))?;
+                    Ok(out)
                 }
-                Ok(Some(n)) => zstd::bulk::decompress(body, n as usize).map_err(|e| fail(&e)),
                 _ => read_limited(
                     zstd::stream::read::Decoder::with_buffer(body).map_err(|e| fail(&e))?,
                     size_hint.unwrap_or(body.len() * 4),
+                    limit(size_hint),
                 )
-                .map_err(|e| fail(&e)),
+                .map_err(|e| e.or_fail(fail)),
             }
         }
         Compression::Zlib => read_limited(
             flate2::read::ZlibDecoder::new(payload),
             size_hint.unwrap_or(payload.len() * 4),
+            limit(size_hint),
         )
-        .map_err(|e| fail(&e)),
+        .map_err(|e| e.or_fail(fail)),
         Compression::Lzma => read_limited(
             xz2::read::XzDecoder::new(&payload[2..]),
             size_hint.unwrap_or(payload.len() * 4),
+            limit(size_hint),
         )
-        .map_err(|e| fail(&e)),
+        .map_err(|e| e.or_fail(fail)),
         Compression::Obfuscate => {
             if depth > 0 {
                 return Err(fail(&"nested obfuscation"));
@@ -131,19 +196,71 @@ fn decompress_depth(payload: &[u8], size_hint: Option<usize>, depth: u8) -> Resu
             let inner = payload
                 .get(6..6usize.saturating_add(len))
                 .ok_or_else(|| fail(&format!("inner length {len} exceeds payload")))?;
-            decompress_depth(inner, size_hint, depth + 1)
+            decompress_depth(inner, size_hint, authenticated, depth + 1)
         }
     }
 }
 
-/// Reads a decoder to its end, refusing more than [`MAX_PLAINTEXT`] bytes.
-fn read_limited(reader: impl Read, capacity: usize) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(capacity.min(MAX_PLAINTEXT));
-    let n = reader
-        .take(MAX_PLAINTEXT as u64 + 1)
-        .read_to_end(&mut out)?;
-    if n > MAX_PLAINTEXT {
-        return Err(std::io::Error::other("plaintext larger than the limit"));
+/// Why [`read_limited`] failed.
+enum ReadFailure {
+    Io(std::io::Error),
+    TooLarge,
+    Memory(usize),
+}
+
+impl ReadFailure {
+    fn or_fail(self, fail: impl Fn(&dyn std::fmt::Display) -> Error) -> Error {
+        match self {
+            ReadFailure::Io(e) => fail(&e),
+            ReadFailure::TooLarge => fail(&"plaintext larger than the limit"),
+            ReadFailure::Memory(n) => no_memory(n),
+        }
+    }
+}
+
+/// Reads a decoder to its end, refusing more than `limit` bytes. The buffer starts with room
+/// for `capacity` (the expected size; less if that much cannot be had) and grows as the
+/// plaintext comes, every allocation fallible.
+fn read_limited(
+    mut reader: impl Read,
+    capacity: usize,
+    limit: usize,
+) -> std::result::Result<Vec<u8>, ReadFailure> {
+    const STEP: usize = 1 << 20;
+    let first = capacity.min(limit.saturating_add(1));
+    let mut out = buffer(first)
+        .or_else(|_| buffer(first.min(STEP)))
+        .map_err(|_| ReadFailure::Memory(first))?;
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() > limit {
+                return Err(ReadFailure::TooLarge);
+            }
+            let more = out.len().clamp(64 << 10, 64 << 20);
+            out.try_reserve(more)
+                .map_err(|_| ReadFailure::Memory(out.len() + more))?;
+        }
+        // Zero only a bounded window of the spare room per read, so the cost stays linear.
+        let start = out.len();
+        let end = out.capacity().min(start + STEP);
+        out.resize(end, 0);
+        let n = loop {
+            match reader.read(&mut out[start..end]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => break r,
+            }
+        };
+        match n {
+            Ok(0) => {
+                out.truncate(start);
+                break;
+            }
+            Ok(n) => out.truncate(start + n),
+            Err(e) => return Err(ReadFailure::Io(e)),
+        }
+        if out.len() > limit {
+            return Err(ReadFailure::TooLarge);
+        }
     }
     Ok(out)
 }
@@ -151,20 +268,22 @@ fn read_limited(reader: impl Read, capacity: usize) -> std::io::Result<Vec<u8>> 
 fn lz4(body: &[u8], size_hint: Option<usize>) -> Result<Vec<u8>> {
     // With the exact size the first attempt succeeds. Otherwise start from a typical ratio and
     // double: borg's fixed 9 MB first buffer costs a 9 MB memset for every 500 KB item chunk.
+    // An LZ4 block expands at most 255-fold, which bounds every attempt by the input as well.
+    let most = limit(size_hint).min(body.len().saturating_mul(255).saturating_add(255));
     let mut cap = match size_hint {
         Some(n) => n.max(1),
         None => (body.len() * 4).max(64 * 1024),
     }
-    .min(MAX_PLAINTEXT);
+    .min(most);
     loop {
-        let mut out = vec![0u8; cap];
+        let mut out = zeroed(cap)?;
         match lz4_flex::block::decompress_into(body, &mut out) {
             Ok(n) => {
                 out.truncate(n);
                 return Ok(out);
             }
-            Err(lz4_flex::block::DecompressError::OutputTooSmall { .. }) if cap < MAX_PLAINTEXT => {
-                cap = cap.saturating_mul(2).min(MAX_PLAINTEXT);
+            Err(lz4_flex::block::DecompressError::OutputTooSmall { .. }) if cap < most => {
+                cap = cap.saturating_mul(2).min(most);
             }
             Err(e) => return Err(Error::Decompression(format!("lz4: {e}"))),
         }
@@ -209,6 +328,36 @@ mod tests {
         ob.extend_from_slice(&zs);
         ob.extend_from_slice(&[0u8; 77]);
         assert_eq!(decompress(&ob, None).unwrap(), data);
+    }
+
+    /// More than MAX_PLAINTEXT only with a known size: the caller's (a file's chunk), or a
+    /// zstd frame's own in an authenticated payload; a hint never has to be right.
+    #[test]
+    fn sizes_beyond_the_default_limit_need_a_known_size() {
+        let n = MAX_PLAINTEXT + 4096;
+        let zeros = vec![0u8; n];
+        let zs = with_header([3, 0], &zstd::bulk::compress(&zeros, 3).unwrap());
+        assert!(decompress(&zs, None).is_err(), "unknown size: bounded");
+        assert_eq!(decompress(&zs, Some(n)).unwrap().len(), n);
+        assert_eq!(
+            decompress_owned(zs.clone(), 0, None, true).unwrap().len(),
+            n
+        );
+        assert!(decompress_owned(zs, 0, None, false).is_err());
+        let lz = with_header([1, 0], &lz4_flex::block::compress(&zeros));
+        assert!(decompress(&lz, None).is_err(), "unknown size: bounded");
+        assert_eq!(decompress(&lz, Some(n)).unwrap(), zeros);
+        assert!(
+            decompress(&lz, Some(n / 3)).is_err(),
+            "a hint that is too small does not raise the limit"
+        );
+        // A hint beyond any memory: not allocated (lz4 expands at most 255-fold).
+        assert_eq!(decompress(&lz, Some(usize::MAX / 2)).unwrap().len(), n);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(1));
+        z.write_all(&zeros).unwrap();
+        let zl = z.finish().unwrap();
+        assert!(decompress(&zl, None).is_err(), "unknown size: bounded");
+        assert_eq!(decompress(&zl, Some(n)).unwrap().len(), n);
     }
 
     #[test]

@@ -26,9 +26,15 @@ pub enum Error {
     /// A repository location string that cannot be parsed.
     #[error("Invalid location format: \"{0}\"")]
     InvalidLocation(String),
-    /// A named archive is missing from the manifest.
-    #[error("Archive {0} does not exist")]
-    ArchiveDoesNotExist(String),
+    /// A named archive is missing from the manifest; `nearest` are the most similar names it
+    /// has (by edit distance), for the message.
+    #[error("Archive {name} does not exist{hint}", hint = nearest_hint(.nearest))]
+    ArchiveDoesNotExist {
+        /// The name asked for.
+        name: String,
+        /// The nearest existing names, nearest first.
+        nearest: Vec<String>,
+    },
     /// A writer holds the repository lock.
     #[error("Failed to create/acquire the lock {0} (timeout).")]
     LockTimeout(String),
@@ -46,6 +52,13 @@ pub enum Error {
     /// A compressed payload could not be decompressed.
     #[error("Decompression error: {0}")]
     Decompression(String),
+    /// A buffer of the size the data needs could not be allocated (a chunk larger than the
+    /// memory there is): the object it concerns is not read, the rest goes on.
+    #[error("Not enough memory: {0}")]
+    NoMemory(String),
+    /// Stopped by the caller's interrupt flag (the CLI sets it on SIGINT, SIGTERM or SIGHUP).
+    #[error("Interrupted")]
+    Interrupted,
     /// The key type byte is not one borg 1.x writes.
     #[error(
         "Unsupported payload type {0}. A newer version is required to access this repository."
@@ -151,7 +164,24 @@ fn passphrase_wrong(origin: Option<&crate::origin::Origin>) -> String {
     }
 }
 
+/// `"; nearest names: a, b"` for [`Error::ArchiveDoesNotExist`], or nothing.
+fn nearest_hint(nearest: &[String]) -> String {
+    if nearest.is_empty() {
+        String::new()
+    } else {
+        format!(" (nearest names: {})", nearest.join(", "))
+    }
+}
+
 impl Error {
+    /// [`Error::ArchiveDoesNotExist`] for `name`, with the names of `existing` nearest to it.
+    pub fn archive_missing<'a>(name: &str, existing: impl IntoIterator<Item = &'a str>) -> Error {
+        Error::ArchiveDoesNotExist {
+            name: name.to_string(),
+            nearest: nearest_names(name, existing, 3),
+        }
+    }
+
     /// The message with the object it concerns, where borg's own words leave it out.
     pub fn located(&self) -> String {
         match self {
@@ -190,7 +220,7 @@ impl Error {
             Error::InvalidRepository { .. } => 15,
             Error::InvalidRepositoryConfig { .. } => 16,
             Error::InvalidLocation(_) | Error::Usage(_) => 2,
-            Error::ArchiveDoesNotExist(_) => 31,
+            Error::ArchiveDoesNotExist { .. } => 31,
             Error::LockTimeout(_) => 73,
             Error::ObjectNotFound { .. } => 17,
             Error::Integrity(_) | Error::MacFailed(_) => 90,
@@ -213,7 +243,9 @@ impl Error {
             Error::EncryptionMethodMismatch => 61,
             Error::RepositoryIdNotUnique => 63,
             Error::RepositoryReplay => 64,
-            Error::Io { .. } | Error::Other(_) => 2,
+            Error::Io { .. } | Error::Other(_) | Error::NoMemory(_) => 2,
+            // (the CLI exits with 128 + the signal's number instead)
+            Error::Interrupted => 130,
         }
     }
 
@@ -223,7 +255,7 @@ impl Error {
             Error::RepositoryDoesNotExist(_) => "Repository.DoesNotExist",
             Error::InvalidRepository { .. } => "Repository.InvalidRepository",
             Error::InvalidRepositoryConfig { .. } => "Repository.InvalidRepositoryConfig",
-            Error::ArchiveDoesNotExist(_) => "Archive.DoesNotExist",
+            Error::ArchiveDoesNotExist { .. } => "Archive.DoesNotExist",
             Error::LockTimeout(_) => "LockTimeout",
             Error::ObjectNotFound { .. } => "Repository.ObjectNotFound",
             Error::Integrity(_) | Error::MacFailed(_) => "IntegrityError",
@@ -256,5 +288,96 @@ impl Error {
         } else {
             2
         }
+    }
+}
+
+/// Up to `n` of `names` nearest to `name`: by edit distance (on characters, a swap of two
+/// neighbours counting as one edit), ties
+/// broken by a shared prefix, then by name; names that share nothing with `name` (a distance as
+/// long as both) are left out.
+pub fn nearest_names<'a>(
+    name: &str,
+    names: impl IntoIterator<Item = &'a str>,
+    n: usize,
+) -> Vec<String> {
+    // (long names are compared by their first 256 characters: bounded work per name)
+    let want: Vec<char> = name.chars().take(256).collect();
+    let mut scored: Vec<(usize, std::cmp::Reverse<usize>, &str)> = names
+        .into_iter()
+        .filter_map(|cand| {
+            let c: Vec<char> = cand.chars().take(256).collect();
+            let d = edit_distance(&want, &c);
+            let prefix = want.iter().zip(&c).take_while(|(a, b)| a == b).count();
+            (d < want.len().max(c.len())).then_some((d, std::cmp::Reverse(prefix), cand))
+        })
+        .collect();
+    scored.sort();
+    scored.dedup_by(|a, b| a.2 == b.2);
+    scored
+        .into_iter()
+        .take(n)
+        .map(|(_, _, c)| c.to_string())
+        .collect()
+}
+
+/// Edits (insert, delete, replace, or swap two neighbours: the usual typos) from `a` to `b`:
+/// the optimal string alignment distance.
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let w = b.len() + 1;
+    let mut rows = vec![vec![0usize; w]; 3];
+    rows[2] = (0..w).collect();
+    for i in 1..=a.len() {
+        rows.rotate_left(1);
+        // rows[0]: two rows up, rows[1]: the row above, rows[2]: this row
+        rows[2][0] = i;
+        for j in 1..w {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut d = (rows[1][j - 1] + cost)
+                .min(rows[1][j] + 1)
+                .min(rows[2][j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d = d.min(rows[0][j - 2] + 1);
+            }
+            rows[2][j] = d;
+        }
+    }
+    rows[2][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_names_by_edit_distance() {
+        let names = [
+            "host-2025-01-14",
+            "host-2025-01-15",
+            "host-2025-01-16",
+            "other-2024-12-31",
+            "zzz",
+        ];
+        assert_eq!(
+            nearest_names("host-2025-01-51", names, 3),
+            ["host-2025-01-15", "host-2025-01-14", "host-2025-01-16"]
+        );
+        assert_eq!(
+            nearest_names("hots-2025-01-16", names, 1),
+            ["host-2025-01-16"]
+        );
+        assert!(
+            nearest_names("x", ["abc"], 3).is_empty(),
+            "nothing in common"
+        );
+        let e = Error::archive_missing("host-2025-1-15", names);
+        assert_eq!(
+            e.to_string(),
+            "Archive host-2025-1-15 does not exist (nearest names: host-2025-01-15, \
+             host-2025-01-14, host-2025-01-16)"
+        );
+        assert_eq!(
+            Error::archive_missing("a", []).to_string(),
+            "Archive a does not exist"
+        );
     }
 }

@@ -40,6 +40,9 @@ pub struct TarOptions {
     pub strip_components: usize,
     /// Also export checkpoint part files.
     pub consider_part_files: bool,
+    /// Set to stop: the export ends with [`Error::Interrupted`] at the next item or chunk
+    /// window (the stream then lacks its end blocks).
+    pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Something that happened during an export.
@@ -85,7 +88,15 @@ pub fn export_tar(
     let mut in_tar: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     let mut summary = TarSummary::default();
     let io = |e: std::io::Error| Error::io("<tar output>", e);
+    let interrupted = || {
+        opts.interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed))
+    };
     archive.each_item(|it| {
+        if interrupted() {
+            return Err(Error::Interrupted);
+        }
         if it.part.is_some() && !opts.consider_part_files {
             return Ok(());
         }
@@ -167,10 +178,10 @@ pub fn export_tar(
         events(TarEvent::Item(&display));
         out.write_all(&header).map_err(io)?;
         if let Some(chunks) = content {
-            write_content(repo, &archive_name, &display, &chunks, out)?;
+            write_content(repo, &archive_name, &display, &chunks, opts, out)?;
             let pad = (512 - size % 512) % 512;
             out.write_all(&[0u8; 512][..pad as usize]).map_err(io)?;
-            summary.bytes += size;
+            summary.bytes = summary.bytes.saturating_add(size);
         }
         summary.members += 1;
         Ok(())
@@ -192,6 +203,7 @@ fn write_content(
     archive: &str,
     display: &str,
     chunks: &[ChunkRef],
+    opts: &TarOptions,
     out: &mut dyn Write,
 ) -> Result<()> {
     let mut start = 0;
@@ -200,15 +212,15 @@ fn write_content(
         let mut bytes = 0u64;
         while end < chunks.len()
             && end - start < WINDOW_CHUNKS
-            && (bytes < WINDOW_BYTES || end == start)
+            && (end == start || bytes.saturating_add(chunks[end].size) <= WINDOW_BYTES)
         {
-            bytes += chunks[end].size;
+            bytes = bytes.saturating_add(chunks[end].size);
             end += 1;
         }
         let window = &chunks[start..end];
-        let ids: Vec<crate::ObjectId> = window.iter().map(|c| c.id).collect();
         let slots: Vec<Mutex<Option<Opened>>> = window.iter().map(|_| Mutex::new(None)).collect();
-        repo.open_many(&ids, WINDOW_BYTES, &|i, r| {
+        // (each chunk's size from the archive sizes its buffer: big chunks are read too)
+        repo.open_chunks(window, WINDOW_BYTES, opts.interrupt.as_deref(), &|i, r| {
             *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
         })?;
         for (c, slot) in window.iter().zip(slots) {

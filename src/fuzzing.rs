@@ -41,7 +41,7 @@ fn hint(data: &[u8]) -> Option<usize> {
 /// Compression header dispatch and every decompressor.
 pub fn decompress(data: &[u8]) {
     let _ = crate::compress::decompress(data, hint(data));
-    let _ = crate::compress::decompress_owned(data.to_vec(), 0, None);
+    let _ = crate::compress::decompress_owned(data.to_vec(), 0, None, false);
 }
 
 /// The object envelope: type byte, MAC, decryption, decompression and id check, alone and in

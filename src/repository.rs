@@ -23,6 +23,7 @@ use crate::store::Store;
 use crate::{ObjectId, MANIFEST_ID};
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// How to open a repository. [`OpenOptions::from_env`] reads the `BORG_*` variables borg reads.
@@ -423,13 +424,27 @@ impl Repository {
         open_many(&*self.store, &self.key, ids, budget, f)
     }
 
+    /// [`Repository::open_many`] for a file's chunks: each chunk's size (from the archive)
+    /// sizes its buffer, so a chunk bigger than [`crate::compress::MAX_PLAINTEXT`] is read too.
+    /// The fetching stops with [`Error::Interrupted`] once `interrupt` is set.
+    pub fn open_chunks(
+        &self,
+        chunks: &[crate::archive::item::ChunkRef],
+        budget: u64,
+        interrupt: Option<&AtomicBool>,
+        f: &(dyn Fn(usize, Opened) + Sync),
+    ) -> Result<()> {
+        let ids: Vec<ObjectId> = chunks.iter().map(|c| c.id).collect();
+        let sizes: Vec<Option<usize>> = chunks
+            .iter()
+            .map(|c| usize::try_from(c.size).ok())
+            .collect();
+        open_many_with(&*self.store, &self.key, &ids, &sizes, budget, interrupt, f)
+    }
+
     /// Opens the archive called `name` (names are bytes; a `&str` works too).
     pub fn archive(&self, name: impl AsRef<[u8]>) -> Result<Archive<'_>> {
-        let name = name.as_ref();
-        let entry = self
-            .manifest
-            .find(name)
-            .ok_or_else(|| Error::ArchiveDoesNotExist(crate::archive::item::display_bytes(name)))?;
+        let entry = self.manifest.find_or_suggest(name)?;
         self.archive_by_entry(entry)
     }
 
@@ -681,6 +696,21 @@ pub fn open_many(
     budget: u64,
     f: &(dyn Fn(usize, Opened) + Sync),
 ) -> Result<()> {
+    open_many_with(store, key, ids, &[], budget, None, f)
+}
+
+/// [`open_many`] with the expected plaintext size of each object where known (`sizes[i]` for
+/// `ids[i]`; an empty slice for none), stopping with [`Error::Interrupted`] (what is in flight is
+/// still handed to `f`) once `interrupt` is set.
+pub fn open_many_with(
+    store: &dyn Store,
+    key: &Key,
+    ids: &[ObjectId],
+    sizes: &[Option<usize>],
+    budget: u64,
+    interrupt: Option<&AtomicBool>,
+    f: &(dyn Fn(usize, Opened) + Sync),
+) -> Result<()> {
     let budget = Budget::new(budget);
     let decode = |group: Vec<(usize, Vec<u8>)>| {
         let index: Vec<usize> = group.iter().map(|(i, _)| *i).collect();
@@ -689,7 +719,7 @@ pub fn open_many(
             .map(|(i, data)| Sealed {
                 id: Some(ids[i]).filter(|id| *id != MANIFEST_ID),
                 data,
-                size_hint: None,
+                size_hint: sizes.get(i).copied().flatten(),
             })
             .collect();
         for (i, r) in index.into_iter().zip(key.open_objects(&mut sealed)) {
@@ -708,6 +738,9 @@ pub fn open_many(
         let mut group = Vec::with_capacity(Key::GROUP);
         let mut cost = 0u64;
         let fetched = store.get_many(ids, &mut |i, r| {
+            if interrupt.is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed)) {
+                return Err(Error::Interrupted);
+            }
             match r {
                 Ok(obj) => {
                     cost += obj.len() as u64;
@@ -766,10 +799,10 @@ impl Budget {
     /// Takes `n` bytes, waiting for room.
     pub(crate) fn take(&self, n: u64) {
         let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-        while *used > 0 && *used + n > self.limit {
+        while *used > 0 && used.saturating_add(n) > self.limit {
             used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
         }
-        *used += n;
+        *used = used.saturating_add(n);
     }
 
     /// Gives `n` bytes back.

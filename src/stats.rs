@@ -104,15 +104,19 @@ pub fn compute(
             let item = item?;
             let Some(chunks) = &item.chunks else { continue };
             let (s, c) = chunks.iter().fold((0u64, 0u64), |(s, c), ch| {
-                (s + ch.size, c + ch.csize.unwrap_or(0))
+                // (saturating: sizes come from the archive, and borg's are unbounded)
+                (
+                    s.saturating_add(ch.size),
+                    c.saturating_add(ch.csize.unwrap_or(0)),
+                )
             });
             if item.part.is_some() {
-                psize += s;
-                pcsize += c;
+                psize = psize.saturating_add(s);
+                pcsize = pcsize.saturating_add(c);
                 pfiles += 1;
             } else {
-                size += s;
-                csize += c;
+                size = size.saturating_add(s);
+                csize = csize.saturating_add(c);
                 nfiles += 1;
             }
             for ch in chunks {
@@ -130,30 +134,32 @@ pub fn compute(
             Some(n) => {
                 let parts = consider_part_files;
                 (
-                    meta.size.unwrap_or(0)
-                        + if parts {
-                            meta.size_parts.unwrap_or(0)
-                        } else {
-                            0
-                        },
-                    meta.csize.unwrap_or(0)
-                        + if parts {
-                            meta.csize_parts.unwrap_or(0)
-                        } else {
-                            0
-                        },
-                    n + if parts {
+                    meta.size.unwrap_or(0).saturating_add(if parts {
+                        meta.size_parts.unwrap_or(0)
+                    } else {
+                        0
+                    }),
+                    meta.csize.unwrap_or(0).saturating_add(if parts {
+                        meta.csize_parts.unwrap_or(0)
+                    } else {
+                        0
+                    }),
+                    n.saturating_add(if parts {
                         meta.nfiles_parts.unwrap_or(0)
                     } else {
                         0
-                    },
+                    }),
                 )
             }
-            None if consider_part_files => (size + psize, csize + pcsize, nfiles + pfiles),
+            None if consider_part_files => (
+                size.saturating_add(psize),
+                csize.saturating_add(pcsize),
+                nfiles + pfiles,
+            ),
             None => (size, csize, nfiles),
         };
-        cache.total_size += osize;
-        cache.total_csize += ocsize;
+        cache.total_size = cache.total_size.saturating_add(osize);
+        cache.total_csize = cache.total_csize.saturating_add(ocsize);
         if detailed {
             per_archive.insert(
                 entry.id,
@@ -175,8 +181,8 @@ pub fn compute(
     for st in index.values() {
         cache.total_chunks += st.refcount;
         cache.total_unique_chunks += 1;
-        cache.unique_size += st.size;
-        cache.unique_csize += st.csize;
+        cache.unique_size = cache.unique_size.saturating_add(st.size);
+        cache.unique_csize = cache.unique_csize.saturating_add(st.csize);
     }
     let mut archives = Vec::new();
     for id in detail {
@@ -185,7 +191,7 @@ pub fn compute(
                 .iter()
                 .filter(|(id, n)| index.get(*id).is_some_and(|g| g.refcount == **n))
                 .map(|(id, _)| index[id].csize)
-                .sum();
+                .fold(0u64, u64::saturating_add);
             archives.push(st);
         }
     }

@@ -7,6 +7,12 @@
 //! with a tree equal to the clean one (content, metadata, hard-link groups), remove the
 //! temporaries the killed run left, and keep the files that were complete instead of restoring
 //! them again. A file at its final name with another size or mtime is restored again.
+//!
+//! Signals: a restore that gets SIGINT or SIGTERM in the middle of a big file stops cleanly —
+//! exit code 130 / 143, one line saying what was restored and to resume with `--continue`, no
+//! temporary file left, every file with its real name complete — and `--continue` then ends
+//! with the clean tree. A plain re-run (without `--continue`) after a SIGKILL removes the
+//! temporaries the killed run left, and says so.
 
 mod common;
 mod extract_support;
@@ -16,6 +22,7 @@ use extract_support::*;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -260,4 +267,208 @@ fn continue_restores_files_that_differ() {
         &mut diffs,
     );
     assert_no_diffs("extract --continue over changed files", &diffs);
+}
+
+/// An archive with a big file first (its restore takes a while: random data) and many small
+/// files after it; returns the repository and the archive's paths in order. Restored in
+/// batches of 8 files, the first batch (the big file and 7 small ones) is written right after
+/// the 7th small file is listed: a signal sent then lands while its temporaries exist.
+fn setup_big(env: &TestEnv, borg: &Borg) -> (PathBuf, Vec<String>) {
+    let src = env.path().join("src-big");
+    // (borg archives a directory's entries in inode order: the big file is made first)
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a-big.bin"), pseudo_random(77, 160 << 20)).unwrap();
+    std::fs::create_dir_all(src.join("many")).unwrap();
+    for i in 0..600 {
+        std::fs::write(
+            src.join("many").join(format!("f{i:03}")),
+            pseudo_random(2000 + i as u64, 3000),
+        )
+        .unwrap();
+    }
+    let repo = env.path().join("repo-big");
+    env.borg_init(borg, &repo, "repokey-blake2", &[]);
+    env.borg_create(borg, &repo, "a", &src, &["."], &["--compression", "lz4"]);
+    let listed = env.borg_ok(
+        borg,
+        ["list".into(), "--short".into(), repo_archive(&repo, "a")],
+    );
+    let order: Vec<String> = listed.stdout_str().lines().map(String::from).collect();
+    assert!(
+        order.len() == 603 && order[1] == "a-big.bin" && order[2] == "many",
+        "unexpected archive order (test setup): {:?}",
+        &order[..order.len().min(12)]
+    );
+    (repo, order)
+}
+
+/// Runs `extract --list` and sends `signal` 40 ms after `trigger` is listed (in the middle of
+/// the big file's restore, which takes far longer); returns the exit code (`None` if killed by
+/// a signal), the signal that ended it, and all of stderr.
+fn signalled_extract(
+    env: &TestEnv,
+    repo: &Path,
+    dest: &Path,
+    signal: i32,
+    trigger: &str,
+) -> (Option<i32>, Option<i32>, String) {
+    let mut cmd = env.oxiborg_cmd([
+        "extract".into(),
+        "--list".into(),
+        "-C".into(),
+        dest.as_os_str().to_owned(),
+        repo_archive(repo, "a"),
+    ]);
+    cmd.env("OXIBORG_BATCH_FILES", "8")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn oxiborg");
+    let stderr = child.stderr.take().unwrap();
+    let mut all = String::new();
+    let mut sent = false;
+    for line in BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        all.push_str(&line);
+        all.push('\n');
+        if !sent && line == trigger {
+            std::thread::sleep(std::time::Duration::from_millis(40));
+            unsafe { libc::kill(child.id() as i32, signal) };
+            sent = true;
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(sent, "{trigger} was never listed:\n{all}");
+    (status.code(), status.signal(), all)
+}
+
+/// Files that have their real name are complete (compared with the clean restore).
+fn real_names_complete(label: &str, clean: &Snapshot, dest: &Path, diffs: &mut Vec<String>) {
+    for (rel, c) in &clean.nodes {
+        if c.kind != Kind::File {
+            continue;
+        }
+        let p = dest.join(std::ffi::OsStr::from_bytes(rel));
+        let Ok(got) = std::fs::read(&p) else { continue };
+        if c.content.as_deref() != Some(got.as_slice()) {
+            diffs.push(format!(
+                "{label}: {} has its real name but not its content",
+                show(rel)
+            ));
+        }
+    }
+}
+
+#[test]
+fn sigint_and_sigterm_stop_cleanly_and_continue_completes() {
+    let Some(borg) = any_borg() else {
+        return;
+    };
+    let env = TestEnv::new();
+    let (repo, order) = setup_big(&env, &borg);
+    let clean = env.path().join("clean");
+    env.oxiborg([
+        "extract".into(),
+        "-C".into(),
+        clean.clone().into_os_string(),
+        repo_archive(&repo, "a"),
+    ])
+    .assert_ok();
+    let clean_snap = Snapshot::take(&clean);
+    let opts = CompareOpts {
+        root_meta: false,
+        fresh_from_ns: now_ns() - 600 * 1_000_000_000,
+    };
+    let mut diffs = Vec::new();
+    for (signal, name, code) in [
+        (libc::SIGINT, "SIGINT", 130),
+        (libc::SIGTERM, "SIGTERM", 143),
+    ] {
+        let dest = env.path().join(format!("dest-{name}"));
+        let (got, by, stderr) = signalled_extract(&env, &repo, &dest, signal, &order[9]);
+        let label = format!("{name} during the big file");
+        if got != Some(code) {
+            diffs.push(format!(
+                "{label}: exit code {got:?} (signal {by:?}), expected {code}\n{stderr}"
+            ));
+        }
+        let last = stderr.lines().last().unwrap_or_default();
+        if !(last.starts_with(&format!("Interrupted by {name}: "))
+            && last.ends_with(" restored; run the same command with --continue to resume"))
+        {
+            diffs.push(format!("{label}: the closing line is {last:?}"));
+        }
+        if stderr.matches("Interrupted").count() != 1 || stderr.contains("panicked") {
+            diffs.push(format!("{label}: expected one line about it\n{stderr}"));
+        }
+        let t = temps_in(&dest);
+        if !t.is_empty() {
+            diffs.push(format!("{label}: temporary files left: {t:?}"));
+        }
+        if dest.join(&order[602]).exists() {
+            diffs.push(format!(
+                "{label}: the restore ran to its end (test timing?)"
+            ));
+        }
+        real_names_complete(&label, &clean_snap, &dest, &mut diffs);
+        let out = env.oxiborg([
+            "extract".into(),
+            "--continue".into(),
+            "-C".into(),
+            dest.clone().into_os_string(),
+            repo_archive(&repo, "a"),
+        ]);
+        if out.code != 0 {
+            diffs.push(format!("{label}: --continue failed\n{}", out.describe()));
+            continue;
+        }
+        let snap = Snapshot::take(&dest);
+        compare(&label, &clean_snap, &snap, &opts, &mut diffs);
+    }
+    assert_no_diffs("interrupted by a signal", &diffs);
+}
+
+#[test]
+fn plain_rerun_removes_the_temporaries_of_a_killed_run() {
+    let Some(borg) = any_borg() else {
+        return;
+    };
+    let env = TestEnv::new();
+    let (repo, order) = setup_big(&env, &borg);
+    let dest = env.path().join("dest");
+    let (_, by, _) = signalled_extract(&env, &repo, &dest, libc::SIGKILL, &order[9]);
+    assert_eq!(by, Some(libc::SIGKILL));
+    assert!(
+        !temps_in(&dest).is_empty(),
+        "the killed run left no temporary files (test timing?)"
+    );
+    // Besides what the killed run left: temporaries of runs that are gone (pid 0 never runs
+    // anything), at the top and in a directory below.
+    std::fs::create_dir_all(dest.join("many")).unwrap();
+    for p in ["many/.oxiborg-0-3.tmp", ".oxiborg-0-9.tmp"] {
+        std::fs::write(dest.join(p), b"left over").unwrap();
+    }
+    let left = temps_in(&dest).len();
+    let out = env.oxiborg([
+        "extract".into(),
+        "-C".into(),
+        dest.clone().into_os_string(),
+        repo_archive(&repo, "a"),
+    ]);
+    let mut diffs = Vec::new();
+    if out.code != 0 {
+        diffs.push(format!("the re-run failed\n{}", out.describe()));
+    }
+    let said = format!(
+        "Removed {left} temporary files that an interrupted oxiborg run left in {}",
+        dest.display()
+    );
+    if !out.stderr.contains(&said) {
+        diffs.push(format!("expected {said:?}\n{}", out.stderr));
+    }
+    let t = temps_in(&dest);
+    if !t.is_empty() {
+        diffs.push(format!("temporary files left: {t:?}"));
+    }
+    assert_no_diffs("a plain re-run after a kill", &diffs);
 }

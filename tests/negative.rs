@@ -226,6 +226,58 @@ fn nonexistent_archive() {
     .assert_error(&["Archive no-such-archive does not exist"]);
 }
 
+/// A typo in an archive name: the error lists the nearest existing names, for every command
+/// that takes an archive.
+#[test]
+fn archive_name_typo_lists_the_nearest_names() {
+    let mut env = TestEnv::new();
+    let repo = fixture_repo(&mut env, REPOKEY);
+    let names: Vec<String> = expected_archives(REPOKEY)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        names.contains(&"docs-2024-01-15".to_string()),
+        "fixture archives: {names:?}"
+    );
+    let typo = "docs-2024-10-15";
+    let hint = "(nearest names: docs-2024-01-15, docs-2024-02-15)";
+    let wanted = format!("Archive {typo} does not exist {hint}");
+    let out_file = env.path().join("t.tar");
+    let dest = env.path().join("dest");
+    let cases: Vec<(&str, Vec<std::ffi::OsString>)> = vec![
+        ("list", vec!["list".into(), repo_archive(&repo, typo)]),
+        ("info", vec!["info".into(), repo_archive(&repo, typo)]),
+        (
+            "extract",
+            vec![
+                "extract".into(),
+                "-C".into(),
+                dest.clone().into_os_string(),
+                repo_archive(&repo, typo),
+            ],
+        ),
+        (
+            "export-tar",
+            vec![
+                "export-tar".into(),
+                repo_archive(&repo, typo),
+                out_file.clone().into_os_string(),
+            ],
+        ),
+        ("check", vec!["check".into(), repo_archive(&repo, typo)]),
+    ];
+    for (what, args) in cases {
+        let out = env.oxiborg(args);
+        assert_eq!(out.code, 2, "{what}\n{}", out.describe());
+        assert!(
+            out.stderr.contains(&wanted),
+            "{what}: expected {wanted:?}\n{}",
+            out.describe()
+        );
+    }
+}
+
 #[test]
 fn nonexistent_repository() {
     let env = TestEnv::new();

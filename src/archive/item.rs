@@ -303,6 +303,7 @@ fn chunk_list(r: &mut Reader<'_>) -> std::result::Result<Option<Vec<ChunkRef>>, 
     }
     let n = r.array_len()?;
     let mut out = Vec::with_capacity(n.min(1 << 16));
+    let mut total = 0u64;
     for _ in 0..n {
         let fields = r.array_len()?;
         if fields < 2 {
@@ -312,9 +313,14 @@ fn chunk_list(r: &mut Reader<'_>) -> std::result::Result<Option<Vec<ChunkRef>>, 
         let id: ObjectId = id
             .try_into()
             .map_err(|_| invalid(format!("chunk id of {} bytes", id.len())))?;
-        // (no chunk is larger than the largest object: bounded, the sums of sizes cannot
-        // overflow)
-        let size = r.uint(crate::compress::MAX_PLAINTEXT as u64, "chunk size")?;
+        // Any size borg can write is accepted (what is allocated for a chunk is bounded where
+        // it is allocated); only a file whose chunks add up to more than a file can hold is
+        // refused, so that the sums of sizes cannot overflow.
+        let size = r.uint(u64::MAX, "chunk size")?;
+        total = total
+            .checked_add(size)
+            .filter(|t| *t <= i64::MAX as u64)
+            .ok_or_else(|| invalid("chunk sizes add up to more than 2^63 bytes".into()))?;
         let csize = if fields >= 3 {
             Some(r.uint(u64::MAX, "chunk csize")?)
         } else {

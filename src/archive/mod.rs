@@ -162,6 +162,16 @@ impl Manifest {
         let name = name.as_ref();
         self.archives.iter().find(|a| a.name == name)
     }
+
+    /// The archive called `name`, or [`Error::ArchiveDoesNotExist`] naming the nearest names
+    /// the manifest has.
+    pub fn find_or_suggest(&self, name: impl AsRef<[u8]>) -> Result<&ArchiveEntry> {
+        let name = name.as_ref();
+        self.find(name).ok_or_else(|| {
+            let names: Vec<String> = self.archives.iter().map(|a| a.display_name()).collect();
+            Error::archive_missing(&item::display_bytes(name), names.iter().map(String::as_str))
+        })
+    }
 }
 
 /// Archive metadata (the object the manifest points at).

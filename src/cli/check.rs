@@ -90,12 +90,18 @@ pub(super) fn run(args: &CheckArgs, global: &GlobalArgs) -> Result<i32> {
             move || b.total.load(std::sync::atomic::Ordering::Relaxed),
         )
     });
+    let stop = super::interrupt::Interrupt::install();
+    let flag = stop.flag();
     let what = ArchiveCheck {
         select,
         verify_data: args.verify_data,
         progress: Some(&counters),
+        interrupt: Some(&flag),
     };
     let problems = crate::check::check_archives(store, loc.clone(), &opts, &what, &mut report);
     drop(display);
-    Ok(if problems? > 0 { 1 } else { 0 })
+    match problems {
+        Err(Error::Interrupted) => Ok(stop.report(Some("the check did not finish"))),
+        p => Ok(if p? > 0 { 1 } else { 0 }),
+    }
 }

@@ -144,7 +144,9 @@ pub(super) const EXIT_STATUS: &[(&str, &str)] = &[
     ("97", "the manifest's TAM does not verify"),
     ("98", "the manifest has no TAM but the key requires one"),
     ("99", "unsupported TAM suite"),
-    ("130, 143", "interrupted by SIGINT or SIGTERM (run the same extract with --continue to resume)"),
+    ("129", "interrupted by SIGHUP (a restore: run the same command with --continue to resume)"),
+    ("130", "interrupted by SIGINT (Ctrl-C), likewise"),
+    ("143", "interrupted by SIGTERM, likewise"),
 ];
 
 /// The restore runbook, step by step, with oxiborg.
@@ -298,8 +300,8 @@ fn page(cmd: &Command, top: Option<&Command>) -> std::io::Result<Vec<u8>> {
             roff.control("SH", ["EXIT STATUS"]);
             roff.text([roman(
                 "0 success, 1 warning, 2 error (borg's legacy codes); BORG_EXIT_CODES=modern \
-                 gives borg 1.4's codes, and an interrupted restore exits 130 or 143: see \
-                 oxiborg(1).",
+                 gives borg 1.4's codes, and an interrupted command exits 129, 130 or 143 \
+                 (SIGHUP, SIGINT, SIGTERM): see oxiborg(1).",
             )]);
             let ex = command_examples(cmd.get_name());
             if !ex.is_empty() {

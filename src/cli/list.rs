@@ -397,7 +397,11 @@ impl<'a> ItemView<'a> {
         self.item
             .chunks
             .as_ref()
-            .map(|c| c.iter().map(|c| c.csize.unwrap_or(0)).sum::<u64>() as i64)
+            .map(|c| {
+                c.iter()
+                    .map(|c| c.csize.unwrap_or(0))
+                    .fold(0u64, u64::saturating_add) as i64
+            })
             .unwrap_or(0)
     }
 
@@ -679,19 +683,16 @@ pub(super) fn info(
         || f.last.is_some()
         || f.prefix.is_some()
         || f.glob_archives.is_some();
-    let selected: Vec<ArchiveEntry> =
-        if let Some(name) = named {
-            vec![repo.manifest().find(name).cloned().ok_or_else(|| {
-                Error::ArchiveDoesNotExist(crate::archive::item::display_bytes(name))
-            })?]
-        } else if archive_mode {
-            select_archives(repo, f, true)?
-                .into_iter()
-                .cloned()
-                .collect()
-        } else {
-            Vec::new()
-        };
+    let selected: Vec<ArchiveEntry> = if let Some(name) = named {
+        vec![repo.manifest().find_or_suggest(name)?.clone()]
+    } else if archive_mode {
+        select_archives(repo, f, true)?
+            .into_iter()
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
     let ids: Vec<_> = selected.iter().map(|a| a.id).collect();
     let st = stats::compute(repo, &ids, global.consider_part_files)?;
     let iec = global.iec;

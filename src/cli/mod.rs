@@ -5,8 +5,10 @@
 mod check;
 mod docs;
 pub mod format;
+mod interrupt;
 pub mod json;
 mod list;
+mod outcome;
 mod progress;
 mod timefmt;
 
@@ -621,9 +623,16 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             let opts = tuned(opts);
             let list = args.list;
             let mut extractor = crate::extract::Extractor::new(&repo, opts);
+            let stop = interrupt::Interrupt::install();
+            extractor.options_mut().interrupt = Some(stop.flag());
+            let mut totals = None;
             let display = if progress::wanted() && !cli.global.log_json {
                 let counters = std::sync::Arc::new(crate::extract::Progress::default());
-                let totals = extractor.totals(&archive, &matcher)?;
+                let t = match extractor.totals(&archive, &matcher) {
+                    Err(Error::Interrupted) => return Ok(stop.report(None)),
+                    r => r?,
+                };
+                totals = Some(t);
                 extractor.options_mut().progress = Some(counters.clone());
                 Some(progress::Display::start(
                     if args.dry_run {
@@ -631,27 +640,49 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
                     } else {
                         "Extracting"
                     },
-                    totals.files,
-                    totals.bytes,
+                    t.files,
+                    t.bytes,
                     progress::reader(&counters, true),
                     progress::reader(&counters, false),
                 ))
             } else {
                 None
             };
+            let dest = args.destination.clone().unwrap_or_else(|| ".".into());
+            if !args.dry_run && !args.stdout && !args.resume {
+                let short = match extractor.space_check(&archive, &matcher, totals.as_ref()) {
+                    Err(Error::Interrupted) => return Ok(stop.report(None)),
+                    r => r?,
+                };
+                if let Some(s) = short {
+                    crate::log::warning("borg.archiver", &outcome::shortfall_line(&s, &dest));
+                }
+            }
             use crate::log::{emit_always, error, warning, Level};
+            let mut done = outcome::Done::default();
             let summary = extractor.run(&archive, matcher, &mut |ev| match ev {
                 crate::extract::Event::Item(p) if list => {
                     emit_always(Level::Info, "borg.output.list", p)
                 }
                 crate::extract::Event::Warning(m) => warning("borg.archiver", &m),
                 crate::extract::Event::Error(m) => error("borg.archiver", &m),
+                crate::extract::Event::StaleRemoved { files } => {
+                    warning("borg.archiver", &outcome::stale_line(files, &dest))
+                }
+                crate::extract::Event::FileDone { bytes, .. }
+                | crate::extract::Event::FileKept { bytes, .. } => done.add(bytes),
                 _ => {}
             });
             if let Some(d) = display {
                 d.finish();
             }
-            let summary = summary?;
+            let summary = match summary {
+                Err(Error::Interrupted) => {
+                    let what = done.restored(args.dry_run, args.stdout);
+                    return Ok(stop.report(what.as_deref()));
+                }
+                r => r?,
+            };
             if args.stdout {
                 // what is still buffered must arrive too, or the stream is cut short
                 std::io::stdout()
@@ -661,6 +692,9 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             if args.stats {
                 let stats = extract_stats(&summary, args.dry_run);
                 crate::log::stderr_line(stats.trim_end_matches('\n'));
+            }
+            if let Some(line) = outcome::failure_line(&summary, args.dry_run) {
+                error("borg.archiver", &line);
             }
             Ok(summary.exit_code())
         }
@@ -918,9 +952,11 @@ fn export_tar(
     warn_store(&repo);
     let archive = args.latest.archive(&repo, &loc, "export-tar")?;
     let matcher = build_matcher(&args.paths, &args.patterns, sub)?;
+    let stop = interrupt::Interrupt::install();
     let opts = crate::export_tar::TarOptions {
         strip_components: args.strip_components,
         consider_part_files: global.consider_part_files,
+        interrupt: Some(stop.flag()),
     };
     // Where the tar stream (or the filter's output) goes.
     let file = if to_stdout {
@@ -981,10 +1017,22 @@ fn export_tar(
         },
     );
     drop(out);
-    if let Some((mut c, cmd)) = child {
-        let status = c
-            .wait()
-            .map_err(|e| Error::Other(format!("tar filter {cmd:?}: {e}")))?;
+    let status = child.map(|(mut c, cmd)| (c.wait(), cmd));
+    // (interrupted: whatever else went wrong then — a filter that got the signal too — is a
+    // consequence)
+    if summary.is_err() && stop.flag().load(std::sync::atomic::Ordering::SeqCst) {
+        let what = if to_stdout {
+            "the tar stream is incomplete (it has no end-of-archive blocks)".to_string()
+        } else {
+            format!(
+                "{} is incomplete (it has no end-of-archive blocks)",
+                args.tarfile.display()
+            )
+        };
+        return Ok(stop.report(Some(&what)));
+    }
+    if let Some((status, cmd)) = status {
+        let status = status.map_err(|e| Error::Other(format!("tar filter {cmd:?}: {e}")))?;
         if !status.success() && summary.is_ok() {
             return Err(Error::Other(format!(
                 "the tar filter {cmd:?} failed ({status})"

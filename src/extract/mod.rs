@@ -38,15 +38,15 @@ use crate::key::{Key, Sealed};
 use crate::patterns::Matcher;
 use crate::repository::{Budget, Repository};
 use crate::ObjectId;
-use dest::{components, show, Destination};
+use dest::{components, show, Destination, DirError};
 use metadata::{MetaOptions, Owners, Target};
 use rustix::fd::OwnedFd;
 use rustix::fs::{self, AtFlags, FileType, Mode, OFlags};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// How to extract.
@@ -79,6 +79,11 @@ pub struct ExtractOptions {
     pub resume: bool,
     /// Live counters updated while the restore runs (for a progress display).
     pub progress: Option<Arc<Progress>>,
+    /// Set (from a signal handler, another thread …) to stop the restore: it stops at the next
+    /// item or object, finishes the files whose data is in flight and removes the temporary
+    /// files of the rest, and returns [`Error::Interrupted`]. Every file that has its real name
+    /// is complete, so [`ExtractOptions::resume`] picks up from there.
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 /// Live counters of a running restore, read by another thread to show progress.
@@ -99,13 +104,32 @@ impl Progress {
     }
 }
 
-/// What a restore will handle, counted before it starts (for a progress display's total).
+/// What a restore will handle, counted before it starts (for a progress display's total, and
+/// the free-space check).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Totals {
     /// Selected regular files.
     pub files: u64,
     /// Their content bytes.
     pub bytes: u64,
+    /// Inodes the restore makes: every selected item but the hard links to a file restored.
+    pub inodes: u64,
+    /// Disk space the restore takes, estimated: each file's content rounded up to 4 KiB
+    /// blocks, and a block per directory.
+    pub disk_bytes: u64,
+}
+
+/// What a destination lacks for a selection ([`Extractor::space_check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shortfall {
+    /// Disk space the selection takes (estimated, see [`Totals::disk_bytes`]).
+    pub need_bytes: u64,
+    /// Disk space available to this user.
+    pub free_bytes: u64,
+    /// Inodes the selection takes.
+    pub need_inodes: u64,
+    /// Inodes available, where the file system has a fixed number of them.
+    pub free_inodes: Option<u64>,
 }
 
 impl Default for ExtractOptions {
@@ -123,6 +147,7 @@ impl Default for ExtractOptions {
             inflight_bytes: 128 << 20,
             resume: false,
             progress: None,
+            interrupt: None,
         }
     }
 }
@@ -148,6 +173,12 @@ pub enum Event<'a> {
     },
     /// A problem that left the item restored in part (exit code 1).
     Warning(String),
+    /// Temporary files that an earlier, interrupted oxiborg run left in the destination were
+    /// removed (reported once, at the end).
+    StaleRemoved {
+        /// How many.
+        files: u64,
+    },
     /// An item that could not be restored (exit code 2 for damaged data, 1 for refused items).
     Error(String),
 }
@@ -155,7 +186,7 @@ pub enum Event<'a> {
 /// The outcome of a restore.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
-    /// Items selected.
+    /// Items selected (those refused included).
     pub items: u64,
     /// Regular files restored (or verified, with `dry_run`).
     pub files: u64,
@@ -165,7 +196,8 @@ pub struct Summary {
     pub kept: u64,
     /// Content bytes of the kept files.
     pub kept_bytes: u64,
-    /// Temporary files of an interrupted run that were removed (`resume`).
+    /// Temporary files of an interrupted run that were removed (all of the destination with
+    /// `resume`, else those in the directories the restore entered).
     pub stale_removed: u64,
     /// Chunks fetched and decoded.
     pub chunks: u64,
@@ -175,6 +207,16 @@ pub struct Summary {
     pub refused: u64,
     /// Files lost to damaged or missing data (exit code 2).
     pub failed: u64,
+    /// Selected items that are not restored (failed, refused, or not creatable), whatever the
+    /// cause; see [`Summary::causes`].
+    pub not_restored: u64,
+    /// Content bytes of the files among them.
+    pub not_restored_bytes: u64,
+    /// Of those bytes, the ones of files that found no room (no space left, quota exceeded).
+    pub no_space_bytes: u64,
+    /// Why items were not restored: a short cause ("No space left on device", "damaged or
+    /// missing data") → how many.
+    pub causes: BTreeMap<String, u64>,
     /// Stored (encrypted, compressed) bytes read from the repository.
     pub read_bytes: u64,
     /// Time per stage.
@@ -228,7 +270,7 @@ struct Pending {
     rel: Vec<u8>,
     tmp: String,
     /// The temporary file, created by the first worker that writes to it (or at finalize).
-    file: std::sync::OnceLock<std::result::Result<std::fs::File, String>>,
+    file: std::sync::OnceLock<std::result::Result<std::fs::File, (String, Cause)>>,
     total: u64,
     item: Item,
     chunks: Vec<ChunkRef>,
@@ -236,7 +278,8 @@ struct Pending {
     /// Chunks decoded while another thread was writing this file, `(offset, data, is a hole)`, and
     /// whether a thread is writing it now (see [`Pending::write`]).
     writes: Mutex<(bool, std::collections::VecDeque<QueuedWrite>)>,
-    error: Mutex<Option<String>>,
+    /// The first thing that went wrong, and why.
+    error: Mutex<Option<(String, Cause)>>,
     /// Hard links to make to this file once it is in place.
     links: Vec<LinkJob>,
     /// Chunk references not yet written (or failed); the thread that settles the last one
@@ -253,9 +296,82 @@ type QueuedWrite = (u64, Arc<Plain>, bool);
 #[derive(Debug)]
 enum Note {
     Warn(String),
-    Refuse(String),
-    Fail(String),
-    Done { bytes: u64 },
+    /// Not restored for safety (exit code 1): the message, why, the content bytes.
+    Refuse(String, Cause, u64),
+    /// Not restored (exit code 2): the message, why, the content bytes.
+    Fail(String, Cause, u64),
+    Done {
+        bytes: u64,
+    },
+}
+
+/// Why an item was not restored (the keys of [`Summary::causes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    /// The system refused (the raw `errno`).
+    Os(i32),
+    /// A chunk failed its checks, or is missing.
+    Damaged,
+    /// A buffer for a chunk could not be allocated.
+    Memory,
+    /// The path would leave the destination, or passes through a symlink.
+    Unsafe,
+    /// The path is deeper than [`dest::MAX_DEPTH`].
+    TooDeep,
+    /// A hard link whose file was not restored.
+    LinkSource,
+    /// A file type oxiborg does not know.
+    FileType,
+}
+
+impl Cause {
+    fn text(self) -> String {
+        match self {
+            Cause::Os(n) => {
+                // "No space left on device (os error 28)" without the number
+                let t = std::io::Error::from_raw_os_error(n).to_string();
+                match t.rfind(" (os error") {
+                    Some(i) => t[..i].to_string(),
+                    None => t,
+                }
+            }
+            Cause::Damaged => "damaged or missing data".into(),
+            Cause::Memory => "not enough memory".into(),
+            Cause::Unsafe => "refused: outside the destination or below a symlink".into(),
+            Cause::TooDeep => format!("refused: more than {} levels deep", dest::MAX_DEPTH),
+            Cause::LinkSource => "hard link to a file not restored".into(),
+            Cause::FileType => "unknown file type".into(),
+        }
+    }
+
+    /// No room: the restore needs more space (or quota).
+    fn is_space(self) -> bool {
+        self == Cause::Os(libc::ENOSPC) || self == Cause::Os(libc::EDQUOT)
+    }
+
+    fn of_errno(e: rustix::io::Errno) -> Cause {
+        Cause::Os(e.raw_os_error())
+    }
+
+    fn of_io(e: &std::io::Error) -> Cause {
+        e.raw_os_error().map_or(Cause::Damaged, Cause::Os)
+    }
+
+    fn of_dir(e: &DirError) -> Cause {
+        match e.errno() {
+            Some(errno) => Cause::of_errno(errno),
+            None => Cause::Unsafe,
+        }
+    }
+
+    /// Why reading a chunk failed.
+    fn of_error(e: &Error) -> Cause {
+        match e {
+            Error::NoMemory(_) => Cause::Memory,
+            Error::Io { source, .. } => Cause::of_io(source),
+            _ => Cause::Damaged,
+        }
+    }
 }
 
 /// What the threads that finish files share.
@@ -267,7 +383,7 @@ struct Finisher<'a, 'r> {
 
 impl Pending {
     /// The temporary file, created on first use; `None` when nothing is written (dry run).
-    fn open(&self) -> Option<std::result::Result<&std::fs::File, &str>> {
+    fn open(&self) -> Option<std::result::Result<&std::fs::File, &(String, Cause)>> {
         let dir = self.dir.as_ref()?;
         let r = self.file.get_or_init(|| {
             let fd = fs::openat(
@@ -276,10 +392,10 @@ impl Pending {
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::from_raw_mode(0o600),
             )
-            .map_err(|e| format!("cannot create file: {e}"))?;
+            .map_err(|e| (format!("cannot create file: {e}"), Cause::of_errno(e)))?;
             Ok(std::fs::File::from(fd))
         });
-        Some(r.as_ref().map_err(String::as_str))
+        Some(r.as_ref())
     }
 
     /// Writes a chunk at `off`, or — when another thread is writing this file — leaves it to
@@ -300,8 +416,8 @@ impl Pending {
             let res = match (skip, self.open()) {
                 (false, Some(Ok(f))) => f
                     .write_all_at(&data.data, off)
-                    .map_err(|e| format!("write failed: {e}")),
-                (false, Some(Err(e))) => Err(e.to_string()),
+                    .map_err(|e| (format!("write failed: {e}"), Cause::of_io(&e))),
+                (false, Some(Err(e))) => Err(e.clone()),
                 _ => Ok(()),
             };
             match res {
@@ -378,10 +494,10 @@ impl Drop for Plain {
     }
 }
 
-/// How many files a batch may hold open at once: every pending file keeps its descriptor until
-/// it is finalized. The soft `RLIMIT_NOFILE` is raised to the hard limit first (it is often 1024
-/// while the hard limit is far higher); a quarter of the descriptors stays free for segments,
-/// directories and the rest.
+/// How many files a batch may hold open at once: every pending file keeps its descriptor (and
+/// its directory's) until it is finalized. The soft `RLIMIT_NOFILE` is raised to the hard limit
+/// first (it is often 1024 while the hard limit is far higher); a quarter of the descriptors
+/// stays free for segments, the directory cache (an eighth) and the rest.
 fn open_file_budget() -> usize {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut lim = getrlimit(Resource::Nofile);
@@ -397,7 +513,9 @@ fn open_file_budget() -> usize {
         }
     }
     let soft = lim.current.unwrap_or(1 << 20).min(1 << 20) as usize;
-    (soft - soft / 4).saturating_sub(64).max(16)
+    // (two descriptors per pending file at worst: the file's, and its directory's when the
+    // directory cache has let it go)
+    ((soft - soft / 4) / 2).saturating_sub(64).max(16)
 }
 
 /// Whether `dir/name` is a regular file of `size` bytes modified at `mtime` (ns): a file a
@@ -428,6 +546,19 @@ fn same_file(d1: &OwnedFd, n1: &[u8], d2: &OwnedFd, n2: &[u8]) -> bool {
     }
 }
 
+/// A path for a message, its middle left out when it is very long (a path thousands of levels
+/// deep), with its length.
+fn abbreviated(display: &str) -> String {
+    const KEEP: usize = 100;
+    let chars: Vec<char> = display.chars().collect();
+    if chars.len() <= 3 * KEEP {
+        return display.to_string();
+    }
+    let head: String = chars[..KEEP].iter().collect();
+    let tail: String = chars[chars.len() - KEEP..].iter().collect();
+    format!("{head}…{tail} ({} characters)", chars.len())
+}
+
 fn is_zero(data: &[u8]) -> bool {
     let mut words = data.chunks_exact(16);
     words.all(|w| u128::from_ne_bytes(w.try_into().expect("16 bytes")) == 0)
@@ -453,6 +584,8 @@ struct Run<'a> {
     /// Files per batch: the option, bounded by the open-file limit.
     batch_files: usize,
     flush_time: std::time::Duration,
+    /// The caller's interrupt flag.
+    interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl Run<'_> {
@@ -460,8 +593,8 @@ impl Run<'_> {
     fn note(&mut self, n: Note) {
         match n {
             Note::Warn(m) => self.warn(m),
-            Note::Refuse(m) => self.refuse(m),
-            Note::Fail(m) => self.fail(m),
+            Note::Refuse(m, cause, bytes) => self.refuse(m, cause, bytes),
+            Note::Fail(m, cause, bytes) => self.fail(m, cause, bytes),
             Note::Done { .. } => {}
         }
     }
@@ -469,13 +602,38 @@ impl Run<'_> {
         self.summary.warnings += 1;
         (self.events)(Event::Warning(msg));
     }
-    fn refuse(&mut self, msg: String) {
+    /// An item refused for safety (exit code 1).
+    fn refuse(&mut self, msg: String, cause: Cause, bytes: u64) {
         self.summary.refused += 1;
+        self.lost(cause, bytes);
         (self.events)(Event::Error(msg));
     }
-    fn fail(&mut self, msg: String) {
+    /// An item lost to damaged data or a failing system call (exit code 2).
+    fn fail(&mut self, msg: String, cause: Cause, bytes: u64) {
         self.summary.failed += 1;
+        self.lost(cause, bytes);
         (self.events)(Event::Error(msg));
+    }
+    /// An item that could not be made, as borg only warns about it (exit code 1).
+    fn warn_lost(&mut self, msg: String, cause: Cause) {
+        self.lost(cause, 0);
+        self.warn(msg);
+    }
+    /// Counts an item not restored.
+    fn lost(&mut self, cause: Cause, bytes: u64) {
+        let s = &mut self.summary;
+        s.not_restored += 1;
+        s.not_restored_bytes = s.not_restored_bytes.saturating_add(bytes);
+        if cause.is_space() {
+            s.no_space_bytes = s.no_space_bytes.saturating_add(bytes);
+        }
+        *s.causes.entry(cause.text()).or_default() += 1;
+    }
+    /// Whether the caller asked to stop.
+    fn interrupted(&self) -> bool {
+        self.interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
     }
 }
 
@@ -490,8 +648,9 @@ impl<'r> Extractor<'r> {
         &mut self.opts
     }
 
-    /// Counts the regular files and content bytes a [`Extractor::run`] with the same archive
-    /// and matcher will handle (one pass over the item stream, no file data read).
+    /// Counts the regular files, content bytes, inodes and disk space a [`Extractor::run`] with
+    /// the same archive and matcher will handle (one pass over the item stream, no file data
+    /// read). Honours [`ExtractOptions::interrupt`].
     pub fn totals(&self, name: impl AsRef<[u8]>, matcher: &Matcher) -> Result<Totals> {
         let archive = self.repo.archive(name)?;
         let mut matcher = matcher.clone();
@@ -499,15 +658,31 @@ impl<'r> Extractor<'r> {
         // Sizes of unselected hard-link masters, for members that take their content.
         let mut masters: HashMap<Vec<u8>, u64> = HashMap::new();
         let partial = !matcher.is_empty() || self.opts.strip_components > 0;
+        let interrupt = self.opts.interrupt.clone();
+        const BLOCK: u64 = 4096;
+        let file = |t: &mut Totals, size: u64| {
+            t.files += 1;
+            t.bytes = t.bytes.saturating_add(size);
+            t.inodes += 1;
+            t.disk_bytes = t
+                .disk_bytes
+                .saturating_add(size.div_ceil(BLOCK).saturating_mul(BLOCK));
+        };
         archive.each_item(|item| {
-            if !item.is_regular() || (item.part.is_some() && !self.opts.consider_part_files) {
+            if interrupt
+                .as_ref()
+                .is_some_and(|f| f.load(Ordering::Relaxed))
+            {
+                return Err(Error::Interrupted);
+            }
+            if item.part.is_some() && !self.opts.consider_part_files {
                 return Ok(());
             }
             let size: u64 = item.chunks.iter().flatten().map(|c| c.size).sum();
-            let deep_enough =
-                components(&item.path).is_ok_and(|c| c.len() > self.opts.strip_components);
+            let depth = components(&item.path).map_or(0, |c| c.len());
+            let deep_enough = depth > self.opts.strip_components;
             if !matcher.matches(&item.path) || !deep_enough {
-                if partial && item.source.is_none() {
+                if partial && item.is_regular() && item.source.is_none() {
                     masters.insert(item.path.clone(), size);
                 }
                 return Ok(());
@@ -515,25 +690,103 @@ impl<'r> Extractor<'r> {
             match (&item.source, item.chunks.is_some()) {
                 // A hard-link member: a file of its own only for the first member of a group
                 // whose master is not selected; otherwise a link.
-                (Some(src), false) => {
+                (Some(src), false) if item.is_regular() => {
                     if let Some(size) = masters.remove(src) {
-                        t.files += 1;
-                        t.bytes += size;
+                        file(&mut t, size);
                     }
                 }
-                _ => {
-                    t.files += 1;
-                    t.bytes += size;
+                _ if item.is_regular() => file(&mut t, size),
+                // (hard-linked fifos and devices: links)
+                (Some(_), _) if !item.is_symlink() => {}
+                _ if item.is_dir() => {
+                    t.inodes += 1;
+                    t.disk_bytes = t.disk_bytes.saturating_add(BLOCK);
                 }
+                _ => t.inodes += 1,
             }
             Ok(())
         })?;
         Ok(t)
     }
 
+    /// Whether the selection fits the destination: `None` when it does (or cannot be told),
+    /// else what is lacking. Cheap in the common case: when the archive records its size and
+    /// file count (borg 1.2+) and the destination has room for the whole archive, no item is
+    /// read; otherwise the exact totals are counted (one pass over the item stream), unless
+    /// `known` already has them.
+    pub fn space_check(
+        &self,
+        name: impl AsRef<[u8]>,
+        matcher: &Matcher,
+        known: Option<&Totals>,
+    ) -> Result<Option<Shortfall>> {
+        // The destination, or the nearest directory above it that exists.
+        let mut at = self.opts.destination.as_path();
+        while !at.exists() {
+            match at.parent() {
+                Some(p) if !p.as_os_str().is_empty() => at = p,
+                _ => {
+                    at = std::path::Path::new(".");
+                    break;
+                }
+            }
+        }
+        let Ok(st) = rustix::fs::statvfs(at) else {
+            return Ok(None);
+        };
+        #[allow(clippy::unnecessary_cast)] // the field widths differ between targets
+        let (frsize, bavail, files, favail) = (
+            st.f_frsize.max(1) as u64,
+            st.f_bavail as u64,
+            st.f_files as u64,
+            st.f_favail as u64,
+        );
+        let free_bytes = bavail.saturating_mul(frsize);
+        // File systems without a fixed inode table (btrfs, ZFS …) report none at all.
+        let free_inodes = (files > 0).then_some(favail);
+        let totals = match known {
+            Some(t) => *t,
+            None => {
+                let archive = self.repo.archive(name.as_ref())?;
+                let meta = &archive.meta;
+                if let (Some(size), Some(nfiles)) = (meta.size, meta.nfiles) {
+                    let parts = self.opts.consider_part_files;
+                    let size = size.saturating_add(if parts {
+                        meta.size_parts.unwrap_or(0)
+                    } else {
+                        0
+                    });
+                    // Room for the whole archive (content, a block of rounding per file) and
+                    // plenty of inodes: the selection fits, whatever it is.
+                    let bytes = size.saturating_add(nfiles.saturating_mul(4096));
+                    let inodes_plenty =
+                        free_inodes.is_none_or(|f| f >= nfiles.saturating_mul(4) + 100_000);
+                    if bytes <= free_bytes && inodes_plenty {
+                        return Ok(None);
+                    }
+                }
+                self.totals(name.as_ref(), matcher)?
+            }
+        };
+        let short = Shortfall {
+            need_bytes: totals.disk_bytes,
+            free_bytes,
+            need_inodes: totals.inodes,
+            free_inodes,
+        };
+        let fits = short.need_bytes <= free_bytes && free_inodes.is_none_or(|f| totals.inodes <= f);
+        Ok((!fits).then_some(short))
+    }
+
     /// Restores the items of archive `name` that `matcher` selects; `events` sees every item,
     /// warning and error as it happens. Decoding runs on the global rayon pool while this
     /// thread fetches: call it from outside that pool (not from one of its tasks).
+    ///
+    /// Temporary files that an earlier, interrupted oxiborg left are removed: everywhere below
+    /// the destination with [`ExtractOptions::resume`], else in each existing directory the
+    /// restore enters ([`Event::StaleRemoved`] says how many). When
+    /// [`ExtractOptions::interrupt`] is set, the restore stops cleanly and returns
+    /// [`Error::Interrupted`] (what was restored was reported by the events).
     pub fn run(
         &self,
         name: impl AsRef<[u8]>,
@@ -542,11 +795,15 @@ impl<'r> Extractor<'r> {
     ) -> Result<Summary> {
         let archive = self.repo.archive(name)?;
         let writes = !self.opts.dry_run && !self.opts.stdout;
+        // (the soft open-file limit first: the destination sizes its cache by it)
+        let batch_files = self.opts.batch_files.clamp(1, open_file_budget());
         let dest = if writes {
-            Some(
-                Destination::open(&self.opts.destination)
-                    .map_err(|e| Error::io(&self.opts.destination, e))?,
-            )
+            let mut d = Destination::open(&self.opts.destination)
+                .map_err(|e| Error::io(&self.opts.destination, e))?;
+            if !self.opts.resume {
+                d.sweep_stale_temps();
+            }
+            Some(d)
         } else {
             None
         };
@@ -562,18 +819,28 @@ impl<'r> Extractor<'r> {
             batch: Vec::new(),
             batch_bytes: 0,
             batch_gen: 0,
-            batch_files: self.opts.batch_files.clamp(1, open_file_budget()),
+            batch_files,
             flush_time: std::time::Duration::ZERO,
+            interrupt: self.opts.interrupt.clone(),
         };
         let started = std::time::Instant::now();
+        let mut resumed_removed = 0;
         if self.opts.resume {
             if let Some(d) = run.dest.as_ref() {
-                run.summary.stale_removed = d.remove_stale_temps();
+                let flag = run.interrupt.clone();
+                let stop = move || flag.as_ref().is_some_and(|f| f.load(Ordering::Relaxed));
+                resumed_removed = d.remove_stale_temps(&stop);
             }
         }
         let mut stdout = std::io::stdout().lock();
         let planned = self.plan(&mut run, &archive, &mut matcher, &mut stdout, writes);
-        if let Err(e) = planned.and_then(|()| self.flush(&mut run)) {
+        let planned = planned.and_then(|()| self.flush(&mut run));
+        let stale = resumed_removed + run.dest.as_ref().map_or(0, Destination::stale_removed);
+        run.summary.stale_removed = stale;
+        if stale > 0 {
+            (run.events)(Event::StaleRemoved { files: stale });
+        }
+        if let Err(e) = planned {
             self.discard(&mut run);
             return Err(e);
         }
@@ -603,6 +870,9 @@ impl<'r> Extractor<'r> {
     ) -> Result<()> {
         let partial = !matcher.is_empty() || self.opts.strip_components > 0;
         archive.each_item(|item| {
+            if run.interrupted() {
+                return Err(Error::Interrupted);
+            }
             if item.part.is_some() && !self.opts.consider_part_files {
                 return Ok(());
             }
@@ -628,18 +898,36 @@ impl<'r> Extractor<'r> {
                 return Ok(());
             }
             let display = item.display_path();
+            let bytes = item.content_size();
             let all = match components(&item.path) {
                 Ok(all) => all,
                 Err(why) => {
-                    run.refuse(format!(
-                        "{}: refusing to extract: {why}",
-                        display.escape_debug()
-                    ));
+                    run.summary.items += 1;
+                    run.refuse(
+                        format!("{}: refusing to extract: {why}", display.escape_debug()),
+                        Cause::Unsafe,
+                        bytes,
+                    );
                     return Ok(());
                 }
             };
             if all.is_empty() && !item.is_dir() {
-                run.refuse(format!("{display:?}: refusing to extract: empty path"));
+                run.summary.items += 1;
+                run.refuse(
+                    format!("{display:?}: refusing to extract: empty path"),
+                    Cause::Unsafe,
+                    bytes,
+                );
+                return Ok(());
+            }
+            let depth = all.len().saturating_sub(self.opts.strip_components);
+            if let Some(why) = dest::too_deep(depth).filter(|_| !self.opts.stdout) {
+                run.summary.items += 1;
+                run.refuse(
+                    format!("{}: refusing to extract: {why}", abbreviated(&display)),
+                    Cause::TooDeep,
+                    bytes,
+                );
                 return Ok(());
             }
             if all.len() <= self.opts.strip_components
@@ -758,7 +1046,8 @@ impl<'r> Extractor<'r> {
         let parent = match dest.dir(&comps[..comps.len() - 1]) {
             Ok(p) => p,
             Err(e) => {
-                run.refuse(format!("{display}: {e}"));
+                let bytes = item.content_size();
+                run.refuse(format!("{display}: {e}"), Cause::of_dir(&e), bytes);
                 return Ok(());
             }
         };
@@ -785,10 +1074,14 @@ impl<'r> Extractor<'r> {
                     run.masters.insert(source, Master::At(rel.clone(), None));
                 }
                 None => {
-                    run.refuse(format!(
-                        "{display}: hard link source {} was not extracted",
-                        show(&source)
-                    ));
+                    run.refuse(
+                        format!(
+                            "{display}: hard link source {} was not extracted",
+                            show(&source)
+                        ),
+                        Cause::LinkSource,
+                        0,
+                    );
                     return Ok(());
                 }
             }
@@ -804,7 +1097,11 @@ impl<'r> Extractor<'r> {
                     r => r,
                 };
                 if let Err(e) = made {
-                    run.fail(format!("{display}: cannot create directory: {e}"));
+                    run.fail(
+                        format!("{display}: cannot create directory: {e}"),
+                        Cause::of_errno(e),
+                        0,
+                    );
                     return Ok(());
                 }
             }
@@ -817,7 +1114,7 @@ impl<'r> Extractor<'r> {
                     let total: u64 = chunks.iter().map(|c| c.size).sum();
                     if is_complete(&parent, &name, total, item.mtime) {
                         run.summary.kept += 1;
-                        run.summary.kept_bytes += total;
+                        run.summary.kept_bytes = run.summary.kept_bytes.saturating_add(total);
                         Progress::add(&self.opts.progress, 1, total);
                         (run.events)(Event::FileKept {
                             path: &display,
@@ -850,7 +1147,11 @@ impl<'r> Extractor<'r> {
                 if let Err(e) = dest.place(&parent, &name, &rel, || {
                     fs::symlinkat(target.as_slice(), &*parent, name.as_slice())
                 }) {
-                    run.fail(format!("{display}: cannot create symlink: {e}"));
+                    run.fail(
+                        format!("{display}: cannot create symlink: {e}"),
+                        Cause::of_errno(e),
+                        0,
+                    );
                     return Ok(());
                 }
                 self.meta(
@@ -877,14 +1178,17 @@ impl<'r> Extractor<'r> {
                 if let Err(e) = dest.place(&parent, &name, &rel, || {
                     dest::make_node(&parent, &name, ftype, dev)
                 }) {
-                    run.warn(format!(
-                        "{display}: cannot create {}: {e}",
-                        if ft == crate::archive::item::S_IFIFO {
-                            "fifo"
-                        } else {
-                            "device"
-                        }
-                    ));
+                    run.warn_lost(
+                        format!(
+                            "{display}: cannot create {}: {e}",
+                            if ft == crate::archive::item::S_IFIFO {
+                                "fifo"
+                            } else {
+                                "device"
+                            }
+                        ),
+                        Cause::of_errno(e),
+                    );
                     return Ok(());
                 }
                 if item.hardlink_master != Some(false) {
@@ -902,10 +1206,10 @@ impl<'r> Extractor<'r> {
                     &display,
                 );
             }
-            _ => run.warn(format!(
-                "{display}: unknown file type {:o}, skipped",
-                item.mode
-            )),
+            _ => run.warn_lost(
+                format!("{display}: unknown file type {:o}, skipped", item.mode),
+                Cause::FileType,
+            ),
         }
         Ok(())
     }
@@ -954,7 +1258,13 @@ impl<'r> Extractor<'r> {
         let tc = components(target).ok().filter(|tc| !tc.is_empty())?;
         let tdir = match dest.dir(&tc[..tc.len() - 1]) {
             Ok(d) => d,
-            Err(e) => return Some(Note::Refuse(format!("{display}: {e}"))),
+            Err(e) => {
+                return Some(Note::Refuse(
+                    format!("{display}: {e}"),
+                    Cause::of_dir(&e),
+                    0,
+                ))
+            }
         };
         if self.opts.resume && same_file(&tdir, tc[tc.len() - 1], parent, name) {
             return None;
@@ -964,10 +1274,14 @@ impl<'r> Extractor<'r> {
         })
         .err()
         .map(|e| {
-            Note::Fail(format!(
-                "{display}: cannot create hard link to {}: {e}",
-                show(target)
-            ))
+            Note::Fail(
+                format!(
+                    "{display}: cannot create hard link to {}: {e}",
+                    show(target)
+                ),
+                Cause::of_errno(e),
+                0,
+            )
         })
     }
 
@@ -988,7 +1302,7 @@ impl<'r> Extractor<'r> {
             (Some(dest), Some(_)) => dest.temp_name(),
             _ => String::new(),
         };
-        run.batch_bytes += total;
+        run.batch_bytes = run.batch_bytes.saturating_add(total);
         let at = (run.batch_gen, run.batch.len());
         run.batch.push(Pending {
             display,
@@ -1054,13 +1368,13 @@ impl<'r> Extractor<'r> {
             owners: &run.owners,
         };
         let archive = &run.archive;
-        let fail_targets = |ts: &[(usize, u64, u64)], msg: &str| {
+        let fail_targets = |ts: &[(usize, u64, u64)], msg: &str, cause: Cause| {
             for (fi, _, _) in ts {
                 let p = &batch[*fi];
                 p.error
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .get_or_insert_with(|| format!("{msg} (archive {archive})"));
+                    .get_or_insert_with(|| (format!("{msg} (archive {archive})"), cause));
                 p.settle(&fin);
             }
         };
@@ -1079,7 +1393,9 @@ impl<'r> Extractor<'r> {
                 .into_iter()
                 .map(|(id, data)| Sealed {
                     id: Some(id),
-                    size_hint: Some(targets[&id][0].2 as usize),
+                    // (the archive's size, authenticated with the item stream: it sizes the
+                    // plaintext buffer, whatever its size)
+                    size_hint: usize::try_from(targets[&id][0].2).ok(),
                     data,
                 })
                 .collect();
@@ -1103,6 +1419,7 @@ impl<'r> Extractor<'r> {
                                 hex::encode(id),
                                 plain.len(),
                             ),
+                            Cause::Damaged,
                         )
                     }
                     Ok(plain) => {
@@ -1119,7 +1436,7 @@ impl<'r> Extractor<'r> {
                     }
                     Err(e) => {
                         budget.give(expected);
-                        fail_targets(ts, &e.located())
+                        fail_targets(ts, &e.located(), Cause::of_error(&e))
                     }
                 }
             }
@@ -1161,13 +1478,23 @@ impl<'r> Extractor<'r> {
                 budget.take(cost);
                 s.spawn(move |_| decode_group(group));
             };
+            let interrupt = &self.opts.interrupt;
             let fetched = store.get_many(&order, &mut |i, res| {
+                if interrupt
+                    .as_ref()
+                    .is_some_and(|f| f.load(Ordering::Relaxed))
+                {
+                    // What is in flight is still written and finished; the rest is removed.
+                    return Err(Error::Interrupted);
+                }
                 let sink_start = std::time::Instant::now();
                 let id = order[i];
                 match res {
                     Ok(obj) => {
                         read_bytes.fetch_add(obj.len() as u64, Ordering::Relaxed);
-                        group_cost += obj.len() as u64 + targets[&id][0].2;
+                        group_cost = group_cost
+                            .saturating_add(obj.len() as u64)
+                            .saturating_add(targets[&id][0].2);
                         group.push((id, obj));
                         if group.len() >= Key::GROUP || group_cost >= group_bytes {
                             let full =
@@ -1175,9 +1502,11 @@ impl<'r> Extractor<'r> {
                             spawn(full, std::mem::take(&mut group_cost));
                         }
                     }
-                    Err(e) => {
-                        fail_targets(&targets[&id], &format!("chunk {}: {e}", hex::encode(id)))
-                    }
+                    Err(e) => fail_targets(
+                        &targets[&id],
+                        &format!("chunk {}: {e}", hex::encode(id)),
+                        Cause::of_error(&e),
+                    ),
                 }
                 in_sink += sink_start.elapsed();
                 Ok(())
@@ -1232,36 +1561,53 @@ impl<'r> Extractor<'r> {
         let err = p.error.lock().unwrap_or_else(|e| e.into_inner()).take();
         // Files no chunk was written to (empty, or all holes) are created here.
         let created = match p.open() {
-            Some(Err(e)) => Some(e.to_string()),
+            Some(Err(e)) => Some(e.clone()),
             // Holes (all-zero chunks skipped with --sparse) at the end are not written: give the
             // file its length.
-            Some(Ok(f)) if self.opts.sparse => f
-                .set_len(p.total)
-                .err()
-                .map(|e| format!("cannot set the length to {}: {e}", p.total)),
+            Some(Ok(f)) if self.opts.sparse => f.set_len(p.total).err().map(|e| {
+                (
+                    format!("cannot set the length to {}: {e}", p.total),
+                    Cause::of_io(&e),
+                )
+            }),
             _ => None,
         };
         let err = err
             .or(created)
             .or_else(|| {
-                (written != expected)
-                    .then(|| format!("only {written} of {expected} bytes could be restored"))
+                (written != expected).then(|| {
+                    (
+                        format!("only {written} of {expected} bytes could be restored"),
+                        Cause::Damaged,
+                    )
+                })
             })
             .or_else(|| {
                 // borg only warns here; a file whose chunks do not add up to its recorded size is
                 // damaged, so it is not put in place looking complete.
                 p.item.size.filter(|s| *s != expected).map(|s| {
-                    format!("size inconsistency detected: size {s}, chunks size {expected}")
+                    (
+                        format!("size inconsistency detected: size {s}, chunks size {expected}"),
+                        Cause::Damaged,
+                    )
                 })
             });
-        if let Some(e) = err {
+        if let Some((e, cause)) = err {
             p.remove_temp();
-            notes.push(Note::Fail(format!("{}: not restored: {e}", p.display)));
+            notes.push(Note::Fail(
+                format!("{}: not restored: {e}", p.display),
+                cause,
+                p.total,
+            ));
             for (_, _, _, display) in &p.links {
-                notes.push(Note::Fail(format!(
-                    "{display}: not restored: its hard link source {} failed",
-                    p.display
-                )));
+                notes.push(Note::Fail(
+                    format!(
+                        "{display}: not restored: its hard link source {} failed",
+                        p.display
+                    ),
+                    Cause::LinkSource,
+                    0,
+                ));
             }
             return notes;
         }
@@ -1292,10 +1638,11 @@ impl<'r> Extractor<'r> {
         });
         if let Err(e) = renamed {
             let _ = fs::unlinkat(&**d, p.tmp.as_str(), AtFlags::empty());
-            notes.push(Note::Fail(format!(
-                "{}: cannot put the restored file in place: {e}",
-                p.display
-            )));
+            notes.push(Note::Fail(
+                format!("{}: cannot put the restored file in place: {e}", p.display),
+                Cause::of_errno(e),
+                p.total,
+            ));
             return notes;
         }
         // Immutable/append-only last, once the file has its name.
@@ -1315,7 +1662,7 @@ impl<'r> Extractor<'r> {
         for n in notes {
             if let Note::Done { bytes } = n {
                 run.summary.files += 1;
-                run.summary.bytes += bytes;
+                run.summary.bytes = run.summary.bytes.saturating_add(bytes);
                 (run.events)(Event::FileDone {
                     path: &p.display,
                     bytes,
@@ -1334,25 +1681,59 @@ impl<'r> Extractor<'r> {
         run: &mut Run<'_>,
     ) -> Result<()> {
         use rayon::prelude::*;
-        for window in chunks.chunks(rayon::current_num_threads().max(1) * 4) {
+        let total: u64 = chunks.iter().map(|c| c.size).sum();
+        // Decoded a window ahead, in parallel: at most so many chunks and (but for a single
+        // bigger one) the in-flight byte budget.
+        let most = rayon::current_num_threads().max(1) * 4;
+        let mut start = 0;
+        while start < chunks.len() {
+            if run.interrupted() {
+                return Err(Error::Interrupted);
+            }
+            let mut end = start;
+            let mut bytes = 0u64;
+            while end < chunks.len()
+                && end - start < most
+                && (end == start
+                    || bytes.saturating_add(chunks[end].size) <= self.opts.inflight_bytes)
+            {
+                bytes = bytes.saturating_add(chunks[end].size);
+                end += 1;
+            }
+            let window = &chunks[start..end];
+            start = end;
             let decoded: Vec<Result<Vec<u8>>> = window
                 .par_iter()
-                .map(|c| self.repo.get_object(&c.id, Some(c.size as usize)))
+                .map(|c| {
+                    let data = self.repo.get_object(&c.id, usize::try_from(c.size).ok())?;
+                    if data.len() as u64 != c.size {
+                        return Err(Error::Integrity(format!(
+                            "chunk has {} bytes, the archive says {}",
+                            data.len(),
+                            c.size
+                        )));
+                    }
+                    Ok(data)
+                })
                 .collect();
             for (c, d) in window.iter().zip(decoded) {
                 match d {
                     Ok(data) => {
                         run.summary.chunks += 1;
-                        run.summary.bytes += data.len() as u64;
+                        run.summary.bytes = run.summary.bytes.saturating_add(data.len() as u64);
                         Progress::add(&self.opts.progress, 0, data.len() as u64);
                         out.write_all(&data).map_err(|e| Error::io("<stdout>", e))?;
                     }
                     Err(e) => {
-                        run.fail(format!(
-                            "{display}: chunk {}: {e} (archive {})",
-                            hex::encode(c.id),
-                            run.archive
-                        ));
+                        run.fail(
+                            format!(
+                                "{display}: chunk {}: {e} (archive {})",
+                                hex::encode(c.id),
+                                run.archive
+                            ),
+                            Cause::of_error(&e),
+                            total,
+                        );
                         return Ok(());
                     }
                 }

@@ -334,7 +334,7 @@ impl Key {
                 continue;
             }
             let data = std::mem::take(&mut o.data);
-            match compress::decompress_owned(data, start, o.size_hint) {
+            match compress::decompress_owned(data, start, o.size_hint, encrypted) {
                 Ok(p) => *plain = Some(p),
                 Err(Error::Decompression(m)) => {
                     *slot = Some(Err(Error::Decompression(format!(

@@ -9,10 +9,12 @@ usage: make_archive.py REPO ARCHIVE SPEC.json
 
 SPEC.json is a list of items, in archive order:
   {"path": HEX, "kind": "file"|"dir"|"symlink"|"hardlink"|"fifo",
-   "data": HEX (file), "source": HEX (symlink target / hard-link master path),
+   "data": HEX (file), "zeros": INT (file: that many zero bytes instead of data, as ONE
+   chunk, whatever its size), "source": HEX (symlink target / hard-link master path),
    "mode": INT (permission bits, optional), "master": BOOL (file: hardlink_master)}
 Paths and sources are hex so that any byte (non-UTF-8, NUL) can be used. The
-environment (BORG_PASSPHRASE, BORG_BASE_DIR, ...) must be the one borg itself would get.
+environment (BORG_PASSPHRASE, BORG_BASE_DIR, ...) must be the one borg itself would get;
+OXIBORG_COMPRESSION (e.g. "zstd,3") sets the compression of the new chunks (default lz4).
 """
 import json
 import os
@@ -21,6 +23,7 @@ import sys
 
 from borg.archive import Archive
 from borg.cache import Cache
+from borg.compress import CompressionSpec
 from borg.helpers import Manifest
 from borg.item import Item
 from borg.logger import setup_logging
@@ -41,6 +44,7 @@ def main():
         spec = json.load(f)
     with Repository(repo_path, exclusive=True) as repository:
         manifest, key = Manifest.load(repository, (Manifest.Operation.WRITE,))
+        key.compressor = CompressionSpec(os.environ.get("OXIBORG_COMPRESSION", "lz4")).compressor
         with Cache(repository, key, manifest, warn_if_unencrypted=False) as cache:
             archive = Archive(repository, key, manifest, name, cache=cache, create=True)
             for e in spec:
@@ -49,7 +53,7 @@ def main():
                 item = Item(path=text(e["path"]), uid=0, gid=0, user="root", group="root",
                             mtime=MTIME_NS)
                 if kind == "file":
-                    data = bytes.fromhex(e.get("data", ""))
+                    data = bytes(e["zeros"]) if "zeros" in e else bytes.fromhex(e.get("data", ""))
                     chunks = []
                     if data:
                         chunks.append(cache.add_chunk(key.id_hash(data), data, archive.stats))
