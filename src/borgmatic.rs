@@ -60,7 +60,7 @@ pub struct BorgmaticConfig {
 }
 
 fn invalid(file: &Path, why: impl std::fmt::Display) -> Error {
-    Error::Usage(format!("borgmatic configuration {}: {why}", file.display()))
+    Error::InvalidInput(format!("borgmatic configuration {}: {why}", file.display()))
 }
 
 /// `${VAR}` and `${VAR:-default}` from the environment; `\${` stays literal.
@@ -283,7 +283,7 @@ pub fn load_all(file: Option<&Path>) -> Result<Vec<BorgmaticConfig>> {
         None => default_files(),
     };
     if files.is_empty() {
-        return Err(Error::Usage(
+        return Err(Error::InvalidInput(
             "No borgmatic configuration found (looked in /etc/borgmatic/config.yaml, /etc/borgmatic.d/, \
              ~/.config/borgmatic/config.yaml and ~/.config/borgmatic.d/); name one with --borgmatic-config FILE."
                 .into(),
@@ -320,15 +320,15 @@ pub fn select<'a>(
     };
     match (picked.len(), wanted) {
         (1, _) => Ok(picked[0]),
-        (0, None) => Err(Error::Usage(format!(
+        (0, None) => Err(Error::InvalidInput(format!(
             "The borgmatic configuration ({}) lists no repository.",
             configs.iter().map(|c| c.file.display().to_string()).collect::<Vec<_>>().join(", ")
         ))),
-        (0, Some(w)) => Err(Error::Usage(format!(
+        (0, Some(w)) => Err(Error::InvalidInput(format!(
             "No repository {w:?} in the borgmatic configuration; it has: {}",
             describe(&all)
         ))),
-        _ => Err(Error::Usage(format!(
+        _ => Err(Error::InvalidInput(format!(
             "The borgmatic configuration has several repositories: choose one with --repository PATH|LABEL: {}",
             describe(&picked)
         ))),

@@ -1,15 +1,77 @@
-//! The crate's one error type, and its mapping onto borg's exit codes.
+//! The crate's error type: one variant per thing borg itself tells apart (so messages are borg's
+//! words), grouped into [`ErrorKind`]s a caller can match on.
 //!
-//! Every variant names what failed and on which repository, archive, object or path. Exit codes
-//! follow borg: legacy mode (the default) uses 2 for every error; with `BORG_EXIT_CODES=modern`
-//! each error gets the specific code borg 1.4 gives it.
+//! Every variant names what failed and on which repository, archive, object or path.
+//! ```
+//! use oxiborg::{Error, ErrorKind};
+//! let e = Error::from(std::io::Error::from(std::io::ErrorKind::NotFound));
+//! assert_eq!(e.kind(), ErrorKind::Io);
+//! ```
 
 use std::path::PathBuf;
 
 /// A result with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What kind of failure an [`Error`] is, for callers that decide what to do next.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// A repository, archive, object or key that is not there.
+    NotFound,
+    /// Something that is not a (usable) borg repository.
+    InvalidRepository,
+    /// A format or feature this client does not read.
+    Unsupported,
+    /// Damaged data: a CRC, MAC, id, TAM or structure check failed, or decompression did.
+    Integrity,
+    /// A key file that does not fit or cannot be parsed.
+    Key,
+    /// No passphrase, or a wrong one.
+    Passphrase,
+    /// borg's security checks: a replayed manifest, a changed key type.
+    Security,
+    /// A writer holds the repository's lock.
+    Locked,
+    /// An I/O error on a local path.
+    Io,
+    /// A remote repository failed; the [`RemoteErrorKind`] says how.
+    Remote(RemoteErrorKind),
+    /// A bad argument: a location, pattern, placeholder or option.
+    InvalidInput,
+    /// A buffer could not be allocated.
+    NoMemory,
+    /// Stopped by the caller's interrupt flag.
+    Interrupted,
+    /// Anything else.
+    Other,
+}
+
+/// How a remote repository failed.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RemoteErrorKind {
+    /// The connection could not be made (name resolution, TCP, a command that does not run).
+    Connect,
+    /// The SSH layer refused: authentication, or the server's host key.
+    Ssh,
+    /// The session dropped or went silent: a new session may cure it.
+    Dropped,
+    /// The server broke the protocol: no second chance.
+    Protocol,
+    /// The server answered with an error of its own (e.g. a path it does not allow).
+    Server,
+}
+
+impl RemoteErrorKind {
+    /// Whether a new session may succeed where this one failed.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, RemoteErrorKind::Dropped)
+    }
+}
+
 /// Everything that can go wrong while reading a borg repository.
+#[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The repository location does not exist.
@@ -126,20 +188,46 @@ pub enum Error {
     /// The repository's key type differs from the one recorded at an earlier access.
     #[error("Repository encryption method changed since last access, refusing to continue")]
     EncryptionMethodMismatch,
-    /// An I/O error on a named path.
-    #[error("{path}: {source}")]
-    #[allow(missing_docs)]
+    /// An I/O error, on the path named (empty when it is not known).
+    #[error("{}", io_message(.path, .source))]
     Io {
+        /// The path concerned (empty when unknown).
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },
-    /// Bad command-line usage.
+    /// A remote repository failed (see [`RemoteErrorKind`]).
+    #[error("{message}")]
+    Remote {
+        /// How.
+        kind: RemoteErrorKind,
+        /// What happened, in words.
+        message: String,
+    },
+    /// A bad argument: a location, pattern, placeholder, option or combination of them.
     #[error("{0}")]
-    Usage(String),
+    InvalidInput(String),
     /// Anything else, with its full message.
     #[error("{0}")]
     Other(String),
+}
+
+impl From<std::io::Error> for Error {
+    fn from(source: std::io::Error) -> Self {
+        Error::Io {
+            path: PathBuf::new(),
+            source,
+        }
+    }
+}
+
+fn io_message(path: &std::path::Path, source: &std::io::Error) -> String {
+    if path.as_os_str().is_empty() {
+        source.to_string()
+    } else {
+        format!("{}: {source}", path.display())
+    }
 }
 
 /// The wrong-passphrase message: borg's for the environment, else one that names the setting
@@ -213,80 +301,50 @@ impl Error {
         }
     }
 
-    /// The exit code borg 1.4 uses for this error with `BORG_EXIT_CODES=modern`.
-    pub fn modern_exit_code(&self) -> i32 {
-        match self {
-            Error::RepositoryDoesNotExist(_) => 13,
-            Error::InvalidRepository { .. } => 15,
-            Error::InvalidRepositoryConfig { .. } => 16,
-            Error::InvalidLocation(_) | Error::Usage(_) => 2,
-            Error::ArchiveDoesNotExist { .. } => 31,
-            Error::LockTimeout(_) => 73,
-            Error::ObjectNotFound { .. } => 17,
-            Error::Integrity(_) | Error::MacFailed(_) => 90,
-            Error::Decompression(_) => 92,
-            Error::UnsupportedPayload(_) => 48,
-            Error::UnsupportedManifest => 27,
-            Error::MandatoryFeatureUnsupported(_) => 25,
-            Error::KeyfileNotFound { .. } => 42,
-            Error::KeyfileMismatch { .. } => 41,
-            Error::KeyfileInvalid { .. } => 40,
-            Error::RepoKeyNotFound(_) => 44,
-            Error::NoPassphrase(_) => 50,
-            Error::PasscommandFailure { .. } => 51,
-            Error::PassphraseWrong(_) => 52,
-            Error::PasswordRetriesExceeded => 53,
-            Error::TamRequired => 98,
-            Error::TamInvalid => 97,
-            Error::TamUnsupportedSuite(_) => 99,
-            Error::ArchiveTamInvalid(_) => 95,
-            Error::EncryptionMethodMismatch => 61,
-            Error::RepositoryIdNotUnique => 63,
-            Error::RepositoryReplay => 64,
-            Error::Io { .. } | Error::Other(_) | Error::NoMemory(_) => 2,
-            // (the CLI exits with 128 + the signal's number instead)
-            Error::Interrupted => 130,
+    /// A remote error of `kind`.
+    pub fn remote(kind: RemoteErrorKind, message: impl Into<String>) -> Self {
+        Error::Remote {
+            kind,
+            message: message.into(),
         }
     }
 
-    /// borg's name for this error (the `msgid` of its `--log-json` message), where it has one.
-    pub fn msgid(&self) -> Option<&'static str> {
-        Some(match self {
-            Error::RepositoryDoesNotExist(_) => "Repository.DoesNotExist",
-            Error::InvalidRepository { .. } => "Repository.InvalidRepository",
-            Error::InvalidRepositoryConfig { .. } => "Repository.InvalidRepositoryConfig",
-            Error::ArchiveDoesNotExist { .. } => "Archive.DoesNotExist",
-            Error::LockTimeout(_) => "LockTimeout",
-            Error::ObjectNotFound { .. } => "Repository.ObjectNotFound",
-            Error::Integrity(_) | Error::MacFailed(_) => "IntegrityError",
-            Error::UnsupportedPayload(_) => "UnsupportedPayloadError",
-            Error::UnsupportedManifest => "UnsupportedManifestError",
-            Error::MandatoryFeatureUnsupported(_) => "MandatoryFeatureUnsupported",
-            Error::KeyfileNotFound { .. } => "KeyfileNotFoundError",
-            Error::KeyfileMismatch { .. } => "KeyfileMismatchError",
-            Error::KeyfileInvalid { .. } => "KeyfileInvalidError",
-            Error::RepoKeyNotFound(_) => "RepoKeyNotFoundError",
-            Error::NoPassphrase(_) => "NoPassphraseFailure",
-            Error::PasscommandFailure { .. } => "PasscommandFailure",
-            Error::PassphraseWrong(_) => "PassphraseWrong",
-            Error::PasswordRetriesExceeded => "PasswordRetriesExceeded",
-            Error::TamRequired => "TAMRequiredError",
-            Error::TamInvalid => "TAMInvalid",
-            Error::TamUnsupportedSuite(_) => "TAMUnsupportedSuiteError",
-            Error::ArchiveTamInvalid(_) => "ArchiveTAMInvalid",
-            Error::EncryptionMethodMismatch => "Cache.EncryptionMethodMismatch",
-            Error::RepositoryIdNotUnique => "Cache.RepositoryIDNotUnique",
-            Error::RepositoryReplay => "Cache.RepositoryReplay",
-            _ => return None,
-        })
-    }
-
-    /// The exit code for this error: 2 in borg's legacy mode, else [`Error::modern_exit_code`].
-    pub fn exit_code(&self, modern: bool) -> i32 {
-        if modern {
-            self.modern_exit_code()
-        } else {
-            2
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::RepositoryDoesNotExist(_)
+            | Error::ArchiveDoesNotExist { .. }
+            | Error::ObjectNotFound { .. }
+            | Error::KeyfileNotFound { .. }
+            | Error::RepoKeyNotFound(_) => ErrorKind::NotFound,
+            Error::InvalidRepository { .. } | Error::InvalidRepositoryConfig { .. } => {
+                ErrorKind::InvalidRepository
+            }
+            Error::UnsupportedPayload(_)
+            | Error::UnsupportedManifest
+            | Error::MandatoryFeatureUnsupported(_) => ErrorKind::Unsupported,
+            Error::Integrity(_)
+            | Error::MacFailed(_)
+            | Error::Decompression(_)
+            | Error::TamRequired
+            | Error::TamInvalid
+            | Error::TamUnsupportedSuite(_)
+            | Error::ArchiveTamInvalid(_) => ErrorKind::Integrity,
+            Error::KeyfileMismatch { .. } | Error::KeyfileInvalid { .. } => ErrorKind::Key,
+            Error::NoPassphrase(_)
+            | Error::PasscommandFailure { .. }
+            | Error::PassphraseWrong(_)
+            | Error::PasswordRetriesExceeded => ErrorKind::Passphrase,
+            Error::RepositoryReplay
+            | Error::RepositoryIdNotUnique
+            | Error::EncryptionMethodMismatch => ErrorKind::Security,
+            Error::LockTimeout(_) => ErrorKind::Locked,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Remote { kind, .. } => ErrorKind::Remote(*kind),
+            Error::InvalidLocation(_) | Error::InvalidInput(_) => ErrorKind::InvalidInput,
+            Error::NoMemory(_) => ErrorKind::NoMemory,
+            Error::Interrupted => ErrorKind::Interrupted,
+            Error::Other(_) => ErrorKind::Other,
         }
     }
 }

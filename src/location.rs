@@ -147,7 +147,7 @@ impl Location {
             Some(t) if !t.is_empty() && !t.starts_with(b"::") => Location::parse_bytes(t),
             other => {
                 let repo = default_repo.filter(|r| !r.is_empty()).ok_or_else(|| {
-                    Error::Usage(
+                    Error::InvalidInput(
                         "No repository given: pass a location or set BORG_REPO.".to_string(),
                     )
                 })?;

@@ -264,7 +264,7 @@ impl Pattern {
         {
             let prefix = std::str::from_utf8(&b[..2]).unwrap_or_default();
             let style = Style::from_prefix(prefix).ok_or_else(|| {
-                Error::Usage(format!(
+                Error::InvalidInput(format!(
                     "Unknown pattern style: {prefix} (in {:?})",
                     show(b)
                 ))
@@ -279,7 +279,7 @@ impl Pattern {
     fn with_style(original: &[u8], style: Style, body: &[u8]) -> Result<Pattern> {
         let compile = |re: String| {
             Regex::new(&re)
-                .map_err(|e| Error::Usage(format!("Invalid pattern {:?}: {e}", show(original))))
+                .map_err(|e| Error::InvalidInput(format!("Invalid pattern {:?}: {e}", show(original))))
         };
         let mut p = Pattern {
             original: original.to_vec(),
@@ -422,7 +422,7 @@ impl Matcher {
     /// A line that is not one of these, or a bad pattern in it.
     pub fn add_pattern_line(&mut self, line: impl AsRef<[u8]>, default: Style) -> Result<()> {
         let line = line.as_ref();
-        let bad = || Error::Usage(format!("Invalid pattern line: {:?}", show(line)));
+        let bad = || Error::InvalidInput(format!("Invalid pattern line: {:?}", show(line)));
         let line = line.trim_ascii_start();
         let (cmd, rest) = line.split_first().ok_or_else(bad)?;
         let rest = rest.trim_ascii_start();
@@ -452,7 +452,7 @@ impl Matcher {
             if let Some(s) = l.strip_prefix(b"P").or_else(|| l.strip_prefix(b"p")) {
                 let s = show(s.trim_ascii());
                 default = Style::from_prefix(&s)
-                    .ok_or_else(|| Error::Usage(format!("Unknown pattern style: {s}")))?;
+                    .ok_or_else(|| Error::InvalidInput(format!("Unknown pattern style: {s}")))?;
                 continue;
             }
             self.add_pattern_line(l, default)?;

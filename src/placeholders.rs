@@ -64,7 +64,7 @@ fn value(key: &str, spec: Option<&str>, text: &str) -> Result<String> {
     let time_spec = spec.unwrap_or("%Y-%m-%dT%H:%M:%S");
     let plain = |v: String| match spec {
         None => Ok(v),
-        Some(s) => Err(Error::Usage(format!(
+        Some(s) => Err(Error::InvalidInput(format!(
             "Formatting Error: \"{text}\": the format spec \"{s}\" of {{{key}}} is not supported"
         ))),
     };
@@ -79,7 +79,7 @@ fn value(key: &str, spec: Option<&str>, text: &str) -> Result<String> {
     let strftime = |t: &dyn Fn(&mut String) -> std::fmt::Result| {
         let mut out = String::new();
         t(&mut out).map(|()| out).map_err(|_| {
-            Error::Usage(format!(
+            Error::InvalidInput(format!(
                 "Formatting Error: \"{text}\": invalid time format \"{time_spec}\" in {{{key}}}"
             ))
         })
@@ -99,7 +99,7 @@ fn value(key: &str, spec: Option<&str>, text: &str) -> Result<String> {
         "borgmajor" => plain(major.to_string()),
         "borgminor" => plain(format!("{major}.{minor}")),
         "borgpatch" => plain(format!("{major}.{minor}.{patch}")),
-        _ => Err(Error::Usage(format!(
+        _ => Err(Error::InvalidInput(format!(
             "Invalid placeholder \"{key}\" in string: {text}"
         ))),
     }
@@ -123,12 +123,12 @@ pub fn replace(text: &str) -> Result<String> {
             continue;
         }
         if brace == b'}' {
-            return Err(Error::Usage(format!(
+            return Err(Error::InvalidInput(format!(
                 "Formatting Error: \"{text}\": Single '}}' encountered in format string"
             )));
         }
         let Some(end) = after.find('}') else {
-            return Err(Error::Usage(format!(
+            return Err(Error::InvalidInput(format!(
                 "Formatting Error: \"{text}\": expected '}}' before end of string"
             )));
         };

@@ -34,7 +34,7 @@ pub(super) struct CheckArgs {
 
 pub(super) fn run(args: &CheckArgs, global: &GlobalArgs) -> Result<i32> {
     if args.repair {
-        return Err(Error::Usage(
+        return Err(Error::InvalidInput(
             "oxiborg check does not repair: it never writes to a repository. Run `borg check --repair` \
              (after reading its warnings)."
                 .into(),
@@ -48,7 +48,7 @@ pub(super) fn run(args: &CheckArgs, global: &GlobalArgs) -> Result<i32> {
             || f.prefix.is_some()
             || f.glob_archives.is_some())
     {
-        return Err(Error::Usage(
+        return Err(Error::InvalidInput(
             "--repository-only contradicts --first, --last, --glob-archives, --prefix and --verify-data arguments."
                 .into(),
         ));

@@ -24,7 +24,7 @@ fn io(e: std::io::Error) -> Error {
 }
 
 fn usage(e: String) -> Error {
-    Error::Usage(e)
+    Error::InvalidInput(e)
 }
 
 /// Archives selected by the filter options, in the order borg lists them.

@@ -4,6 +4,7 @@
 
 mod check;
 mod docs;
+mod exit;
 pub mod format;
 mod interrupt;
 pub mod json;
@@ -407,12 +408,12 @@ pub fn main() -> i32 {
                     crate::log::Level::Error,
                     "borg.archiver",
                     &e.located(),
-                    e.msgid(),
+                    exit::msgid(&e),
                 ));
             } else {
                 crate::log::error("borg.archiver", &e.located());
             }
-            e.exit_code(modern)
+            exit::exit_code(&e, modern)
         }
     };
     if show_rc {
@@ -488,7 +489,7 @@ fn log_json_line(
 fn use_borgmatic(g: &mut GlobalArgs) -> Result<()> {
     if g.borgmatic_config.is_none() && !g.borgmatic {
         if g.repository.is_some() {
-            return Err(Error::Usage(
+            return Err(Error::InvalidInput(
                 "--repository chooses a repository of a borgmatic configuration: use it with --borgmatic-config FILE or --borgmatic"
                     .into(),
             ));
@@ -559,13 +560,13 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             )?;
             let loc = Location::parse_with_env(args.location.as_deref())?;
             if loc.archive.is_some() && args.json {
-                return Err(Error::Usage(
+                return Err(Error::InvalidInput(
                     "The --json option is only valid for listing archives, not archive contents."
                         .into(),
                 ));
             }
             if loc.archive.is_none() && args.json_lines {
-                return Err(Error::Usage(
+                return Err(Error::InvalidInput(
                     "The --json-lines option is only valid for listing archive contents, not archives."
                         .into(),
                 ));
@@ -827,7 +828,7 @@ fn borgmatic_args(
             .iter()
             .map(|p| shell_words::quote(&p.to_string_lossy()).into_owned())
             .collect();
-        return Err(Error::Usage(format!(
+        return Err(Error::InvalidInput(format!(
             "--archive and --path are borgmatic's options; oxiborg takes them with \
              --borgmatic-config FILE or --borgmatic. With borg's arguments: oxiborg extract \
              REPO::{archive} {} (or ::{archive} with BORG_REPO set; --latest for the newest)",
@@ -841,7 +842,7 @@ fn borgmatic_args(
     if let Some(a) = &b.archive {
         match location.as_deref() {
             Some(l) if l.as_bytes().windows(2).any(|w| w == b"::") => {
-                return Err(Error::Usage(format!(
+                return Err(Error::InvalidInput(format!(
                     "--archive {} and an archive in {}: give one of them",
                     a.to_string_lossy(),
                     l.to_string_lossy()
@@ -870,7 +871,7 @@ fn resolve_archive(
 ) -> Result<Option<Vec<u8>>> {
     let magic = named == Some(b"latest") && repo.manifest().find("latest").is_none();
     if latest && named.is_some() && !magic {
-        return Err(Error::Usage(
+        return Err(Error::InvalidInput(
             "--latest and an archive name: give one of them".into(),
         ));
     }
@@ -887,7 +888,7 @@ fn resolve_archive(
     };
     match list::select_archives(repo, &filter, false)?.first() {
         Some(a) => Ok(Some(a.name.clone())),
-        None => Err(Error::Usage(format!(
+        None => Err(Error::InvalidInput(format!(
             "No archives found in {}{}: the host may not have backed up yet (a new repository?), \
              or the repository was never initialized. `oxiborg list {}` shows what is there.",
             repo.location(),
@@ -912,7 +913,7 @@ impl LatestArgs {
             self.glob_archives.as_ref(),
         )?
         .ok_or_else(|| {
-            Error::Usage(format!(
+            Error::InvalidInput(format!(
                 "{command} needs an archive: REPO::ARCHIVE, or REPO --latest"
             ))
         })
@@ -983,10 +984,10 @@ fn export_tar(
         )),
         (Some(cmd), file) => {
             let argv = shell_words::split(cmd)
-                .map_err(|e| Error::Usage(format!("--tar-filter {cmd:?}: {e}")))?;
+                .map_err(|e| Error::InvalidInput(format!("--tar-filter {cmd:?}: {e}")))?;
             let (prog, rest) = argv
                 .split_first()
-                .ok_or_else(|| Error::Usage("--tar-filter: empty command".into()))?;
+                .ok_or_else(|| Error::InvalidInput("--tar-filter: empty command".into()))?;
             let mut c = Command::new(prog)
                 .args(rest)
                 .stdin(Stdio::piped())

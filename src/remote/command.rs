@@ -151,9 +151,9 @@ pub fn builtin_options(rsh: &str, opts: &RemoteOptions) -> Result<Option<RemoteO
 /// The argument vector borg would run for `loc`.
 pub fn argv(rsh: &str, loc: &Location, opts: &RemoteOptions) -> Result<Vec<String>> {
     let mut args = shell_words::split(rsh)
-        .map_err(|e| Error::Usage(format!("cannot parse BORG_RSH / --rsh {rsh:?}: {e}")))?;
+        .map_err(|e| Error::InvalidInput(format!("cannot parse BORG_RSH / --rsh {rsh:?}: {e}")))?;
     if args.is_empty() {
-        return Err(Error::Usage("BORG_RSH / --rsh is empty".into()));
+        return Err(Error::InvalidInput("BORG_RSH / --rsh is empty".into()));
     }
     if let Some(p) = loc.port {
         args.push("-p".into());
