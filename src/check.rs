@@ -36,11 +36,11 @@ use crate::archive::item::display_bytes;
 use crate::archive::ArchiveEntry;
 use crate::error::{Error, Result};
 use crate::key::{Key, KeyType};
-use crate::log::Level;
 use crate::repository::{open_many_with, OpenOptions, Opened, Repository};
 use crate::store::Store;
 use crate::Location;
 use crate::{ObjectId, MANIFEST_ID};
+use log::Level;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -106,7 +106,7 @@ pub fn verify_objects(
     let n = errors.len() as u64;
     if errors.iter().any(|(_, defect)| *defect) {
         report(
-            Level::Warning,
+            Level::Warn,
             "Found defect chunks. With --repair, they would get deleted, so affected files could \
              get repaired then and maybe healed later."
                 .into(),
@@ -307,7 +307,7 @@ pub fn check_archives(
             }
             if let Some(size) = item.size.filter(|s| *s != offset) {
                 report(
-                    Level::Warning,
+                    Level::Warn,
                     format!(
                         "{name}: {}: size inconsistency detected: size {size}, chunks size {offset}",
                         display_bytes(&item.path)

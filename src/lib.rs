@@ -45,7 +45,6 @@ pub mod extract;
 pub mod fuzzing;
 pub mod key;
 pub mod location;
-pub mod log;
 pub mod origin;
 pub mod patterns;
 pub mod placeholders;

@@ -278,8 +278,9 @@ impl Pattern {
 
     fn with_style(original: &[u8], style: Style, body: &[u8]) -> Result<Pattern> {
         let compile = |re: String| {
-            Regex::new(&re)
-                .map_err(|e| Error::InvalidInput(format!("Invalid pattern {:?}: {e}", show(original))))
+            Regex::new(&re).map_err(|e| {
+                Error::InvalidInput(format!("Invalid pattern {:?}: {e}", show(original)))
+            })
         };
         let mut p = Pattern {
             original: original.to_vec(),

@@ -262,9 +262,9 @@ impl Repository {
         key: Key,
         location: Location,
         options: &OpenOptions,
-        report: &mut dyn FnMut(crate::log::Level, String),
+        report: &mut dyn FnMut(log::Level, String),
     ) -> Result<(Repository, u64)> {
-        use crate::log::Level;
+        use log::Level;
         report(
             Level::Info,
             "Rebuilding missing manifest, this might take some time...".into(),
@@ -339,7 +339,7 @@ impl Repository {
                     n += 1;
                 }
                 report(
-                    Level::Warning,
+                    Level::Warn,
                     format!(
                         "Duplicate archive name {}, storing as {}",
                         crate::archive::item::display_bytes(&base),
@@ -356,7 +356,7 @@ impl Repository {
         }
         report(Level::Info, "Manifest rebuild complete.".into());
         report(
-            Level::Warning,
+            Level::Warn,
             "The rebuilt manifest will only be committed when using --repair!".into(),
         );
         archives.sort_by_key(|a| a.time_utc);
@@ -530,9 +530,7 @@ fn assert_secure(
             Ok(())
         };
         if let Err(e) = save() {
-            crate::log::debug(
-                "borg.security",
-                &format!(
+            log::debug!(target: "borg.security", "{}", format!(
                     "security: cannot record the repository in {}: {e}",
                     dir.display()
                 ),

@@ -2,8 +2,8 @@
 
 use super::{open_options, progress, ArchiveFilter, GlobalArgs};
 use crate::check::{ArchiveCheck, Selection};
+use crate::cli::logger::emit;
 use crate::error::{Error, Result};
-use crate::log::{emit, Level};
 use crate::repository::Repository;
 use crate::Location;
 use clap::Args;
@@ -56,14 +56,15 @@ pub(super) fn run(args: &CheckArgs, global: &GlobalArgs) -> Result<i32> {
     let loc = Location::parse_with_env(args.location.as_deref())?;
     let opts = open_options(global);
     let store = Repository::open_store(&loc, &opts)?;
-    let mut repo_report = |level: Level, msg: String| emit(level, "borg.repository", &msg);
+    let mut repo_report =
+        |level: log::Level, msg: String| emit(level.into(), "borg.repository", &msg);
     if !args.archives_only && store.check(&mut repo_report)? > 0 {
         return Ok(1);
     }
     if args.repository_only {
         return Ok(0);
     }
-    let mut report = |level: Level, msg: String| emit(level, "borg.archive", &msg);
+    let mut report = |level: log::Level, msg: String| emit(level.into(), "borg.archive", &msg);
     let filter = |repo: &Repository| -> Result<Vec<crate::archive::ArchiveEntry>> {
         Ok(super::list::select_archives(repo, f, true)?
             .into_iter()

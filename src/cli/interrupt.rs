@@ -31,7 +31,7 @@ impl Interrupt {
                 .and_then(|_| signal_hook::flag::register_usize(sig, signal.clone(), sig as usize))
                 .and_then(|_| signal_hook::flag::register(sig, flag.clone()));
             if let Err(e) = installed {
-                crate::log::debug(
+                crate::cli::logger::debug(
                     "borg.archiver",
                     &format!("cannot install a handler for signal {sig}: {e}"),
                 );
@@ -60,7 +60,7 @@ impl Interrupt {
             Some(w) => format!("Interrupted by {}: {w}", self.name()),
             None => format!("Interrupted by {}.", self.name()),
         };
-        crate::log::error("borg.archiver", &line);
+        crate::cli::logger::error("borg.archiver", &line);
         self.exit_code()
     }
 

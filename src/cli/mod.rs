@@ -9,6 +9,7 @@ pub mod format;
 mod interrupt;
 pub mod json;
 mod list;
+pub(crate) mod logger;
 mod outcome;
 mod progress;
 mod timefmt;
@@ -405,24 +406,24 @@ pub fn main() -> i32 {
             };
             if json_log {
                 progress::print_line(&log_json_line(
-                    crate::log::Level::Error,
+                    crate::cli::logger::Level::Error,
                     "borg.archiver",
                     &e.located(),
                     exit::msgid(&e),
                 ));
             } else {
-                crate::log::error("borg.archiver", &e.located());
+                crate::cli::logger::error("borg.archiver", &e.located());
             }
             exit::exit_code(&e, modern)
         }
     };
     if show_rc {
         let (what, level) = match rc {
-            0 => ("success", crate::log::Level::Info),
-            1 => ("warning", crate::log::Level::Warning),
-            _ => ("error", crate::log::Level::Error),
+            0 => ("success", crate::cli::logger::Level::Info),
+            1 => ("warning", crate::cli::logger::Level::Warning),
+            _ => ("error", crate::cli::logger::Level::Error),
         };
-        crate::log::emit_always(
+        crate::cli::logger::emit_always(
             level,
             "borg.output.show-rc",
             &format!("terminating with {what} status, rc {rc}"),
@@ -434,7 +435,7 @@ pub fn main() -> i32 {
 /// The log threshold from `--debug` … `--critical`, and `--log-json`'s format; messages go
 /// through the progress display when one is shown.
 fn setup_logging(g: &GlobalArgs) {
-    use crate::log::Level;
+    use crate::cli::logger::Level;
     let level = if g.debug {
         Level::Debug
     } else if g.info {
@@ -446,9 +447,10 @@ fn setup_logging(g: &GlobalArgs) {
     } else {
         Level::Warning
     };
-    crate::log::set_threshold(level);
+    crate::cli::logger::set_threshold(level);
+    crate::cli::logger::install();
     let json = g.log_json;
-    crate::log::set_sink(Box::new(move |level, logger, msg| {
+    crate::cli::logger::set_sink(Box::new(move |level, logger, msg| {
         if json {
             progress::print_line(&log_json_line(level, logger, msg, None));
         } else {
@@ -459,10 +461,10 @@ fn setup_logging(g: &GlobalArgs) {
 
 /// One `--log-json` line, as borg writes it (`json.dumps` of its `log_message` record).
 fn log_json_line(
-    level: crate::log::Level,
+    level: crate::cli::logger::Level,
     logger: &str,
     msg: &str,
-    msgid: crate::log::MsgId,
+    msgid: crate::cli::logger::MsgId,
 ) -> String {
     use json::J;
     let time = std::time::SystemTime::now()
@@ -498,7 +500,7 @@ fn use_borgmatic(g: &mut GlobalArgs) -> Result<()> {
     }
     let configs = crate::borgmatic::load_all(g.borgmatic_config.as_deref())?;
     let (config, repo) = crate::borgmatic::select(&configs, g.repository.as_deref())?;
-    crate::log::debug(
+    crate::cli::logger::debug(
         "borg.borgmatic",
         &format!(
             "using repository {} of {}",
@@ -656,10 +658,13 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
                     r => r?,
                 };
                 if let Some(s) = short {
-                    crate::log::warning("borg.archiver", &outcome::shortfall_line(&s, &dest));
+                    crate::cli::logger::warning(
+                        "borg.archiver",
+                        &outcome::shortfall_line(&s, &dest),
+                    );
                 }
             }
-            use crate::log::{emit_always, error, warning, Level};
+            use crate::cli::logger::{emit_always, error, warning, Level};
             let mut done = outcome::Done::default();
             let summary = extractor.run(&archive, matcher, &mut |ev| match ev {
                 crate::extract::Event::Item(p) if list => {
@@ -692,7 +697,7 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             }
             if args.stats {
                 let stats = extract_stats(&summary, args.dry_run);
-                crate::log::stderr_line(stats.trim_end_matches('\n'));
+                crate::cli::logger::stderr_line(stats.trim_end_matches('\n'));
             }
             if let Some(line) = outcome::failure_line(&summary, args.dry_run) {
                 error("borg.archiver", &line);
@@ -1010,10 +1015,14 @@ fn export_tar(
         &opts,
         &mut out,
         &mut |ev| match ev {
-            crate::export_tar::TarEvent::Item(p) if list => {
-                crate::log::emit_always(crate::log::Level::Info, "borg.output.list", p)
+            crate::export_tar::TarEvent::Item(p) if list => crate::cli::logger::emit_always(
+                crate::cli::logger::Level::Info,
+                "borg.output.list",
+                p,
+            ),
+            crate::export_tar::TarEvent::Warning(m) => {
+                crate::cli::logger::warning("borg.archiver", &m)
             }
-            crate::export_tar::TarEvent::Warning(m) => crate::log::warning("borg.archiver", &m),
             _ => {}
         },
     );
@@ -1046,7 +1055,7 @@ fn export_tar(
 
 fn warn_store(repo: &Repository) {
     for w in repo.store().warnings() {
-        crate::log::warning("borg.repository", &format!("Warning: {w}"));
+        crate::cli::logger::warning("borg.repository", &format!("Warning: {w}"));
     }
 }
 

@@ -24,8 +24,8 @@ static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
 pub fn print_line(line: &str) {
     let bar = SHOWN.lock().unwrap_or_else(|e| e.into_inner()).clone();
     match bar {
-        Some(b) => b.suspend(|| crate::log::stderr_line(line)),
-        None => crate::log::stderr_line(line),
+        Some(b) => b.suspend(|| crate::cli::logger::stderr_line(line)),
+        None => crate::cli::logger::stderr_line(line),
     }
 }
 

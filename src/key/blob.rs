@@ -328,7 +328,7 @@ pub fn unlock(
         if let Some(plain) = try_passphrase(&env, &pass) {
             return key_from_plain(ktype, &plain, blob, location, tam_fallback);
         }
-        crate::log::warning("borg.crypto.key", "Incorrect passphrase");
+        log::warn!(target: "borg.crypto.key", "Incorrect passphrase");
     }
     Err(Error::PasswordRetriesExceeded)
 }
@@ -372,7 +372,7 @@ pub fn legacy_passphrase_key(
         if check(&key) {
             return Ok(key);
         }
-        crate::log::warning("borg.crypto.key", "Incorrect passphrase");
+        log::warn!(target: "borg.crypto.key", "Incorrect passphrase");
     }
     Err(Error::PasswordRetriesExceeded)
 }

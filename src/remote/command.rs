@@ -140,10 +140,9 @@ pub fn builtin_options(rsh: &str, opts: &RemoteOptions) -> Result<Option<RemoteO
             other => return Err(cannot(other)),
         }
     }
-    crate::log::emit(
-        crate::log::Level::Info,
-        "borg.remote",
-        &format!("{program} is not installed: the built-in SSH client connects, with the options of {origin}"),
+    log::info!(
+        target: "borg.remote",
+        "{program} is not installed: the built-in SSH client connects, with the options of {origin}"
     );
     Ok(Some(o))
 }

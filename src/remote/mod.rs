@@ -331,14 +331,10 @@ fn show_log_line(line: &str) {
             match typ {
                 "log_message" => {
                     let level = o.get("levelname").and_then(|v| v.as_str()).unwrap_or("");
-                    crate::log::emit(
-                        remote_level(level),
-                        "borg.remote",
-                        &format!("Remote: {msg}"),
-                    );
+                    log::log!(target: "borg.remote", remote_level(level), "Remote: {msg}");
                 }
                 "progress_percent" | "progress_message" => {}
-                _ => crate::log::warning("borg.remote", &format!("Remote: {line}")),
+                _ => log::warn!(target: "borg.remote", "{}", format!("Remote: {line}")),
             }
             return;
         }
@@ -346,25 +342,21 @@ fn show_log_line(line: &str) {
     if let Some(rest) = line.strip_prefix("$LOG ") {
         let msg = rest.split_once("Remote: ").map(|(_, m)| m).unwrap_or(rest);
         let level = rest.split(' ').next().unwrap_or("");
-        crate::log::emit(
-            remote_level(level),
-            "borg.remote",
-            &format!("Remote: {msg}"),
-        );
+        log::log!(target: "borg.remote", remote_level(level), "Remote: {msg}");
         return;
     }
-    crate::log::warning("borg.remote", &format!("Remote: {line}"));
+    log::warn!(target: "borg.remote", "{}", format!("Remote: {line}"));
 }
 
-/// The level of a server log line by its level name (unknown names count as warnings).
-fn remote_level(name: &str) -> crate::log::Level {
-    use crate::log::Level;
+/// The level of a server log line by its level name (unknown names count as warnings;
+/// CRITICAL is an error).
+fn remote_level(name: &str) -> log::Level {
+    use log::Level;
     match name {
         "DEBUG" => Level::Debug,
         "INFO" => Level::Info,
-        "ERROR" => Level::Error,
-        "CRITICAL" => Level::Critical,
-        _ => Level::Warning,
+        "ERROR" | "CRITICAL" => Level::Error,
+        _ => Level::Warn,
     }
 }
 
@@ -1040,9 +1032,7 @@ impl Session {
                     Some(e) => format!("{why}; reconnecting failed: {e}{gave_up}"),
                 }));
             }
-            crate::log::warning(
-                "borg.remote",
-                &format!(
+            log::warn!(target: "borg.remote", "{}", format!(
                     "Remote: connection to {} lost ({}); reconnecting (attempt {failures} of {retries})",
                     self.loc.canonical(),
                     last_attempt.as_ref().map_or_else(

@@ -308,9 +308,7 @@ impl HostCheck<'_> {
                 k.line
             );
             if self.policy == StrictHostKeyChecking::No {
-                crate::log::warning(
-                    "borg.remote",
-                    &format!("WARNING: {msg} Connecting anyway: StrictHostKeyChecking is no."),
+                log::warn!(target: "borg.remote", "{}", format!("WARNING: {msg} Connecting anyway: StrictHostKeyChecking is no."),
                 );
                 return Ok(());
             }
@@ -372,15 +370,11 @@ impl HostCheck<'_> {
             )));
         }
         match knownhosts::record(kf, name, blob) {
-            Ok(()) => crate::log::warning(
-                "borg.remote",
-                &format!(
+            Ok(()) => log::warn!(target: "borg.remote", "{}", format!(
                     "Warning: Permanently added '{name}' ({label}) to the list of known hosts."
                 ),
             ),
-            Err(e) => crate::log::warning(
-                "borg.remote",
-                &format!(
+            Err(e) => log::warn!(target: "borg.remote", "{}", format!(
                     "Failed to add the host to the list of known hosts ({}): {e}.",
                     kf.display()
                 ),
@@ -401,9 +395,7 @@ fn authenticate(
     // A key named on purpose that is not there: said, and the others are tried (as OpenSSH).
     let mut tried = Vec::new();
     if let Some(f) = opts.identity.as_ref().filter(|f| !f.exists()) {
-        crate::log::warning(
-            "borg.remote",
-            &format!(
+        log::warn!(target: "borg.remote", "{}", format!(
                 "Warning: identity file {} ({}) not accessible: no such file.",
                 f.display(),
                 opts.identity_origin

@@ -611,9 +611,7 @@ impl Reader<'_> {
                 )));
             }
         }
-        crate::log::debug(
-            LOGGER,
-            &format!("Reading configuration data {}", path.display()),
+        log::debug!(target: LOGGER, "{}", format!("Reading configuration data {}", path.display()),
         );
         self.read_text(&String::from_utf8_lossy(&bytes), path, flags, active, depth)?;
         Ok(true)
@@ -686,9 +684,7 @@ impl Reader<'_> {
                     };
                     if wild(pat, &host, false) {
                         if neg {
-                            crate::log::debug(
-                                LOGGER,
-                                &format!(
+                            log::debug!(target: LOGGER, "{}", format!(
                                     "{} line {n}: Skipping Host block because of negated match for {pat}",
                                     file.display()
                                 ),
@@ -803,9 +799,7 @@ impl Reader<'_> {
                 let v = first()?;
                 if *active && !v.eq_ignore_ascii_case("no") && !self.canonicalize_noted {
                     self.canonicalize_noted = true;
-                    crate::log::debug(
-                        LOGGER,
-                        &format!(
+                    log::debug!(target: LOGGER, "{}", format!(
                             "{} line {n}: CanonicalizeHostname {v}: the built-in SSH client does not \
                              canonicalise host names",
                             file.display()
@@ -916,9 +910,7 @@ impl Reader<'_> {
             return Err(at(file, n, "one or more attributes required for Match"));
         }
         if !unevaluated.is_empty() {
-            crate::log::debug(
-                LOGGER,
-                &format!(
+            log::debug!(target: LOGGER, "{}", format!(
                     "{} line {n}: Match {} cannot be evaluated by the built-in SSH client (it runs no \
                      commands): the block does not apply",
                     file.display(),
@@ -960,9 +952,7 @@ impl Reader<'_> {
             let p = p.to_string_lossy().into_owned();
             let files = glob_paths(&p);
             if files.is_empty() {
-                crate::log::debug(
-                    LOGGER,
-                    &format!("{} line {n}: include {p} matched no files", file.display()),
+                log::debug!(target: LOGGER, "{}", format!("{} line {n}: include {p} matched no files", file.display()),
                 );
                 continue;
             }
@@ -1124,7 +1114,7 @@ fn resolve_tops(tops: &[Top], q: &Query) -> Result<HostConfig> {
     };
     r.read(tops)?;
     if r.want_final {
-        crate::log::debug(LOGGER, "configuration requests final Match pass");
+        log::debug!(target: LOGGER, "configuration requests final Match pass");
         r.final_host = r.current_host()?.to_ascii_lowercase();
         r.final_pass = true;
         r.read(tops)?;

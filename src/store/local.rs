@@ -10,8 +10,8 @@ use super::hashindex::HashIndex;
 use super::segment::{self, Tag};
 use super::Store;
 use crate::error::{Error, Result};
-use crate::log::Level;
 use crate::ObjectId;
+use log::Level;
 use std::collections::HashMap;
 use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -394,13 +394,10 @@ fn wait_for_writer(root: &Path, wait: Duration) -> Result<()> {
         match super::lock::exclusive_lock(root, &host) {
             super::lock::LockState::Free(stale) => {
                 for name in stale {
-                    crate::log::emit(
-                        crate::log::Level::Info,
-                        "borg.locking",
-                        &format!(
-                            "Ignoring stale lock {name} (its process on this host is gone); \
-                             borg removes it at its next run"
-                        ),
+                    log::info!(
+                        target: "borg.locking",
+                        "Ignoring stale lock {name} (its process on this host is gone); \
+                         borg removes it at its next run"
                     );
                 }
                 return Ok(());

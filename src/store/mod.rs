@@ -10,8 +10,8 @@ mod lock;
 pub mod segment;
 
 use crate::error::Result;
-use crate::log::Level;
 use crate::ObjectId;
+use log::Level;
 
 /// Raw access to a repository's objects.
 pub trait Store: Send + Sync {

@@ -1,13 +1,13 @@
-//! Messages for the person at the terminal: warnings, errors and `Remote:` lines that the library
-//! reports while it works, in borg's levels and logger names.
+//! Messages for the person at the terminal, in borg's levels and logger names: the CLI's own
+//! (errors, `--list` lines) and the library's, which arrive through the `log` facade (the
+//! target is borg's logger name, e.g. `borg.remote`) and are bridged here by [`install`].
 //!
-//! By default a message at or above the threshold ([`Level::Warning`] unless
-//! [`set_threshold`] says otherwise) is written to stderr as a plain line. A program embedding
-//! oxiborg can take the messages instead with [`set_sink`]; the `oxiborg` command line uses that
-//! for borg's `--log-json` (one JSON object per line, borg's `log_message` schema).
+//! A message at or above the threshold ([`Level::Warning`] unless [`set_threshold`] says
+//! otherwise) is written to stderr as a plain line, or handed to the sink [`set_sink`] installs
+//! (the progress display, borg's `--log-json`).
 
 /// A message's id in `--log-json` output, for the errors borg names (see
-/// [`crate::Error::msgid`]); messages reported through [`emit`] have none.
+/// [`super::exit::msgid`]); messages reported through [`emit`] have none.
 pub type MsgId = Option<&'static str>;
 
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -74,7 +74,7 @@ pub fn emit(level: Level, logger: &str, msg: &str) {
 pub fn emit_always(level: Level, logger: &str, msg: &str) {
     match SINK.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
         Some(sink) => sink(level, logger, msg),
-        None => crate::log::stderr_line(msg),
+        None => crate::cli::logger::stderr_line(msg),
     }
 }
 
@@ -100,4 +100,44 @@ pub fn stderr_line(line: &str) {
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(line.as_bytes());
     let _ = err.write_all(b"\n");
+}
+
+impl From<log::Level> for Level {
+    fn from(l: log::Level) -> Level {
+        match l {
+            log::Level::Error => Level::Error,
+            log::Level::Warn => Level::Warning,
+            log::Level::Info => Level::Info,
+            log::Level::Debug | log::Level::Trace => Level::Debug,
+        }
+    }
+}
+
+/// The library's messages (the `log` facade) into [`emit`].
+struct Bridge;
+
+impl log::Log for Bridge {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        (m.target().starts_with("borg") || m.target().starts_with("oxiborg"))
+            && enabled(m.level().into())
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            emit(
+                record.level().into(),
+                record.target(),
+                &record.args().to_string(),
+            );
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Installs the bridge from the `log` facade (once per process).
+pub fn install() {
+    if log::set_boxed_logger(Box::new(Bridge)).is_ok() {
+        log::set_max_level(log::LevelFilter::Debug);
+    }
 }
