@@ -4,7 +4,7 @@
 //! Run: `cargo bench --bench decode` (results under target/criterion).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use oxiborg::archive::stream::{decode_item, Decoded};
+use oxiborg::fuzzing::{decode_item, Decoded};
 use oxiborg::key::passphrase::Passphrase;
 use oxiborg::key::{Key, Sealed};
 use oxiborg::{Location, OpenOptions, Repository};

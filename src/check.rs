@@ -32,14 +32,15 @@
 //! # let _ = problems; Ok(()) }
 //! ```
 
-use crate::archive::item::display_bytes;
-use crate::archive::ArchiveEntry;
 use crate::error::{Error, Result};
+use crate::fetch::{open_many_with, Opened};
+use crate::format::text::display_bytes;
+use crate::format::ArchiveEntry;
+use crate::id::{ObjectId, MANIFEST_ID};
 use crate::key::{Key, KeyType};
-use crate::repository::{open_many_with, OpenOptions, Opened, Repository};
+use crate::repository::{OpenOptions, Repository};
 use crate::store::Store;
 use crate::Location;
-use crate::{ObjectId, MANIFEST_ID};
 use log::Level;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -25,10 +25,11 @@
 //! # Ok(()) }
 //! ```
 
-use crate::archive::item::{self, ChunkRef, Item};
 use crate::error::{Error, Result};
+use crate::fetch::Opened;
+use crate::format::item::{self, ChunkRef, Item};
 use crate::patterns::Matcher;
-use crate::repository::{Opened, Repository};
+use crate::repository::Repository;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;

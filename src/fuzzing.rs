@@ -2,11 +2,14 @@
 //!
 //! `fuzz/` (cargo-fuzz) calls these, and `tests/fuzz_corpus.rs` runs them over the committed
 //! seed corpora, the kept crashers (`fuzz/regressions/`) and mutations of both, so the targets
-//! are exercised by every `cargo test`. Not a stable API.
+//! are exercised by every `cargo test`. The benchmarks (`benches/decode.rs`) reach the
+//! decoders they time through here too. Not a stable API.
 
-use crate::archive::item::Item;
-use crate::archive::msgpack::ReadError;
-use crate::archive::{ArchiveMeta, Manifest};
+pub use crate::format::items::{decode_item, Decoded};
+
+use crate::format::item::Item;
+use crate::format::msgpack::ReadError;
+use crate::format::{ArchiveMeta, Manifest};
 use crate::key::{Key, KeyType, Sealed};
 use crate::patterns::{Matcher, Pattern, Style};
 use crate::store::hashindex::HashIndex;

@@ -33,7 +33,6 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-pub mod archive;
 pub mod borgmatic;
 pub mod check;
 pub mod cli;
@@ -41,8 +40,11 @@ pub mod compress;
 pub mod error;
 pub mod export_tar;
 pub mod extract;
+pub(crate) mod fetch;
+pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod id;
 pub mod key;
 pub mod location;
 pub mod origin;
@@ -58,8 +60,4 @@ pub use error::{Error, Result};
 pub use location::Location;
 pub use repository::{Archive, FileReader, OpenOptions, Repository};
 
-/// A 32-byte object id.
-pub type ObjectId = [u8; 32];
-
-/// The manifest's fixed id: 32 zero bytes.
-pub const MANIFEST_ID: ObjectId = [0u8; 32];
+pub use id::{Id, ObjectId, MANIFEST_ID};

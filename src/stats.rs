@@ -2,10 +2,10 @@
 //! themselves (oxiborg keeps no chunks cache): reference counts of every object across all
 //! archives, original/compressed/deduplicated sizes.
 
-use crate::archive::{ArchiveEntry, ArchiveMeta};
 use crate::error::Result;
+use crate::format::{ArchiveEntry, ArchiveMeta};
+use crate::id::ObjectId;
 use crate::repository::Repository;
-use crate::ObjectId;
 use std::collections::{HashMap, HashSet};
 
 /// One object's entry in the chunk index.

@@ -4,11 +4,12 @@ use super::format::{Format, Value};
 use super::json::{self, J};
 use super::timefmt::{self, archive_time, item_time};
 use super::{ArchiveFilter, GlobalArgs, InfoArgs, ListArgs};
-use crate::archive::item::{
-    display_bytes, Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
-};
-use crate::archive::ArchiveEntry;
 use crate::error::{Error, Result};
+use crate::format::item::{
+    Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
+};
+use crate::format::text::display_bytes;
+use crate::format::ArchiveEntry;
 use crate::patterns::Matcher;
 use crate::repository::Repository;
 use crate::stats::{self, ArchiveStats, CacheStats};
@@ -118,7 +119,7 @@ fn encryption_json(repo: &Repository) -> J {
 }
 
 fn repository_json(repo: &Repository) -> J {
-    let last = crate::archive::parse_time(&repo.manifest().timestamp)
+    let last = crate::format::parse_time(&repo.manifest().timestamp)
         .map(|t| J::s(timefmt::iso(&archive_time(&t))))
         .unwrap_or(J::Null);
     J::obj([
@@ -172,7 +173,7 @@ pub(super) fn list_repository(
         let start = archive_time(&entry.time_utc);
         let end = meta
             .as_ref()
-            .and_then(|m| crate::archive::parse_time(m.time_end()))
+            .and_then(|m| crate::format::parse_time(m.time_end()))
             .map(|t| archive_time(&t));
         let lookup = |k: &str| -> Option<Value> {
             let m = meta.as_ref();
@@ -661,8 +662,8 @@ fn chunker_params_json(v: &Option<rmpv::Value>) -> J {
 }
 
 fn duration(st: &ArchiveStats) -> f64 {
-    let start = crate::archive::parse_time(&st.meta.time);
-    let end = crate::archive::parse_time(st.meta.time_end());
+    let start = crate::format::parse_time(&st.meta.time);
+    let end = crate::format::parse_time(st.meta.time_end());
     match (start, end) {
         (Some(s), Some(e)) => (e - s).num_microseconds().unwrap_or(0) as f64 / 1e6,
         _ => 0.0,
@@ -704,10 +705,10 @@ pub(super) fn info(
                 .iter()
                 .map(|a| {
                     let m = &a.meta;
-                    let start = crate::archive::parse_time(&m.time)
+                    let start = crate::format::parse_time(&m.time)
                         .map(|t| timefmt::iso(&archive_time(&t)))
                         .unwrap_or_default();
-                    let end = crate::archive::parse_time(m.time_end())
+                    let end = crate::format::parse_time(m.time_end())
                         .map(|t| timefmt::iso(&archive_time(&t)))
                         .unwrap_or_default();
                     let mut o = vec![
@@ -776,7 +777,7 @@ pub(super) fn info(
             }
             let m = &a.meta;
             let t = |s: &str| {
-                crate::archive::parse_time(s)
+                crate::format::parse_time(s)
                     .map(|t| timefmt::human(&archive_time(&t)))
                     .unwrap_or_default()
             };

@@ -534,7 +534,7 @@ fn refuse(path: String, e: Errno) -> DirError {
 
 /// A path for messages.
 pub fn show(p: &[u8]) -> String {
-    crate::archive::item::display_bytes(p)
+    crate::format::text::display_bytes(p)
 }
 
 #[cfg(target_os = "linux")]

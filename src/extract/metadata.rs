@@ -3,7 +3,7 @@
 use super::acl;
 #[cfg(target_os = "linux")]
 use super::dest::proc_path;
-use crate::archive::item::Item;
+use crate::format::item::Item;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{self, AtFlags, Mode, Timespec, Timestamps, XattrFlags};
 use std::collections::HashMap;
@@ -199,7 +199,7 @@ pub fn apply(
                     };
                     warn(format!(
                         "{display}: when setting extended attribute {}: {why}",
-                        crate::archive::item::display_bytes(k)
+                        crate::format::text::display_bytes(k)
                     ));
                 }
             }

@@ -32,12 +32,13 @@ pub mod acl;
 pub mod dest;
 pub mod metadata;
 
-use crate::archive::item::{ChunkRef, Item};
 use crate::error::{Error, Result};
+use crate::fetch::Budget;
+use crate::format::item::{ChunkRef, Item};
+use crate::id::ObjectId;
 use crate::key::{Key, Sealed};
 use crate::patterns::Matcher;
-use crate::repository::{Budget, Repository};
-use crate::ObjectId;
+use crate::repository::Repository;
 use dest::{components, show, Destination, DirError};
 use metadata::{MetaOptions, Owners, Target};
 use rustix::fd::OwnedFd;
@@ -879,10 +880,10 @@ impl<'r> Extractor<'r> {
             let selected = matcher.matches(&item.path);
             let hardlinkable = matches!(
                 item.file_type(),
-                crate::archive::item::S_IFREG
-                    | crate::archive::item::S_IFIFO
-                    | crate::archive::item::S_IFCHR
-                    | crate::archive::item::S_IFBLK
+                crate::format::item::S_IFREG
+                    | crate::format::item::S_IFIFO
+                    | crate::format::item::S_IFCHR
+                    | crate::format::item::S_IFBLK
             );
             if !selected {
                 if partial
@@ -1069,7 +1070,7 @@ impl<'r> Extractor<'r> {
                     self.link(run, &parent, &name, &target, &rel, &display);
                     return Ok(());
                 }
-                Some(Master::Chunks(_)) if ft == crate::archive::item::S_IFREG => {}
+                Some(Master::Chunks(_)) if ft == crate::format::item::S_IFREG => {}
                 Some(Master::Chunks(_)) => {
                     run.masters.insert(source, Master::At(rel.clone(), None));
                 }
@@ -1088,7 +1089,7 @@ impl<'r> Extractor<'r> {
         }
         let dest = run.dest.as_ref().expect("writing");
         match ft {
-            crate::archive::item::S_IFDIR => {
+            crate::format::item::S_IFDIR => {
                 let mkdir = || fs::mkdirat(&*parent, name.as_slice(), Mode::from_raw_mode(0o700));
                 let made = match mkdir() {
                     // Something is there: borg keeps a non-empty directory, replaces the rest.
@@ -1105,7 +1106,7 @@ impl<'r> Extractor<'r> {
                     return Ok(());
                 }
             }
-            crate::archive::item::S_IFREG => {
+            crate::format::item::S_IFREG => {
                 let Some(chunks) = Self::chunks_for(&item, run) else {
                     return Ok(());
                 };
@@ -1142,7 +1143,7 @@ impl<'r> Extractor<'r> {
                     run.masters.insert(k, Master::At(rel, at));
                 }
             }
-            crate::archive::item::S_IFLNK => {
+            crate::format::item::S_IFLNK => {
                 let target = item.source.clone().unwrap_or_default();
                 if let Err(e) = dest.place(&parent, &name, &rel, || {
                     fs::symlinkat(target.as_slice(), &*parent, name.as_slice())
@@ -1165,12 +1166,12 @@ impl<'r> Extractor<'r> {
                     &display,
                 );
             }
-            crate::archive::item::S_IFIFO
-            | crate::archive::item::S_IFCHR
-            | crate::archive::item::S_IFBLK => {
+            crate::format::item::S_IFIFO
+            | crate::format::item::S_IFCHR
+            | crate::format::item::S_IFBLK => {
                 let (ftype, dev) = match ft {
-                    crate::archive::item::S_IFIFO => (FileType::Fifo, 0),
-                    crate::archive::item::S_IFCHR => {
+                    crate::format::item::S_IFIFO => (FileType::Fifo, 0),
+                    crate::format::item::S_IFCHR => {
                         (FileType::CharacterDevice, item.rdev.unwrap_or(0))
                     }
                     _ => (FileType::BlockDevice, item.rdev.unwrap_or(0)),
@@ -1181,7 +1182,7 @@ impl<'r> Extractor<'r> {
                     run.warn_lost(
                         format!(
                             "{display}: cannot create {}: {e}",
-                            if ft == crate::archive::item::S_IFIFO {
+                            if ft == crate::format::item::S_IFIFO {
                                 "fifo"
                             } else {
                                 "device"

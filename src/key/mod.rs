@@ -11,7 +11,7 @@ pub mod tam;
 
 use crate::compress;
 use crate::error::{Error, Result};
-use crate::ObjectId;
+use crate::id::ObjectId;
 use aes::cipher::{KeyIvInit, StreamCipher};
 use hmac::Mac;
 use sha2::Digest;

@@ -13,10 +13,10 @@ pub mod ssh;
 pub mod sshconfig;
 
 use crate::error::{Error, Result};
+use crate::id::ObjectId;
 use crate::location::Location;
 use crate::origin::Origin;
 use crate::store::Store;
-use crate::ObjectId;
 use rmpv::Value;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

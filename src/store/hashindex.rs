@@ -4,7 +4,7 @@
 //! `u32le(id[0..4]) % buckets`, linear probing), so opening a huge index costs one read.
 
 use crate::error::{Error, Result};
-use crate::ObjectId;
+use crate::id::ObjectId;
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"BORG_IDX";

@@ -10,7 +10,7 @@ use super::hashindex::HashIndex;
 use super::segment::{self, Tag};
 use super::Store;
 use crate::error::{Error, Result};
-use crate::ObjectId;
+use crate::id::ObjectId;
 use log::Level;
 use std::collections::HashMap;
 use std::fs::File;

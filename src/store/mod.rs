@@ -10,7 +10,7 @@ mod lock;
 pub mod segment;
 
 use crate::error::Result;
-use crate::ObjectId;
+use crate::id::ObjectId;
 use log::Level;
 
 /// Raw access to a repository's objects.

@@ -1,7 +1,7 @@
 //! Segment files: `BORG_SEG` magic, then entries `crc32 size tag [id] [data]`.
 
 use crate::error::{Error, Result};
-use crate::ObjectId;
+use crate::id::ObjectId;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::os::unix::fs::FileExt;

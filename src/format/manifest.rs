@@ -1,17 +1,10 @@
-//! The manifest, archive metadata and items: msgpack structures of borg 1.x.
-//!
-//! [`Manifest::parse`] and [`ArchiveMeta::parse`] decode and authenticate (TAM) the plaintext of
-//! the manifest and of an archive metadata object; [`item::Item`] is one file-system object of an
-//! archive, and [`stream::ItemStream`] decodes an archive's item stream lazily.
+//! The manifest: the list of archives, decoded and authenticated (TAM) from its plaintext.
 
-pub mod item;
-pub mod msgpack;
-pub mod stream;
-
+use super::text::display_bytes;
 use crate::error::{Error, Result};
+use crate::id::ObjectId;
 use crate::key::tam::{self, Tam, TamCheck};
 use crate::key::{Key, KeyType};
-use crate::ObjectId;
 use chrono::NaiveDateTime;
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
@@ -22,7 +15,7 @@ pub fn parse_time(s: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok()
 }
 
-fn to_id(b: &[u8], what: &str) -> Result<ObjectId> {
+pub(crate) fn to_id(b: &[u8], what: &str) -> Result<ObjectId> {
     b.try_into()
         .map_err(|_| Error::Integrity(format!("{what}: id is {} bytes, not 32", b.len())))
 }
@@ -73,7 +66,7 @@ pub struct ArchiveEntry {
 impl ArchiveEntry {
     /// The name for display: undecodable bytes shown as `?`, as borg shows them.
     pub fn display_name(&self) -> String {
-        crate::archive::item::display_bytes(&self.name)
+        display_bytes(&self.name)
     }
 }
 
@@ -169,94 +162,7 @@ impl Manifest {
         let name = name.as_ref();
         self.find(name).ok_or_else(|| {
             let names: Vec<String> = self.archives.iter().map(|a| a.display_name()).collect();
-            Error::archive_missing(&item::display_bytes(name), names.iter().map(String::as_str))
+            Error::archive_missing(&display_bytes(name), names.iter().map(String::as_str))
         })
-    }
-}
-
-/// Archive metadata (the object the manifest points at).
-#[derive(Debug, Clone, Deserialize)]
-pub struct ArchiveMeta {
-    /// Format version (1).
-    pub version: i64,
-    /// Name at creation.
-    #[serde(with = "serde_bytes")]
-    pub name: Vec<u8>,
-    /// Ids of the item-stream chunks, in order.
-    #[serde(deserialize_with = "item::de_ids")]
-    pub items: Vec<ObjectId>,
-    /// argv of the creating borg.
-    #[serde(default, deserialize_with = "item::de_byte_list")]
-    pub cmdline: Vec<Vec<u8>>,
-    /// Host that made the archive.
-    #[serde(default, with = "serde_bytes")]
-    pub hostname: Vec<u8>,
-    /// User that made the archive.
-    #[serde(default, with = "serde_bytes")]
-    pub username: Vec<u8>,
-    /// Start time, UTC ISO.
-    pub time: String,
-    /// End time, UTC ISO (1.1+).
-    #[serde(default)]
-    pub time_end: Option<String>,
-    /// Archive comment.
-    #[serde(default, with = "serde_bytes")]
-    pub comment: Option<Vec<u8>>,
-    /// Chunker parameters as stored (4-tuple in 1.0/1.1, 5-tuple in 1.2+).
-    #[serde(default)]
-    pub chunker_params: Option<rmpv::Value>,
-    /// argv of `borg recreate`, if any.
-    #[serde(default, deserialize_with = "item::de_opt_byte_list")]
-    pub recreate_cmdline: Option<Vec<Vec<u8>>>,
-    /// Original size of all files (1.2+).
-    #[serde(default)]
-    pub size: Option<u64>,
-    /// Stored size (1.2+).
-    #[serde(default)]
-    pub csize: Option<u64>,
-    /// Number of files (1.2+).
-    #[serde(default)]
-    pub nfiles: Option<u64>,
-    /// Same for part files (1.2+).
-    #[serde(default)]
-    pub size_parts: Option<u64>,
-    /// Same for part files (1.2+).
-    #[serde(default)]
-    pub csize_parts: Option<u64>,
-    /// Same for part files (1.2+).
-    #[serde(default)]
-    pub nfiles_parts: Option<u64>,
-    /// Working directory at creation (1.4).
-    #[serde(default, with = "serde_bytes")]
-    pub cwd: Option<Vec<u8>>,
-    /// Authentication tag.
-    #[serde(default)]
-    pub tam: Option<Tam>,
-}
-
-impl ArchiveMeta {
-    /// Decodes archive metadata and checks its TAM as borg 1.4.5 does for list/extract:
-    /// a missing TAM is accepted; a wrong one is refused unless `ignore_invalid_tam`.
-    pub fn parse(plain: &[u8], key: &Key, name: &str, ignore_invalid_tam: bool) -> Result<Self> {
-        let meta: ArchiveMeta = rmp_serde::from_slice(plain).map_err(|e| {
-            Error::Integrity(format!("Archive {name}: cannot decode metadata: {e}"))
-        })?;
-        if meta.version != 1 {
-            return Err(Error::Integrity(format!(
-                "Archive {name}: unknown archive metadata version {}",
-                meta.version
-            )));
-        }
-        if let Some(t) = &meta.tam {
-            if tam::check(key, plain, t, "archive") != TamCheck::Valid && !ignore_invalid_tam {
-                return Err(Error::ArchiveTamInvalid(name.to_string()));
-            }
-        }
-        Ok(meta)
-    }
-
-    /// End time (falls back to the start time).
-    pub fn time_end(&self) -> &str {
-        self.time_end.as_deref().unwrap_or(&self.time)
     }
 }

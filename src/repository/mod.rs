@@ -1,0 +1,156 @@
+//! An opened repository: its object store, its key and its verified manifest — and what is
+//! read through it: archives ([`Archive`]), their items ([`ItemStream`]) and files
+//! ([`FileReader`]).
+//!
+//! ```no_run
+//! use oxiborg::{Location, OpenOptions, Repository};
+//! # fn main() -> oxiborg::Result<()> {
+//! let repo = Repository::open(&Location::parse("/srv/backup/repo")?, &OpenOptions::from_env())?;
+//! for entry in repo.archives() {
+//!     println!("{} {}", entry.display_name(), entry.time);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod archive;
+mod items;
+mod open;
+mod reader;
+mod rebuild;
+mod security;
+
+pub use archive::Archive;
+pub use items::ItemStream;
+pub use open::OpenOptions;
+pub use reader::FileReader;
+
+use crate::error::{Error, Result};
+use crate::fetch::{open_many, open_many_with, Opened};
+use crate::format::{ArchiveEntry, ArchiveMeta, Item, Manifest};
+use crate::id::ObjectId;
+use crate::key::Key;
+use crate::location::Location;
+use crate::store::Store;
+use std::sync::atomic::AtomicBool;
+
+/// An opened, authenticated repository.
+pub struct Repository {
+    store: Box<dyn Store>,
+    key: Key,
+    manifest: Manifest,
+    location: Location,
+    ignore_invalid_archive_tam: bool,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("location", &self.location.canonical())
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Repository {
+    /// The location this repository was opened from.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The object store underneath.
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    /// The unlocked key.
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The verified manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// All archives, oldest first (borg's `list` order).
+    pub fn archives(&self) -> &[ArchiveEntry] {
+        &self.manifest.archives
+    }
+
+    /// Fetches an object and returns its verified plaintext.
+    pub fn get_object(&self, id: &ObjectId, size_hint: Option<usize>) -> Result<Vec<u8>> {
+        let obj = self.store.get(id)?;
+        self.key.open_owned(Some(id), obj, size_hint)
+    }
+
+    /// Fetches and verifies many objects in parallel: they are read in the store's preferred
+    /// order (segments in order locally, pipelined remotely), decoded in groups on rayon (MAC,
+    /// decryption, decompression, id check; the manifest's all-zero id is not checked), and
+    /// `f` gets each object's index in `ids` with what became of it, on whichever thread has
+    /// it. At most `budget` stored bytes are in flight.
+    pub fn open_many(
+        &self,
+        ids: &[ObjectId],
+        budget: u64,
+        f: &(dyn Fn(usize, Opened) + Sync),
+    ) -> Result<()> {
+        open_many(&*self.store, &self.key, ids, budget, f)
+    }
+
+    /// [`Repository::open_many`] for a file's chunks: each chunk's size (from the archive)
+    /// sizes its buffer, so a chunk bigger than [`crate::compress::MAX_PLAINTEXT`] is read too.
+    /// The fetching stops with [`Error::Interrupted`] once `interrupt` is set.
+    pub fn open_chunks(
+        &self,
+        chunks: &[crate::format::item::ChunkRef],
+        budget: u64,
+        interrupt: Option<&AtomicBool>,
+        f: &(dyn Fn(usize, Opened) + Sync),
+    ) -> Result<()> {
+        let ids: Vec<ObjectId> = chunks.iter().map(|c| c.id).collect();
+        let sizes: Vec<Option<usize>> = chunks
+            .iter()
+            .map(|c| usize::try_from(c.size).ok())
+            .collect();
+        open_many_with(&*self.store, &self.key, &ids, &sizes, budget, interrupt, f)
+    }
+
+    /// Opens the archive called `name` (names are bytes; a `&str` works too).
+    pub fn archive(&self, name: impl AsRef<[u8]>) -> Result<Archive<'_>> {
+        let entry = self.manifest.find_or_suggest(name)?;
+        self.archive_by_entry(entry)
+    }
+
+    /// Opens the archive a manifest entry points at.
+    pub fn archive_by_entry(&self, entry: &ArchiveEntry) -> Result<Archive<'_>> {
+        let name = entry.display_name();
+        let plain = self.get_object(&entry.id, None).map_err(|e| match e {
+            Error::ObjectNotFound { id, .. } => Error::Integrity(format!(
+                "Archive {name}: metadata object {id} is missing from the repository"
+            )),
+            // Say which archive and object the damage is in.
+            other => other.in_context(&format!(
+                "(metadata object {} of archive {name})",
+                hex::encode(entry.id)
+            )),
+        })?;
+        let meta = ArchiveMeta::parse(&plain, &self.key, &name, self.ignore_invalid_archive_tam)?;
+        Ok(Archive {
+            repo: self,
+            entry: entry.clone(),
+            meta,
+        })
+    }
+
+    /// A reader of a regular file's content, chunk by chunk, verified.
+    pub fn open_file(&self, item: &Item) -> FileReader<'_> {
+        FileReader {
+            repo: self,
+            chunks: item.chunks.clone().unwrap_or_default(),
+            next: 0,
+            current: Vec::new(),
+            pos: 0,
+            path: item.display_path(),
+        }
+    }
+}
