@@ -5,7 +5,6 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use oxiborg::fuzzing::{decode_item, Decoded};
-use oxiborg::key::passphrase::Passphrase;
 use oxiborg::key::{Key, Sealed};
 use oxiborg::{Location, OpenOptions, Repository};
 use std::hint::black_box;
@@ -13,10 +12,7 @@ use std::io::Write;
 
 fn open(repo: &str) -> Repository {
     let mut opts = OpenOptions::from_env();
-    opts.passphrase = Some(Passphrase {
-        secret: zeroize::Zeroizing::new("oxiborg-test".into()),
-        source: "bench",
-    });
+    opts.passphrase = Some(oxiborg::Passphrase::new("oxiborg-test"));
     opts.key_file = Some(format!("{}/testdata/keys/{repo}.key", env!("CARGO_MANIFEST_DIR")).into())
         .filter(|p: &std::path::PathBuf| p.exists());
     let path = format!("{}/testdata/repos/{repo}", env!("CARGO_MANIFEST_DIR"));

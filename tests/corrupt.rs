@@ -25,7 +25,6 @@
 mod common;
 
 use common::*;
-use oxiborg::key::passphrase::Passphrase;
 use oxiborg::{Location, OpenOptions, Repository};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -55,10 +54,7 @@ fn hex(id: &[u8]) -> String {
 /// Opens `repo` (a copy of `fixture`) with the library.
 fn open_lib(repo: &Path, fixture: &str) -> Repository {
     let mut opts = OpenOptions::from_env();
-    opts.passphrase = Some(Passphrase {
-        secret: zeroize::Zeroizing::new(PASSPHRASE.into()),
-        source: "test",
-    });
+    opts.passphrase = Some(oxiborg::Passphrase::new(PASSPHRASE));
     let key = testdata().join("keys").join(format!("{fixture}.key"));
     if key.is_file() {
         opts.key_file = Some(key);

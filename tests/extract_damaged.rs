@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use oxiborg::key::passphrase::Passphrase;
 use oxiborg::{Location, OpenOptions, Repository};
 use std::fs;
 use std::path::Path;
@@ -17,10 +16,7 @@ const BYSTANDER: &str = "tree/hello.txt";
 /// The ids of the chunks of `path` in the first archive, read with the library.
 fn chunk_ids(repo: &Path, archive: &str, path: &str) -> Vec<[u8; 32]> {
     let mut opts = OpenOptions::from_env();
-    opts.passphrase = Some(Passphrase {
-        secret: zeroize::Zeroizing::new("oxiborg-test".into()),
-        source: "test",
-    });
+    opts.passphrase = Some(oxiborg::Passphrase::new("oxiborg-test"));
     let repo = Repository::open(&Location::parse(repo.to_str().unwrap()).unwrap(), &opts).unwrap();
     let archive = repo.archive(archive).unwrap();
     for item in archive.items() {

@@ -400,12 +400,10 @@ fn chunk_over_128_mib_is_restored_as_borg_restores_it() {
         }
     }
     // The library's reader.
-    let mut opts = oxiborg::OpenOptions::from_env();
-    opts.passphrase = Some(oxiborg::key::passphrase::Passphrase {
-        secret: zeroize::Zeroizing::new(PASSPHRASE.into()),
-        source: "test",
-    });
-    opts.dirs.security = c.env.path().join("security-lib");
+    let opts = oxiborg::OpenOptions {
+        passphrase: Some(oxiborg::Passphrase::new(PASSPHRASE)),
+        ..oxiborg::OpenOptions::default()
+    };
     let repo = oxiborg::Repository::open(
         &oxiborg::Location::parse(c.repo.to_str().unwrap()).unwrap(),
         &opts,

@@ -133,10 +133,7 @@ fn put(target: &str, name: &str, data: &[u8]) {
 
 fn open_fixture(name: &str) -> oxiborg::Repository {
     let mut opts = oxiborg::OpenOptions::from_env();
-    opts.passphrase = Some(oxiborg::key::passphrase::Passphrase {
-        secret: zeroize::Zeroizing::new(PASSPHRASE.into()),
-        source: "test",
-    });
+    opts.passphrase = Some(oxiborg::Passphrase::new(PASSPHRASE));
     let key = testdata().join("keys").join(format!("{name}.key"));
     opts.key_file = key.exists().then_some(key);
     let loc =

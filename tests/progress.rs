@@ -162,7 +162,6 @@ fn no_progress_when_stderr_is_not_a_terminal() {
 #[test]
 fn totals_equal_what_the_restore_does() {
     use oxiborg::extract::{ExtractOptions, Extractor, Progress};
-    use oxiborg::key::passphrase::Passphrase;
     use oxiborg::patterns::Matcher;
     use oxiborg::{Location, OpenOptions, Repository};
     use std::sync::atomic::Ordering;
@@ -170,10 +169,7 @@ fn totals_equal_what_the_restore_does() {
     let mut env = TestEnv::new();
     let repo_dir = fixture_repo(&mut env, REPO);
     let mut o = OpenOptions::from_env();
-    o.passphrase = Some(Passphrase {
-        secret: PASSPHRASE.to_string().into(),
-        source: "test",
-    });
+    o.passphrase = Some(oxiborg::Passphrase::new(PASSPHRASE));
     let repo = Repository::open(&Location::parse(repo_dir.to_str().unwrap()).unwrap(), &o)
         .expect("open fixture");
     let names: Vec<String> = repo

@@ -538,6 +538,7 @@ fn open_options(g: &GlobalArgs) -> OpenOptions {
         o.remote.identity_origin = Origin::Flag("--ssh-identity");
     }
     o.remote.host_key_prompt = Some(crate::remote::ssh::HostKeyPrompt::terminal());
+    o.prompt = Some(std::sync::Arc::new(crate::key::passphrase::terminal_prompt));
     if let Some(r) = &g.remote_path {
         o.remote.remote_path = Some(r.clone());
     }

@@ -1,7 +1,7 @@
 //! Key blobs: finding them (repository config or key file), decrypting them with the
 //! passphrase (PBKDF2-HMAC-SHA256 → AES-256-CTR → HMAC-SHA256 check), and borg's directories.
 
-use super::passphrase::{self, ConfiguredPassphrase, Passphrase};
+use super::passphrase::{self, PassphraseSources};
 use super::{aes_ctr_zero_iv, hmac_sha256, Key, KeyType, Secrets};
 use crate::error::{Error, Result};
 use base64::Engine;
@@ -114,7 +114,7 @@ pub fn find_key_file(
     repo_id: &[u8; 32],
     location: &str,
     key_file: Option<&Path>,
-    keys_dir: &Path,
+    keys_dir: Option<&Path>,
 ) -> Result<KeyBlob> {
     let header = format!("BORG_KEY {}", hex::encode(repo_id));
     if let Some(file) = key_file {
@@ -141,8 +141,12 @@ pub fn find_key_file(
     }
     let not_found = || Error::KeyfileNotFound {
         location: location.into(),
-        dir: keys_dir.display().to_string(),
+        dir: keys_dir.map_or_else(
+            || "no keys directory (OpenOptions::keys_dir or key_file)".into(),
+            |d| d.display().to_string(),
+        ),
     };
+    let keys_dir = keys_dir.ok_or_else(not_found)?;
     let entries = std::fs::read_dir(keys_dir).map_err(|_| not_found())?;
     let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
     paths.sort();
@@ -294,21 +298,18 @@ fn key_from_plain(
     .map_err(|e| invalid(e.to_string()))
 }
 
-/// Decrypts a key blob, asking for the passphrase in borg's order.
-///
-/// `passphrase` overrides the environment (library callers), and so does `configured` (a
-/// configuration file's setting, named when it is wrong); `tam_fallback` is used for old keys
-/// without `tam_required` (borg then consults its security directory).
+/// Decrypts a key blob, with the passphrase from `sources` in borg's order (the empty
+/// passphrase is tried silently before the prompt); `tam_fallback` is used for old keys without
+/// `tam_required` (borg then consults its security directory).
 pub fn unlock(
     ktype: KeyType,
     blob: &KeyBlob,
     location: &str,
-    passphrase: Option<&Passphrase>,
-    configured: Option<&ConfiguredPassphrase>,
+    sources: &PassphraseSources<'_>,
     tam_fallback: bool,
 ) -> Result<Key> {
     let env = parse_envelope(blob, location)?;
-    if let Some((secret, origin)) = passphrase::obtain(passphrase, configured)? {
+    if let Some((secret, origin)) = passphrase::obtain(sources)? {
         return match try_passphrase(&env, &secret) {
             Some(plain) => key_from_plain(ktype, &plain, blob, location, tam_fallback),
             None => Err(Error::PassphraseWrong(origin)),
@@ -324,7 +325,7 @@ pub fn unlock(
         .map(|f| f.display().to_string())
         .unwrap_or_else(|| location.to_string());
     for _ in 0..3 {
-        let pass = passphrase::prompt(&for_what)?;
+        let pass = sources.ask(&for_what)?;
         if let Some(plain) = try_passphrase(&env, &pass) {
             return key_from_plain(ktype, &plain, blob, location, tam_fallback);
         }
@@ -338,8 +339,7 @@ pub fn unlock(
 /// whether a candidate key opens the manifest (it is how a wrong passphrase is detected).
 pub fn legacy_passphrase_key(
     repo_id: &[u8; 32],
-    passphrase: Option<&Passphrase>,
-    configured: Option<&ConfiguredPassphrase>,
+    sources: &PassphraseSources<'_>,
     location: &str,
     check: impl Fn(&Key) -> bool,
 ) -> Result<Key> {
@@ -359,7 +359,7 @@ pub fn legacy_passphrase_key(
             "passphrase".into(),
         )
     };
-    if let Some((secret, origin)) = passphrase::obtain(passphrase, configured)? {
+    if let Some((secret, origin)) = passphrase::obtain(sources)? {
         let key = derive(&secret)?;
         return if check(&key) {
             Ok(key)
@@ -368,7 +368,7 @@ pub fn legacy_passphrase_key(
         };
     }
     for _ in 0..3 {
-        let key = derive(&passphrase::prompt(location)?)?;
+        let key = derive(&sources.ask(location)?)?;
         if check(&key) {
             return Ok(key);
         }

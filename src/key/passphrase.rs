@@ -47,13 +47,51 @@ impl std::fmt::Debug for ConfiguredPassphrase {
     }
 }
 
-/// The passphrase to try before asking on the terminal: the caller's, else the configured one,
-/// else borg's environment variables; with the origin a wrong-passphrase error names (`None`:
-/// the caller or borg's variables). `Ok(None)`: none is given.
+/// Asks for a passphrase when none is given (e.g. on the terminal); the argument names the key
+/// (its file, or the repository).
+pub type Prompt = std::sync::Arc<dyn Fn(&str) -> Result<Passphrase> + Send + Sync>;
+
+/// Where the key's passphrase may come from, in the order they are tried.
+#[derive(Clone, Default)]
+pub struct PassphraseSources<'a> {
+    /// The caller's passphrase.
+    pub given: Option<&'a Passphrase>,
+    /// A configuration file's setting.
+    pub configured: Option<&'a ConfiguredPassphrase>,
+    /// borg's variables (`BORG_PASSPHRASE`, `BORG_PASSCOMMAND`, `BORG_PASSPHRASE_FD`), read now.
+    pub environment: bool,
+    /// Asked when none of the above gives one.
+    pub prompt: Option<&'a Prompt>,
+}
+
+impl PassphraseSources<'_> {
+    /// Asks the prompt, or says why there is no passphrase.
+    pub(crate) fn ask(&self, for_what: &str) -> Result<Zeroizing<String>> {
+        match self.prompt {
+            Some(p) => p(for_what).map(|p| p.secret),
+            None if self.environment => Err(Error::NoPassphrase(
+                "BORG_PASSPHRASE is not set. BORG_PASSCOMMAND is not set. Interactive password query failed. \
+                 Set one of them (e.g. BORG_PASSCOMMAND=\"cat /etc/borgmatic/pass\"; is that file there \
+                 and readable?), or take the passphrase from a borgmatic configuration with \
+                 --borgmatic-config FILE."
+                    .into(),
+            )),
+            None => Err(Error::NoPassphrase(
+                "the key needs a passphrase and none was given (OpenOptions::passphrase; \
+                 OpenOptions::from_env reads borg's variables)"
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// The passphrase to try before asking: the caller's, else the configured one, else borg's
+/// environment variables (when `sources.environment`); with the origin a wrong-passphrase
+/// error names (`None`: the caller or borg's variables). `Ok(None)`: none is given.
 pub fn obtain(
-    given: Option<&Passphrase>,
-    configured: Option<&ConfiguredPassphrase>,
+    sources: &PassphraseSources<'_>,
 ) -> Result<Option<(Zeroizing<String>, Option<Origin>)>> {
+    let (given, configured) = (sources.given, sources.configured);
     if let Some(p) = given {
         return Ok(Some((p.secret.clone(), None)));
     }
@@ -70,15 +108,46 @@ pub fn obtain(
         };
         return Ok(Some((secret, Some(c.origin.clone()))));
     }
+    if !sources.environment {
+        return Ok(None);
+    }
     Ok(from_environment()?.map(|p| (p.secret, None)))
 }
 
-/// A passphrase and where it came from.
+/// A passphrase (held in memory that is zeroed when dropped, never printed).
+///
+/// ```
+/// let p = oxiborg::Passphrase::new("correct horse");
+/// assert_eq!(format!("{p:?}"), "Passphrase(from the caller)");
+/// let p: oxiborg::Passphrase = String::from("battery staple").into();
+/// ```
+#[derive(Clone)]
 pub struct Passphrase {
-    /// The secret itself.
-    pub secret: Zeroizing<String>,
+    pub(crate) secret: Zeroizing<String>,
     /// Which source supplied it (for messages; never the secret).
-    pub source: &'static str,
+    pub(crate) source: &'static str,
+}
+
+impl Passphrase {
+    /// A passphrase given by the caller.
+    pub fn new(secret: impl Into<String>) -> Passphrase {
+        Passphrase {
+            secret: Zeroizing::new(secret.into()),
+            source: "the caller",
+        }
+    }
+}
+
+impl From<String> for Passphrase {
+    fn from(s: String) -> Passphrase {
+        Passphrase::new(s)
+    }
+}
+
+impl From<&str> for Passphrase {
+    fn from(s: &str) -> Passphrase {
+        Passphrase::new(s)
+    }
 }
 
 impl std::fmt::Debug for Passphrase {
@@ -166,10 +235,16 @@ fn read_fd(fd: &str) -> Result<Zeroizing<String>> {
     Ok(strip_newlines(s))
 }
 
-/// Asks on the controlling terminal, without echo.
-pub fn prompt(for_what: &str) -> Result<Zeroizing<String>> {
+/// Asks on the controlling terminal, without echo (borg's prompt; the CLI's [`Prompt`]).
+///
+/// # Errors
+/// [`Error::NoPassphrase`] when there is no terminal to ask on.
+pub fn terminal_prompt(for_what: &str) -> Result<Passphrase> {
     rpassword::prompt_password(format!("Enter passphrase for key {for_what}: "))
-        .map(Zeroizing::new)
+        .map(|s| Passphrase {
+            secret: Zeroizing::new(s),
+            source: "the terminal",
+        })
         .map_err(|_| {
             Error::NoPassphrase(
                 "BORG_PASSPHRASE is not set. BORG_PASSCOMMAND is not set. Interactive password query failed. \

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::format::Manifest;
 use crate::id::MANIFEST_ID;
 use crate::key::blob::{self, BorgDirs, KeyBlob};
-use crate::key::passphrase::{ConfiguredPassphrase, Passphrase};
+use crate::key::passphrase::{ConfiguredPassphrase, Passphrase, PassphraseSources, Prompt};
 use crate::key::{Key, KeyType};
 use crate::location::{Location, Protocol};
 use crate::store::local::{LocalOptions, LocalStore};
@@ -15,27 +15,73 @@ use crate::store::Store;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// How to open a repository. [`OpenOptions::from_env`] reads the `BORG_*` variables borg reads.
-#[derive(Debug)]
+/// How to open a repository, and with which credentials.
+///
+/// `OpenOptions::default()` reads nothing from the environment, writes nothing and asks
+/// nothing: give the passphrase (and, for keyfile repositories, the key file or the keys
+/// directory) yourself. [`OpenOptions::from_env`] is the opt-in to everything borg reads
+/// (`BORG_PASSPHRASE`, `BORG_PASSCOMMAND`, `BORG_KEY_FILE`, `BORG_KEYS_DIR`, `BORG_RSH`, …) and
+/// to borg's security directory; the `oxiborg` command line uses it, plus a terminal prompt.
+///
+/// ```
+/// use oxiborg::{OpenOptions, Passphrase};
+/// let opts = OpenOptions {
+///     passphrase: Some(Passphrase::new("correct horse")),
+///     ..OpenOptions::default()
+/// };
+/// # let _ = opts;
+/// ```
+#[derive(Clone)]
 pub struct OpenOptions {
     /// Read without checking for a writer's lock (`--bypass-lock`).
     pub bypass_lock: bool,
-    /// How long to wait for a lock (`--lock-wait`).
+    /// How long to wait for a writer's lock to go away (`--lock-wait`).
     pub lock_wait: Duration,
-    /// A passphrase given by the caller; `None` asks `configured_passphrase`, the environment,
-    /// then the terminal.
+    /// The passphrase of the key.
     pub passphrase: Option<Passphrase>,
-    /// A configuration file's passphrase setting (borgmatic's), used instead of the
-    /// environment's and named when it is wrong.
+    /// A configuration file's passphrase setting (borgmatic's), tried after `passphrase` and
+    /// named when it is wrong.
     pub configured_passphrase: Option<ConfiguredPassphrase>,
-    /// `BORG_KEY_FILE`.
+    /// Read borg's passphrase variables (`BORG_PASSPHRASE`, `BORG_PASSCOMMAND`,
+    /// `BORG_PASSPHRASE_FD`) when the key needs a passphrase and none is given above.
+    pub passphrase_from_env: bool,
+    /// Asked (up to three times) when no passphrase is given; `None`: a key that needs one
+    /// fails with [`Error::NoPassphrase`].
+    pub prompt: Option<Prompt>,
+    /// The key file of a keyfile-mode repository (`BORG_KEY_FILE`).
     pub key_file: Option<PathBuf>,
-    /// borg's directories (keys, security).
-    pub dirs: BorgDirs,
-    /// `BORG_WORKAROUNDS=ignore_invalid_archive_tam`.
+    /// Where key files are looked for (`BORG_KEYS_DIR`).
+    pub keys_dir: Option<PathBuf>,
+    /// borg's security directory (`BORG_SECURITY_DIR`): when set, a repository's key type and
+    /// newest manifest time are checked against what was recorded there (refusing a replayed
+    /// manifest or a changed key type), and recorded the first time, as borg does. `None`:
+    /// nothing is checked or written.
+    pub security_dir: Option<PathBuf>,
+    /// Read archives whose TAM does not verify (`BORG_WORKAROUNDS=ignore_invalid_archive_tam`).
     pub ignore_invalid_archive_tam: bool,
     /// How to reach `borg serve` for `ssh://` locations (`BORG_RSH`, `BORG_REMOTE_PATH`, …).
     pub remote: crate::remote::RemoteOptions,
+}
+
+impl std::fmt::Debug for OpenOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenOptions")
+            .field("bypass_lock", &self.bypass_lock)
+            .field("lock_wait", &self.lock_wait)
+            .field("passphrase", &self.passphrase)
+            .field("configured_passphrase", &self.configured_passphrase)
+            .field("passphrase_from_env", &self.passphrase_from_env)
+            .field("prompt", &self.prompt.is_some())
+            .field("key_file", &self.key_file)
+            .field("keys_dir", &self.keys_dir)
+            .field("security_dir", &self.security_dir)
+            .field(
+                "ignore_invalid_archive_tam",
+                &self.ignore_invalid_archive_tam,
+            )
+            .field("remote", &self.remote)
+            .finish()
+    }
 }
 
 impl Default for OpenOptions {
@@ -45,8 +91,11 @@ impl Default for OpenOptions {
             lock_wait: Duration::from_secs(1),
             passphrase: None,
             configured_passphrase: None,
+            passphrase_from_env: false,
+            prompt: None,
             key_file: None,
-            dirs: BorgDirs::from_env(),
+            keys_dir: None,
+            security_dir: None,
             ignore_invalid_archive_tam: false,
             remote: crate::remote::RemoteOptions::default(),
         }
@@ -54,19 +103,36 @@ impl Default for OpenOptions {
 }
 
 impl OpenOptions {
-    /// Options from the environment: `BORG_KEY_FILE`, `BORG_KEYS_DIR`, `BORG_BASE_DIR`,
-    /// `BORG_WORKAROUNDS`, … (the passphrase variables are read when the key is unlocked).
+    /// Everything from the environment, as borg reads it: the passphrase variables (read when
+    /// a key needs them), `BORG_KEY_FILE`, the keys and security directories (`BORG_KEYS_DIR`,
+    /// `BORG_SECURITY_DIR`, `BORG_BASE_DIR`, `XDG_CONFIG_HOME`), `BORG_WORKAROUNDS`, and the
+    /// remote settings ([`crate::remote::RemoteOptions::from_env`]). No prompt: set
+    /// [`OpenOptions::prompt`] for one.
     pub fn from_env() -> OpenOptions {
         let workarounds = std::env::var("BORG_WORKAROUNDS").unwrap_or_default();
+        let dirs = BorgDirs::from_env();
         OpenOptions {
             key_file: std::env::var_os("BORG_KEY_FILE")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
+            passphrase_from_env: true,
+            keys_dir: Some(dirs.keys),
+            security_dir: Some(dirs.security),
             ignore_invalid_archive_tam: workarounds
                 .split(',')
                 .any(|w| w.trim() == "ignore_invalid_archive_tam"),
             remote: crate::remote::RemoteOptions::from_env(),
             ..OpenOptions::default()
+        }
+    }
+
+    /// Where the key's passphrase may come from.
+    fn passphrase_sources(&self) -> PassphraseSources<'_> {
+        PassphraseSources {
+            given: self.passphrase.as_ref(),
+            configured: self.configured_passphrase.as_ref(),
+            environment: self.passphrase_from_env,
+            prompt: self.prompt.as_ref(),
         }
     }
 }
@@ -140,35 +206,25 @@ impl Repository {
         let ktype = KeyType::from_byte(tbyte)?;
         let repo_id = store.id();
         let tam_fallback = options
-            .dirs
-            .security
-            .join(hex::encode(repo_id))
-            .join("tam_required")
-            .exists();
+            .security_dir
+            .as_ref()
+            .is_some_and(|d| d.join(hex::encode(repo_id)).join("tam_required").exists());
+        let sources = options.passphrase_sources();
         Ok(match ktype {
             KeyType::Plaintext => Key::plaintext(),
-            KeyType::Passphrase => blob::legacy_passphrase_key(
-                &repo_id,
-                options.passphrase.as_ref(),
-                options.configured_passphrase.as_ref(),
-                location,
-                |k| k.decrypt("Manifest", sample).is_ok(),
-            )?,
+            KeyType::Passphrase => {
+                blob::legacy_passphrase_key(&repo_id, &sources, location, |k| {
+                    k.decrypt("Manifest", sample).is_ok()
+                })?
+            }
             k if k.is_keyfile() => {
                 let blob = blob::find_key_file(
                     &repo_id,
                     location,
                     options.key_file.as_deref(),
-                    &options.dirs.keys,
+                    options.keys_dir.as_deref(),
                 )?;
-                blob::unlock(
-                    k,
-                    &blob,
-                    location,
-                    options.passphrase.as_ref(),
-                    options.configured_passphrase.as_ref(),
-                    tam_fallback,
-                )?
+                blob::unlock(k, &blob, location, &sources, tam_fallback)?
             }
             k => {
                 let text = store
@@ -179,14 +235,7 @@ impl Repository {
                     origin: "repository config".into(),
                     file: None,
                 };
-                blob::unlock(
-                    k,
-                    &blob,
-                    location,
-                    options.passphrase.as_ref(),
-                    options.configured_passphrase.as_ref(),
-                    tam_fallback,
-                )?
+                blob::unlock(k, &blob, location, &sources, tam_fallback)?
             }
         })
     }
@@ -206,12 +255,12 @@ impl Repository {
         let manifest = key
             .open_owned(None, mobj, None)
             .and_then(|plain| Manifest::parse(&plain, &key, key.tam_required()))
-            .and_then(|m| {
-                if !secure {
-                    return Ok(m);
+            .and_then(|m| match &options.security_dir {
+                Some(dir) if secure => {
+                    let security = dir.join(hex::encode(store.id()));
+                    assert_secure(&security, &key, &m, &location).map(|()| m)
                 }
-                let security = options.dirs.security.join(hex::encode(store.id()));
-                assert_secure(&security, &key, &m, &location).map(|()| m)
+                _ => Ok(m),
             });
         match manifest {
             Ok(manifest) => Ok(Repository {
