@@ -1,27 +1,15 @@
-//! List the archives of a repository, newest last, like `borg list REPO`.
-//!
-//! ```sh
-//! BORG_PASSPHRASE=oxiborg-test cargo run --example list_archives -- testdata/repos/repokey-blake2-lz4
-//! ```
-
+//! `list_archives REPO`: every archive's name, start time and id, newest last.
+//! Passphrase, key file and SSH settings come from borg's environment variables.
 use oxiborg::{Location, OpenOptions, Repository};
+use std::io::Write;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let location = std::env::args()
-        .nth(1)
-        .ok_or("usage: list_archives REPOSITORY")?;
-    let repo = Repository::open(&Location::parse(&location)?, &OpenOptions::from_env())?;
+    let repo_arg = std::env::args().nth(1).expect("usage: list_archives REPO");
+    let repo = Repository::open(&Location::parse(&repo_arg)?, &OpenOptions::from_env())?;
+    let mut out = std::io::stdout().lock();
     for archive in repo.archives() {
-        println!(
-            "{:<36} {} UTC [{}]",
-            archive.display_name(),
-            archive.time_utc,
-            hex(&archive.id)
-        );
+        let time = archive.time_utc.format("%Y-%m-%d %H:%M:%S");
+        writeln!(out, "{:<36} {time} {}", archive.display_name(), archive.id)?;
     }
     Ok(())
-}
-
-fn hex(id: &[u8]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
 }

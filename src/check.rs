@@ -237,8 +237,8 @@ pub fn check_archives(
             Level::Info,
             format!("Analyzing archive {name} ({}/{n})", k + 1),
         );
-        referenced.insert(entry.id);
-        if !present.contains(&entry.id) {
+        referenced.insert(entry.id.0);
+        if !present.contains(&entry.id.0) {
             problems += 1;
             report(
                 Level::Error,

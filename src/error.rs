@@ -97,6 +97,9 @@ pub enum Error {
         /// The nearest existing names, nearest first.
         nearest: Vec<String>,
     },
+    /// No archive is there to choose from (a new repository, or a filter that selects none).
+    #[error("{0}")]
+    NoArchives(String),
     /// A writer holds the repository lock.
     #[error("Failed to create/acquire the lock {0} (timeout).")]
     LockTimeout(String),
@@ -316,7 +319,8 @@ impl Error {
             | Error::ArchiveDoesNotExist { .. }
             | Error::ObjectNotFound { .. }
             | Error::KeyfileNotFound { .. }
-            | Error::RepoKeyNotFound(_) => ErrorKind::NotFound,
+            | Error::RepoKeyNotFound(_)
+            | Error::NoArchives(_) => ErrorKind::NotFound,
             Error::InvalidRepository { .. } | Error::InvalidRepositoryConfig { .. } => {
                 ErrorKind::InvalidRepository
             }

@@ -53,6 +53,12 @@ impl std::str::FromStr for Id {
     }
 }
 
+impl AsRef<[u8]> for Id {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl From<ObjectId> for Id {
     fn from(b: ObjectId) -> Id {
         Id(b)

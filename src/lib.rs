@@ -17,15 +17,11 @@
 //! use std::io::Read;
 //! # fn main() -> oxiborg::Result<()> {
 //! let repo = Repository::open(&Location::parse("/srv/backup/repo")?, &OpenOptions::from_env())?;
-//! let newest = repo.archives().last().expect("no archives");
-//! let archive = repo.archive_by_entry(newest)?;
-//! for item in archive.items() {
-//!     let item = item?;
-//!     if item.path == b"etc/hostname" {
-//!         let mut text = String::new();
-//!         repo.open_file(&item).read_to_string(&mut text).map_err(|e| oxiborg::Error::Other(e.to_string()))?;
-//!         print!("{text}");
-//!     }
+//! let archive = repo.archive_by_entry(repo.latest(&oxiborg::ArchiveFilter::default())?)?;
+//! if let Some(item) = archive.find("etc/hostname")? {
+//!     let mut text = String::new();
+//!     archive.open_file(&item)?.read_to_string(&mut text)?;
+//!     print!("{text}");
 //! }
 //! # Ok(()) }
 //! ```
@@ -59,6 +55,7 @@ pub mod users;
 pub use error::{Error, ErrorKind, RemoteErrorKind, Result};
 pub use key::passphrase::Passphrase;
 pub use location::Location;
-pub use repository::{Archive, FileReader, OpenOptions, Repository};
+pub use repository::{Archive, ArchiveFilter, FileReader, OpenOptions, Repository, SortKey};
 
+pub use format::{ArchiveEntry, Item, ItemKind};
 pub use id::{Id, ObjectId, MANIFEST_ID};

@@ -82,19 +82,12 @@ pub fn compute(
     let mut cache = CacheStats::default();
     let mut per_archive: HashMap<ObjectId, (ArchiveStats, HashMap<ObjectId, u64>)> = HashMap::new();
     for entry in repo.archives() {
-        let stored = repo.store().get(&entry.id)?;
+        let id = entry.id.0;
+        let stored = repo.store().get(&id)?;
         let archive = repo.archive_by_entry(entry)?;
-        let meta_plain_len = repo
-            .key()
-            .open_object(Some(&entry.id), &stored, None)?
-            .len();
-        add(
-            &mut index,
-            entry.id,
-            meta_plain_len as u64,
-            stored.len() as u64,
-        );
-        let detailed = wanted.contains(&entry.id);
+        let meta_plain_len = repo.key().open_object(Some(&id), &stored, None)?.len();
+        add(&mut index, id, meta_plain_len as u64, stored.len() as u64);
+        let detailed = wanted.contains(&id);
         let mut counts: HashMap<ObjectId, u64> = HashMap::new();
         let (mut size, mut csize, mut nfiles) = (0u64, 0u64, 0u64);
         let (mut psize, mut pcsize, mut pfiles) = (0u64, 0u64, 0u64);
@@ -162,7 +155,7 @@ pub fn compute(
         cache.total_csize = cache.total_csize.saturating_add(ocsize);
         if detailed {
             per_archive.insert(
-                entry.id,
+                id,
                 (
                     ArchiveStats {
                         entry: entry.clone(),

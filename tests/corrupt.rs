@@ -75,6 +75,7 @@ fn archive_id(repo: &Repository, archive: &str) -> Id {
         .find(archive)
         .unwrap_or_else(|| panic!("no archive {archive}"))
         .id
+        .0
 }
 
 /// The chunk ids of `path` in `archive`.

@@ -414,7 +414,7 @@ fn chunk_over_128_mib_is_restored_as_borg_restores_it() {
         let item = item.unwrap();
         if item.path == b"big.bin" {
             let mut data = Vec::new();
-            let n = std::io::Read::read_to_end(&mut repo.open_file(&item), &mut data);
+            let n = std::io::Read::read_to_end(&mut archive.open_file(&item).unwrap(), &mut data);
             if n.as_ref().ok() != Some(&big) || data.iter().any(|b| *b != 0) {
                 diffs.push(format!("FileReader: {n:?}"));
             }

@@ -165,12 +165,12 @@ fn make_seed_corpus() {
         let mplain = key.open_object(None, &mobj, None).unwrap();
         put("manifest", name, &mplain);
         for (i, entry) in repo.archives().iter().enumerate() {
-            let aobj = store.get(&entry.id).unwrap();
+            let aobj = store.get(&entry.id.0).unwrap();
             put("envelope", &format!("{name}-archive{i}"), &aobj);
             put(
                 "archive",
                 &format!("{name}-{i}"),
-                &key.open_object(Some(&entry.id), &aobj, None).unwrap(),
+                &key.open_object(Some(&entry.id.0), &aobj, None).unwrap(),
             );
             let archive = repo.archive_by_entry(entry).unwrap();
             // the item stream's first chunk, and the content chunks of a few files

@@ -1,6 +1,6 @@
 //! `oxiborg check`: borg's repository and archive checks, read-only.
 
-use super::{open_options, progress, ArchiveFilter, GlobalArgs};
+use super::{open_options, progress, ArchiveFilterArgs, GlobalArgs};
 use crate::check::{ArchiveCheck, Selection};
 use crate::cli::logger::emit;
 use crate::error::{Error, Result};
@@ -29,7 +29,7 @@ pub(super) struct CheckArgs {
     #[arg(short = 'p', long)]
     progress: bool,
     #[command(flatten)]
-    filter: ArchiveFilter,
+    filter: ArchiveFilterArgs,
 }
 
 pub(super) fn run(args: &CheckArgs, global: &GlobalArgs) -> Result<i32> {

@@ -3,7 +3,7 @@
 use super::format::{Format, Value};
 use super::json::{self, J};
 use super::timefmt::{self, archive_time, item_time};
-use super::{ArchiveFilter, GlobalArgs, InfoArgs, ListArgs};
+use super::{ArchiveFilterArgs, GlobalArgs, InfoArgs, ListArgs};
 use crate::error::{Error, Result};
 use crate::format::item::{
     Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
@@ -31,52 +31,10 @@ fn usage(e: String) -> Error {
 /// Archives selected by the filter options, in the order borg lists them.
 pub(super) fn select_archives<'a>(
     repo: &'a Repository,
-    f: &ArchiveFilter,
+    f: &ArchiveFilterArgs,
     consider_checkpoints: bool,
 ) -> Result<Vec<&'a ArchiveEntry>> {
-    // borg expands placeholders in both ("--glob-archives {hostname}-*", borgmatic's default)
-    let glob = match (&f.prefix, &f.glob_archives) {
-        // (not escaped: borg's prefix is a glob too, "work[1]" matches "work1…")
-        (Some(p), _) => Some(format!("{}*", crate::placeholders::replace(p)?)),
-        (None, Some(g)) => Some(crate::placeholders::replace(g)?),
-        _ => None,
-    };
-    let re = glob
-        .map(|g| {
-            regex::bytes::Regex::new(&format!(
-                "(?s)\\A(?:{})\\z",
-                crate::patterns::translate_shell(g.as_bytes())
-            ))
-            .map_err(|e| usage(format!("invalid archive glob: {e}")))
-        })
-        .transpose()?;
-    let mut v: Vec<&ArchiveEntry> = repo
-        .archives()
-        .iter()
-        .filter(|a| re.as_ref().is_none_or(|r| r.is_match(&a.name)))
-        .filter(|a| consider_checkpoints || !a.name.windows(11).any(|w| w == b".checkpoint"))
-        .collect();
-    let keys: Vec<&str> = f.sort_by.split(',').map(str::trim).collect();
-    for k in keys.iter().rev() {
-        match *k {
-            "timestamp" => v.sort_by_key(|a| a.time_utc),
-            "name" | "archive" => v.sort_by(|a, b| a.name.cmp(&b.name)),
-            "id" => v.sort_by_key(|a| a.id),
-            other => {
-                return Err(usage(format!(
-                    "argument --sort-by: Invalid sort key: {other} (use timestamp, name, archive or id)"
-                )))
-            }
-        }
-    }
-    if let Some(n) = f.first {
-        v.truncate(n);
-    }
-    if let Some(n) = f.last {
-        let skip = v.len().saturating_sub(n);
-        v.drain(..skip);
-    }
-    Ok(v)
+    repo.select(&f.to_filter(consider_checkpoints)?)
 }
 
 /// Keys of an archive that need its metadata object.
@@ -335,7 +293,7 @@ fn content_hash(repo: &Repository, item: &Item, algo: &str) -> Result<String> {
         "blake2s" => H::D(Box::new(blake2::Blake2s256::default())),
         _ => H::X(xxhash_rust::xxh64::Xxh64::new(0)),
     };
-    let mut reader = repo.open_file(item);
+    let mut reader = repo.open_chunks_reader(item);
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = reader
@@ -694,7 +652,7 @@ pub(super) fn info(
     } else {
         Vec::new()
     };
-    let ids: Vec<_> = selected.iter().map(|a| a.id).collect();
+    let ids: Vec<_> = selected.iter().map(|a| a.id.0).collect();
     let st = stats::compute(repo, &ids, global.consider_part_files)?;
     let iec = global.iec;
     if args.json {

@@ -152,7 +152,7 @@ struct ManArgs {
 /// Archive selection options shared by list and info.
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = "Archive selection")]
-struct ArchiveFilter {
+struct ArchiveFilterArgs {
     /// Only archives whose name starts with PREFIX.
     #[arg(
         short = 'P',
@@ -244,7 +244,7 @@ struct ListArgs {
     #[arg(long)]
     latest: bool,
     #[command(flatten)]
-    filter: ArchiveFilter,
+    filter: ArchiveFilterArgs,
     #[command(flatten)]
     patterns: PatternArgs,
     #[command(flatten)]
@@ -365,7 +365,7 @@ struct InfoArgs {
     #[arg(long, conflicts_with_all = ["first", "last"])]
     latest: bool,
     #[command(flatten)]
-    filter: ArchiveFilter,
+    filter: ArchiveFilterArgs,
 }
 
 /// Runs the CLI with the process arguments; returns the exit code.
@@ -866,6 +866,24 @@ fn borgmatic_args(
     Ok(())
 }
 
+impl ArchiveFilterArgs {
+    /// The library's filter.
+    fn to_filter(&self, consider_checkpoints: bool) -> Result<crate::ArchiveFilter> {
+        Ok(crate::ArchiveFilter {
+            glob: self.glob_archives.clone(),
+            prefix: self.prefix.clone(),
+            sort_by: self
+                .sort_by
+                .split(',')
+                .map(str::parse)
+                .collect::<Result<Vec<_>>>()?,
+            first: self.first,
+            last: self.last,
+            consider_checkpoints,
+        })
+    }
+}
+
 /// The archive a command works on: the one named, or with `--latest` (or `::latest` when no
 /// archive has that name) the newest of those the prefix or glob selects.
 fn resolve_archive(
@@ -884,28 +902,12 @@ fn resolve_archive(
     if !latest && !magic {
         return Ok(named.map(<[u8]>::to_vec));
     }
-    let filter = ArchiveFilter {
+    let filter = crate::ArchiveFilter {
         prefix: prefix.cloned(),
-        glob_archives: glob.cloned(),
-        sort_by: "timestamp".into(),
-        first: None,
-        last: Some(1),
-        consider_checkpoints: false,
+        glob: glob.cloned(),
+        ..crate::ArchiveFilter::default()
     };
-    match list::select_archives(repo, &filter, false)?.first() {
-        Some(a) => Ok(Some(a.name.clone())),
-        None => Err(Error::InvalidInput(format!(
-            "No archives found in {}{}: the host may not have backed up yet (a new repository?), \
-             or the repository was never initialized. `oxiborg list {}` shows what is there.",
-            repo.location(),
-            match (prefix, glob) {
-                (Some(p), _) => format!(" with prefix {p:?}"),
-                (_, Some(g)) => format!(" matching {g:?}"),
-                _ => String::new(),
-            },
-            repo.location()
-        ))),
-    }
+    Ok(Some(repo.latest(&filter)?.name.clone()))
 }
 
 impl LatestArgs {

@@ -191,6 +191,32 @@ impl Item {
     pub fn file_type(&self) -> u32 {
         self.mode & S_IFMT
     }
+    /// What kind of file-system object this is.
+    pub fn kind(&self) -> ItemKind {
+        match self.file_type() {
+            S_IFREG => ItemKind::File,
+            S_IFDIR => ItemKind::Directory,
+            S_IFLNK => ItemKind::Symlink,
+            S_IFIFO => ItemKind::Fifo,
+            S_IFCHR => ItemKind::CharDevice,
+            S_IFBLK => ItemKind::BlockDevice,
+            S_IFSOCK => ItemKind::Socket,
+            _ => ItemKind::Unknown,
+        }
+    }
+    /// The master's path, for a hard-link member (borg 1.x: the group's first item holds the
+    /// content, the others name it).
+    pub fn hardlink_master_path(&self) -> Option<&[u8]> {
+        if self.is_hardlink_slave() {
+            self.source.as_deref()
+        } else {
+            None
+        }
+    }
+    /// The modification time.
+    pub fn modified(&self) -> std::time::SystemTime {
+        ns_to_time(self.mtime)
+    }
     /// A regular file?
     pub fn is_regular(&self) -> bool {
         self.file_type() == S_IFREG
@@ -229,6 +255,69 @@ impl Item {
     /// The path for display (`?` for undecodable bytes).
     pub fn display_path(&self) -> String {
         display_bytes(&self.path)
+    }
+}
+
+/// A time in ns since the epoch (negative: before it).
+fn ns_to_time(ns: i64) -> std::time::SystemTime {
+    let d = std::time::Duration::from_nanos(ns.unsigned_abs());
+    if ns >= 0 {
+        std::time::UNIX_EPOCH + d
+    } else {
+        std::time::UNIX_EPOCH - d
+    }
+}
+
+/// What kind of file-system object an [`Item`] is.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ItemKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Directory,
+    /// A symbolic link.
+    Symlink,
+    /// A named pipe.
+    Fifo,
+    /// A character device.
+    CharDevice,
+    /// A block device.
+    BlockDevice,
+    /// A socket.
+    Socket,
+    /// A mode borg does not archive.
+    Unknown,
+}
+
+impl ItemKind {
+    /// The letter `ls -l` (and `borg list`) shows: `-`, `d`, `l`, `p`, `c`, `b`, `s`, `?`.
+    pub fn letter(self) -> char {
+        match self {
+            ItemKind::File => '-',
+            ItemKind::Directory => 'd',
+            ItemKind::Symlink => 'l',
+            ItemKind::Fifo => 'p',
+            ItemKind::CharDevice => 'c',
+            ItemKind::BlockDevice => 'b',
+            ItemKind::Socket => 's',
+            ItemKind::Unknown => '?',
+        }
+    }
+}
+
+impl std::fmt::Display for ItemKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ItemKind::File => "file",
+            ItemKind::Directory => "dir",
+            ItemKind::Symlink => "symlink",
+            ItemKind::Fifo => "fifo",
+            ItemKind::CharDevice => "chardev",
+            ItemKind::BlockDevice => "blockdev",
+            ItemKind::Socket => "socket",
+            ItemKind::Unknown => "unknown",
+        })
     }
 }
 

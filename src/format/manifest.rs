@@ -2,7 +2,7 @@
 
 use super::text::display_bytes;
 use crate::error::{Error, Result};
-use crate::id::ObjectId;
+use crate::id::{Id, ObjectId};
 use crate::key::tam::{self, Tam, TamCheck};
 use crate::key::{Key, KeyType};
 use chrono::NaiveDateTime;
@@ -55,8 +55,8 @@ struct RawManifest {
 pub struct ArchiveEntry {
     /// The name (raw bytes; in practice UTF-8).
     pub name: Vec<u8>,
-    /// The archive metadata object's id.
-    pub id: ObjectId,
+    /// The archive's id (its metadata object's), shown as hex.
+    pub id: Id,
     /// Start time, UTC, as stored.
     pub time: String,
     /// Start time parsed (UTC).
@@ -135,7 +135,7 @@ impl Manifest {
             })?;
             archives.push(ArchiveEntry {
                 name: name.into_vec(),
-                id,
+                id: Id(id),
                 time: e.time,
                 time_utc,
             });

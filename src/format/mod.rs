@@ -11,6 +11,6 @@ pub mod msgpack;
 pub mod text;
 
 pub use archive::ArchiveMeta;
-pub use item::{ChunkRef, Item};
+pub use item::{ChunkRef, Item, ItemKind};
 pub use manifest::{parse_time, ArchiveEntry, Manifest};
 pub use text::display_bytes;

@@ -1,8 +1,9 @@
 //! One archive of an opened repository: its metadata and its items.
 
 use super::items::ItemStream;
+use super::reader::FileReader;
 use super::Repository;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fetch::ChunkPrefetcher;
 use crate::format::{ArchiveEntry, ArchiveMeta, Item};
 
@@ -19,6 +20,74 @@ impl<'r> Archive<'r> {
     /// The archive's name for display.
     pub fn name(&self) -> String {
         self.entry.display_name()
+    }
+
+    /// The item at `path` (as the archive stores it: relative, no leading `/`), if there is
+    /// one. A hard-link member (borg 1.x stores the content only with the group's first
+    /// item) comes with its master's chunks and size, so it reads as the file it is. One pass
+    /// over the item stream (two for a hard-link member).
+    ///
+    /// # Errors
+    /// Damaged item metadata, or a store that fails.
+    pub fn find(&self, path: impl AsRef<[u8]>) -> Result<Option<Item>> {
+        let path = path.as_ref();
+        let path = path.strip_prefix(b"/").unwrap_or(path);
+        let mut found = None;
+        for item in self.items() {
+            let item = item?;
+            if item.path == path && item.part.is_none() {
+                found = Some(item);
+                break;
+            }
+        }
+        match found {
+            Some(item) if item.is_hardlink_slave() => self.resolve(item).map(Some),
+            other => Ok(other),
+        }
+    }
+
+    /// A hard-link member with its master's content (chunks, size); any other item as it is.
+    ///
+    /// # Errors
+    /// A member whose master is not in the archive ([`Error::Integrity`]), damaged item
+    /// metadata, or a store that fails.
+    pub fn resolve(&self, mut item: Item) -> Result<Item> {
+        if !item.is_hardlink_slave() {
+            return Ok(item);
+        }
+        let master = item.source.clone().unwrap_or_default();
+        for m in self.items() {
+            let m = m?;
+            if m.path == master && m.chunks.is_some() {
+                item.chunks = m.chunks;
+                item.size = m.size.or(item.size);
+                return Ok(item);
+            }
+        }
+        Err(Error::Integrity(format!(
+            "Archive {}: the hard link {} names {}, which is not in the archive",
+            self.name(),
+            item.display_path(),
+            crate::format::display_bytes(&master)
+        )))
+    }
+
+    /// A reader of a regular file's content (`Read`, `Seek`, `read_at`), verified; a
+    /// hard-link member reads its master's content ([`Archive::resolve`]).
+    ///
+    /// # Errors
+    /// As [`Archive::resolve`]; an item without content (a directory, a symlink) reads as empty.
+    pub fn open_file(&self, item: &Item) -> Result<FileReader<'r>> {
+        let item = if item.is_hardlink_slave() && item.chunks.is_none() {
+            self.resolve(item.clone())?
+        } else {
+            item.clone()
+        };
+        Ok(FileReader::new(
+            self.repo,
+            item.chunks.clone().unwrap_or_default(),
+            item.display_path(),
+        ))
     }
 
     /// Calls `f` with every item, in archive order, while a second thread fetches, decodes and

@@ -18,11 +18,13 @@ mod open;
 mod reader;
 mod rebuild;
 mod security;
+mod select;
 
 pub use archive::Archive;
 pub use items::ItemStream;
 pub use open::OpenOptions;
 pub use reader::FileReader;
+pub use select::{ArchiveFilter, SortKey};
 
 use crate::error::{Error, Result};
 use crate::fetch::{open_many, open_many_with, Opened};
@@ -124,7 +126,7 @@ impl Repository {
     /// Opens the archive a manifest entry points at.
     pub fn archive_by_entry(&self, entry: &ArchiveEntry) -> Result<Archive<'_>> {
         let name = entry.display_name();
-        let plain = self.get_object(&entry.id, None).map_err(|e| match e {
+        let plain = self.get_object(&entry.id.0, None).map_err(|e| match e {
             Error::ObjectNotFound { id, .. } => Error::Integrity(format!(
                 "Archive {name}: metadata object {id} is missing from the repository"
             )),
@@ -142,15 +144,14 @@ impl Repository {
         })
     }
 
-    /// A reader of a regular file's content, chunk by chunk, verified.
-    pub fn open_file(&self, item: &Item) -> FileReader<'_> {
-        FileReader {
-            repo: self,
-            chunks: item.chunks.clone().unwrap_or_default(),
-            next: 0,
-            current: Vec::new(),
-            pos: 0,
-            path: item.display_path(),
-        }
+    /// A reader of the content of `item`'s own chunks (`Read`, `Seek`, `read_at`), verified.
+    /// A hard-link member has no chunks of its own in borg 1.x: open it with
+    /// [`Archive::open_file`], which finds its master's.
+    pub fn open_chunks_reader(&self, item: &Item) -> FileReader<'_> {
+        FileReader::new(
+            self,
+            item.chunks.clone().unwrap_or_default(),
+            item.display_path(),
+        )
     }
 }

@@ -106,7 +106,7 @@ impl Repository {
             }
             archives.push(ArchiveEntry {
                 name,
-                id: ids[i],
+                id: crate::id::Id(ids[i]),
                 time_utc: crate::format::parse_time(&meta.time).unwrap_or_default(),
                 time: meta.time,
             });
