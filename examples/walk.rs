@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             out,
             "{:<8} {:>12} {}",
             item.kind(),
-            item.content_size(),
+            item.listed_size(),
             item.display_path()
         )?;
     }

@@ -341,12 +341,7 @@ impl<'a> ItemView<'a> {
     }
 
     fn size(&self) -> i64 {
-        let it = self.item;
-        match it.size {
-            Some(s) => s as i64,
-            None if it.is_symlink() => self.source.chars().count() as i64,
-            None => it.chunks_size() as i64,
-        }
+        self.item.listed_size() as i64
     }
 
     fn csize(&self) -> i64 {

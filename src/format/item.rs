@@ -245,6 +245,15 @@ impl Item {
     pub fn content_size(&self) -> u64 {
         self.size.unwrap_or_else(|| self.chunks_size())
     }
+    /// The size `borg list` shows (`{size}`): the recorded size, else the sum of the chunks;
+    /// a symlink's target length (in characters, an undecodable byte counting as one).
+    pub fn listed_size(&self) -> u64 {
+        match (self.size, self.link_target()) {
+            (Some(s), _) => s,
+            (None, Some(t)) => display_bytes(t).chars().count() as u64,
+            (None, None) => self.chunks_size(),
+        }
+    }
     /// Sum of the chunk sizes.
     pub fn chunks_size(&self) -> u64 {
         self.chunks
