@@ -1,0 +1,184 @@
+//! What a restore is asked to do, and what it reports: options, events, the summary.
+
+use super::metadata::MetaOptions;
+use super::Progress;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// How to extract.
+#[derive(Debug, Clone)]
+pub struct ExtractOptions {
+    /// Where to restore (borg: the current directory).
+    pub destination: PathBuf,
+    /// Drop this many leading path components.
+    pub strip_components: usize,
+    /// Read and verify everything, write nothing.
+    pub dry_run: bool,
+    /// Write the selected files' contents to this sink instead of creating files.
+    pub stdout: bool,
+    /// Make holes for all-zero chunks.
+    pub sparse: bool,
+    /// Metadata restore options.
+    pub meta: MetaOptions,
+    /// Also restore checkpoint part files.
+    pub consider_part_files: bool,
+    /// Flush a batch of files once their content reaches this many bytes.
+    pub batch_bytes: u64,
+    /// … or once this many files are pending.
+    pub batch_files: usize,
+    /// At most this many decoded bytes in flight.
+    pub inflight_bytes: u64,
+    /// Resume an interrupted restore (`--continue`): a regular file already at its final name
+    /// with the archived size and modification time is kept (oxiborg renames a file into place
+    /// only once it is complete, with its metadata set), hard links already pointing at their
+    /// group's file are kept, and temporary files an interrupted run left behind are removed.
+    pub resume: bool,
+    /// Live counters updated while the restore runs (for a progress display).
+    pub progress: Option<Arc<Progress>>,
+    /// Set (from a signal handler, another thread …) to stop the restore: it stops at the next
+    /// item or object, finishes the files whose data is in flight and removes the temporary
+    /// files of the rest, and returns [`Error::Interrupted`]. Every file that has its real name
+    /// is complete, so [`ExtractOptions::resume`] picks up from there.
+    pub interrupt: Option<Arc<AtomicBool>>,
+}
+
+/// What a restore will handle, counted before it starts (for a progress display's total, and
+/// the free-space check).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Totals {
+    /// Selected regular files.
+    pub files: u64,
+    /// Their content bytes.
+    pub bytes: u64,
+    /// Inodes the restore makes: every selected item but the hard links to a file restored.
+    pub inodes: u64,
+    /// Disk space the restore takes, estimated: each file's content rounded up to 4 KiB
+    /// blocks, and a block per directory.
+    pub disk_bytes: u64,
+}
+
+impl Default for ExtractOptions {
+    fn default() -> Self {
+        ExtractOptions {
+            destination: PathBuf::from("."),
+            strip_components: 0,
+            dry_run: false,
+            stdout: false,
+            sparse: false,
+            meta: MetaOptions::default(),
+            consider_part_files: false,
+            batch_bytes: 256 << 20,
+            batch_files: 2048,
+            inflight_bytes: 128 << 20,
+            resume: false,
+            progress: None,
+            interrupt: None,
+        }
+    }
+}
+
+/// Something that happened during a restore.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// An item was selected (borg's `--list` line).
+    Item(&'a str),
+    /// A file was already complete at the destination and kept (`resume`).
+    FileKept {
+        /// Its path.
+        path: &'a str,
+        /// Its size.
+        bytes: u64,
+    },
+    /// A file was restored completely.
+    FileDone {
+        /// Its path.
+        path: &'a str,
+        /// Its size.
+        bytes: u64,
+    },
+    /// A problem that left the item restored in part (exit code 1).
+    Warning(String),
+    /// Temporary files that an earlier, interrupted oxiborg run left in the destination were
+    /// removed (reported once, at the end).
+    StaleRemoved {
+        /// How many.
+        files: u64,
+    },
+    /// An item that could not be restored (exit code 2 for damaged data, 1 for refused items).
+    Error(String),
+}
+
+/// The outcome of a restore.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Items selected (those refused included).
+    pub items: u64,
+    /// Regular files restored (or verified, with `dry_run`).
+    pub files: u64,
+    /// Content bytes restored.
+    pub bytes: u64,
+    /// Regular files found complete and kept (`resume`).
+    pub kept: u64,
+    /// Content bytes of the kept files.
+    pub kept_bytes: u64,
+    /// Temporary files of an interrupted run that were removed (all of the destination with
+    /// `resume`, else those in the directories the restore entered).
+    pub stale_removed: u64,
+    /// Chunks fetched and decoded.
+    pub chunks: u64,
+    /// Warnings (exit code 1).
+    pub warnings: u64,
+    /// Items refused for safety (exit code 1).
+    pub refused: u64,
+    /// Files lost to damaged or missing data (exit code 2).
+    pub failed: u64,
+    /// Selected items that are not restored (failed, refused, or not creatable), whatever the
+    /// cause; see [`Summary::causes`].
+    pub not_restored: u64,
+    /// Content bytes of the files among them.
+    pub not_restored_bytes: u64,
+    /// Of those bytes, the ones of files that found no room (no space left, quota exceeded).
+    pub no_space_bytes: u64,
+    /// Why items were not restored: a short cause ("No space left on device", "damaged or
+    /// missing data") → how many.
+    pub causes: BTreeMap<String, u64>,
+    /// Stored (encrypted, compressed) bytes read from the repository.
+    pub read_bytes: u64,
+    /// Time per stage.
+    pub stages: StageTimes,
+}
+
+/// Where the time went, per pipeline stage. Fetch, plan, finalize and total are wall-clock on
+/// their thread; decode and write are summed over the decoding threads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    /// Streaming and selecting items, making directories, links and special files.
+    pub plan: std::time::Duration,
+    /// Waiting for the store to deliver objects.
+    pub fetch: std::time::Duration,
+    /// MAC, decryption, decompression, id check (summed over threads).
+    pub decode: std::time::Duration,
+    /// Positional writes, and finishing each file once its last chunk is written (length
+    /// checks, metadata, rename, hard links), summed over threads.
+    pub write: std::time::Duration,
+    /// On the planning thread: reporting the finished files of each batch in archive order,
+    /// directory metadata, files without chunks.
+    pub finalize: std::time::Duration,
+    /// The whole restore.
+    pub total: std::time::Duration,
+}
+
+impl Summary {
+    /// borg's exit code for this outcome (legacy: 0, 1 or 2).
+    pub fn exit_code(&self) -> i32 {
+        if self.failed > 0 {
+            2
+        } else if self.warnings > 0 || self.refused > 0 {
+            1
+        } else {
+            0
+        }
+    }
+}
