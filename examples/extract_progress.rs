@@ -6,9 +6,9 @@
 //!     testdata/repos/repokey-blake2-lz4 /tmp/restored
 //! ```
 
-use oxiborg::extract::{Event, ExtractOptions, Extractor, Progress};
+use oxiborg::extract::{Event, ExtractOptions, Extractor};
 use oxiborg::patterns::Matcher;
-use oxiborg::{Location, OpenOptions, Repository};
+use oxiborg::{Location, OpenOptions, Progress, Repository};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .name
             .clone(),
     };
-    let counters = Arc::new(Progress::default());
+    let counters = Arc::new(Progress::new());
     let opts = ExtractOptions {
         destination: dest.into(),
         progress: Some(counters.clone()),
@@ -45,8 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (counters, done) = (counters.clone(), done.clone());
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
-                let bytes = counters.bytes.load(Ordering::Relaxed);
-                let files = counters.files.load(Ordering::Relaxed);
+                let (bytes, files) = (counters.bytes(), counters.items());
                 let pct = 100.0 * bytes as f64 / totals.bytes.max(1) as f64;
                 eprint!("\r{pct:5.1}%  {files}/{} files", totals.files);
                 std::thread::sleep(Duration::from_millis(200));

@@ -36,26 +36,18 @@ use crate::archive::item::display_bytes;
 use crate::archive::ArchiveEntry;
 use crate::error::{Error, Result};
 use crate::key::{Key, KeyType};
+use crate::progress::Progress;
 use crate::repository::{open_many_with, OpenOptions, Opened, Repository};
 use crate::store::Store;
 use crate::Location;
 use crate::{ObjectId, MANIFEST_ID};
 use log::Level;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// Where a check reports: `(level, message)`.
 pub type Report<'a> = dyn FnMut(Level, String) + 'a;
-
-/// Live counters of a running check (for a progress display).
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// Objects verified so far.
-    pub objects: AtomicU64,
-    /// How many there are (set once known).
-    pub total: AtomicU64,
-}
 
 /// How many objects in flight `verify_data` allows, in stored bytes.
 const VERIFY_BUDGET: u64 = 128 << 20;
@@ -82,14 +74,16 @@ pub fn verify_objects(
     );
     let ids = store.list_ids()?;
     if let Some(p) = progress {
-        p.total.store(ids.len() as u64, Ordering::Relaxed);
+        p.set_totals(Some(ids.len() as u64), None);
     }
     // (message, a defect chunk: delivered but failing verification)
     let errors: Mutex<Vec<(String, bool)>> = Mutex::new(Vec::new());
     open_many_with(store, key, &ids, &[], VERIFY_BUDGET, interrupt, &|i, r| {
-        if let Some(p) = progress {
-            p.objects.fetch_add(1, Ordering::Relaxed);
-        }
+        let bytes = match &r {
+            Opened::Plain(d) => d.len() as u64,
+            _ => 0,
+        };
+        Progress::count(progress, 1, bytes);
         let id = hex::encode(ids[i]);
         // borg's two wordings: errors of the repository, and of the decryption
         let e = match r {
@@ -140,7 +134,8 @@ pub struct ArchiveCheck<'a> {
     pub select: Selection<'a>,
     /// Verify every object first (borg's `--verify-data`).
     pub verify_data: bool,
-    /// Counters for a progress display of the data verification.
+    /// Counters for a progress display of the data verification: objects verified (items)
+    /// and their plaintext bytes; the total of objects is set once the object list is read.
     pub progress: Option<&'a Progress>,
     /// Set to stop: the check ends with [`Error::Interrupted`] (during the data verification,
     /// or before the next archive).

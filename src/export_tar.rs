@@ -28,6 +28,7 @@
 use crate::archive::item::{self, ChunkRef, Item};
 use crate::error::{Error, Result};
 use crate::patterns::Matcher;
+use crate::progress::Progress;
 use crate::repository::{Opened, Repository};
 use std::collections::HashMap;
 use std::io::Write;
@@ -43,6 +44,9 @@ pub struct TarOptions {
     /// Set to stop: the export ends with [`Error::Interrupted`] at the next item or chunk
     /// window (the stream then lacks its end blocks).
     pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Live counters for a progress display: members written (items) and content bytes
+    /// written, as the export goes; no totals.
+    pub progress: Option<std::sync::Arc<Progress>>,
 }
 
 /// Something that happened during an export.
@@ -184,6 +188,7 @@ pub fn export_tar(
             summary.bytes = summary.bytes.saturating_add(size);
         }
         summary.members += 1;
+        Progress::count(opts.progress.as_deref(), 1, 0);
         Ok(())
     })?;
     for inc in matcher.unmatched_includes() {
@@ -246,6 +251,7 @@ fn write_content(
             }
             out.write_all(&data)
                 .map_err(|e| Error::io("<tar output>", e))?;
+            Progress::count(opts.progress.as_deref(), 0, data.len() as u64);
         }
         start = end;
     }

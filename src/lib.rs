@@ -8,7 +8,8 @@
 //! Data flows one way:
 //! [`location`] → [`store`] / [`remote`] (bytes by id) → [`key`] (MAC, decrypt, id check) →
 //! [`compress`] → [`archive`] (manifest, archive metadata, items) → [`repository`] (an opened
-//! repository) → [`extract`], [`export_tar`], [`check`], [`stats`] → the [`cli`].
+//! repository) → [`extract`], [`export_tar`], [`check`], [`stats`] → the [`cli`]; the three
+//! long-running ones count into a shared [`Progress`].
 //! [`patterns`], [`placeholders`] and [`borgmatic`] turn borg's (and borgmatic's) arguments
 //! into selections and settings.
 //!
@@ -48,6 +49,7 @@ pub mod location;
 pub mod origin;
 pub mod patterns;
 pub mod placeholders;
+pub mod progress;
 pub mod remote;
 pub mod repository;
 pub mod stats;
@@ -56,6 +58,7 @@ pub mod users;
 
 pub use error::{Error, Result};
 pub use location::Location;
+pub use progress::Progress;
 pub use repository::{Archive, FileReader, OpenOptions, Repository};
 
 /// A 32-byte object id.

@@ -630,23 +630,21 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             extractor.options_mut().interrupt = Some(stop.flag());
             let mut totals = None;
             let display = if progress::wanted() && !cli.global.log_json {
-                let counters = std::sync::Arc::new(crate::extract::Progress::default());
+                let counters = std::sync::Arc::new(crate::progress::Progress::new());
+                extractor.options_mut().progress = Some(counters.clone());
+                // (the totals go into the counters too)
                 let t = match extractor.totals(&archive, &matcher) {
                     Err(Error::Interrupted) => return Ok(stop.report(None)),
                     r => r?,
                 };
                 totals = Some(t);
-                extractor.options_mut().progress = Some(counters.clone());
                 Some(progress::Display::start(
                     if args.dry_run {
                         "Verifying"
                     } else {
                         "Extracting"
                     },
-                    t.files,
-                    t.bytes,
-                    progress::reader(&counters, true),
-                    progress::reader(&counters, false),
+                    counters,
                 ))
             } else {
                 None
@@ -963,6 +961,7 @@ fn export_tar(
         strip_components: args.strip_components,
         consider_part_files: global.consider_part_files,
         interrupt: Some(stop.flag()),
+        progress: None,
     };
     // Where the tar stream (or the filter's output) goes.
     let file = if to_stdout {

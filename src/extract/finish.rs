@@ -4,8 +4,9 @@
 use super::dest::{components, show, Destination};
 use super::metadata::{self, Owners, Target};
 use super::pending::Pending;
-use super::{Cause, Event, Extractor, Note, Progress, Run};
+use super::{Cause, Event, Extractor, Note, Run};
 use crate::archive::item::Item;
+use crate::progress::Progress;
 use rustix::fd::OwnedFd;
 use rustix::fs::{self, AtFlags};
 use std::sync::atomic::Ordering;
@@ -94,7 +95,7 @@ impl<'r> Extractor<'r> {
                 p.display
             )));
         }
-        Progress::add(&self.opts.progress, 1, 0);
+        Progress::count(self.opts.progress.as_deref(), 1, 0);
         let (Some(d), Some(Ok(f)), Some(dest)) = (p.dir.as_ref(), p.file.get(), dest) else {
             notes.push(Note::Done { bytes: written });
             return notes;

@@ -52,26 +52,8 @@ use pipeline::open_file_budget;
 use plan::Master;
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-/// Live counters of a running restore, read by another thread to show progress.
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// Content bytes written (or verified, or found complete) so far.
-    pub bytes: AtomicU64,
-    /// Regular files finished so far (restored, verified, streamed or kept).
-    pub files: AtomicU64,
-}
-
-impl Progress {
-    fn add(p: &Option<Arc<Progress>>, files: u64, bytes: u64) {
-        if let Some(p) = p {
-            p.files.fetch_add(files, Ordering::Relaxed);
-            p.bytes.fetch_add(bytes, Ordering::Relaxed);
-        }
-    }
-}
 
 /// What finishing a file reported (replayed on the planning thread, in archive order).
 #[derive(Debug)]
@@ -246,7 +228,8 @@ impl<'r> Extractor<'r> {
 
     /// Counts the regular files, content bytes, inodes and disk space a [`Extractor::run`] with
     /// the same archive and matcher will handle (one pass over the item stream, no file data
-    /// read). Honours [`ExtractOptions::interrupt`].
+    /// read); with [`ExtractOptions::progress`] set, they become its totals. Honours
+    /// [`ExtractOptions::interrupt`].
     pub fn totals(&self, name: impl AsRef<[u8]>, matcher: &Matcher) -> Result<Totals> {
         let archive = self.repo.archive(name)?;
         let mut matcher = matcher.clone();
@@ -302,6 +285,9 @@ impl<'r> Extractor<'r> {
             }
             Ok(())
         })?;
+        if let Some(p) = &self.opts.progress {
+            p.set_totals(Some(t.files), Some(t.bytes));
+        }
         Ok(t)
     }
 

@@ -1,7 +1,7 @@
 //! What a restore is asked to do, and what it reports: options, events, the summary.
 
 use super::metadata::MetaOptions;
-use super::Progress;
+use crate::progress::Progress;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -35,7 +35,8 @@ pub struct ExtractOptions {
     /// only once it is complete, with its metadata set), hard links already pointing at their
     /// group's file are kept, and temporary files an interrupted run left behind are removed.
     pub resume: bool,
-    /// Live counters updated while the restore runs (for a progress display).
+    /// Live counters updated while the restore runs, for a progress display: regular files
+    /// finished (items) and their content bytes; [`super::Extractor::totals`] sets the totals.
     pub progress: Option<Arc<Progress>>,
     /// Set (from a signal handler, another thread …) to stop the restore: it stops at the next
     /// item or object, finishes the files whose data is in flight and removes the temporary

@@ -3,8 +3,9 @@
 
 use super::dest::Destination;
 use super::metadata::Owners;
-use super::{Cause, Extractor, Note, Progress};
+use super::{Cause, Extractor, Note};
 use crate::archive::item::{ChunkRef, Item};
+use crate::progress::Progress;
 use crate::repository::Budget;
 use rustix::fd::OwnedFd;
 use rustix::fs::{self, AtFlags, Mode, OFlags};
@@ -73,7 +74,7 @@ impl Pending {
     /// that thread. Writers of one file would otherwise queue on its inode lock (spinning, on
     /// Linux); this way a decoding thread never waits for another's write.
     pub(super) fn write(&self, off: u64, data: Arc<Plain>, skip: bool, fin: &Finisher<'_, '_>) {
-        let progress = &fin.ex.opts.progress;
+        let progress = fin.ex.opts.progress.as_deref();
         {
             let mut q = self.writes.lock().unwrap_or_else(|e| e.into_inner());
             if q.0 {
@@ -95,7 +96,7 @@ impl Pending {
                 Ok(()) => {
                     self.written
                         .fetch_add(data.data.len() as u64, Ordering::Relaxed);
-                    Progress::add(progress, 0, data.data.len() as u64);
+                    Progress::count(progress, 0, data.data.len() as u64);
                 }
                 Err(e) => {
                     let mut er = self.error.lock().unwrap_or_else(|e| e.into_inner());

@@ -3,10 +3,11 @@
 //! thread that settles its last chunk; and the `--stdout` stream.
 
 use super::pending::{Finisher, Pending, Plain};
-use super::{Cause, Extractor, Progress, Run};
+use super::{Cause, Extractor, Run};
 use crate::archive::item::ChunkRef;
 use crate::error::{Error, Result};
 use crate::key::{Key, Sealed};
+use crate::progress::Progress;
 use crate::repository::Budget;
 use crate::ObjectId;
 use std::collections::HashMap;
@@ -319,7 +320,7 @@ impl<'r> Extractor<'r> {
                     Ok(data) => {
                         run.summary.chunks += 1;
                         run.summary.bytes = run.summary.bytes.saturating_add(data.len() as u64);
-                        Progress::add(&self.opts.progress, 0, data.len() as u64);
+                        Progress::count(self.opts.progress.as_deref(), 0, data.len() as u64);
                         out.write_all(&data).map_err(|e| Error::io("<stdout>", e))?;
                     }
                     Err(e) => {
@@ -338,7 +339,7 @@ impl<'r> Extractor<'r> {
             }
         }
         run.summary.files += 1;
-        Progress::add(&self.opts.progress, 1, 0);
+        Progress::count(self.opts.progress.as_deref(), 1, 0);
         Ok(())
     }
 }

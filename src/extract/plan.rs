@@ -5,10 +5,11 @@
 use super::dest::{self, components, show};
 use super::metadata::{self, Target};
 use super::pending::Pending;
-use super::{Cause, Event, Extractor, Progress, Run};
+use super::{Cause, Event, Extractor, Run};
 use crate::archive::item::{ChunkRef, Item};
 use crate::error::{Error, Result};
 use crate::patterns::Matcher;
+use crate::progress::Progress;
 use rustix::fd::OwnedFd;
 use rustix::fs::{self, AtFlags, FileType, Mode};
 use std::io::Write;
@@ -318,7 +319,7 @@ impl<'r> Extractor<'r> {
                     if is_complete(&parent, &name, total, item.mtime) {
                         run.summary.kept += 1;
                         run.summary.kept_bytes = run.summary.kept_bytes.saturating_add(total);
-                        Progress::add(&self.opts.progress, 1, total);
+                        Progress::count(self.opts.progress.as_deref(), 1, total);
                         (run.events)(Event::FileKept {
                             path: &display,
                             bytes: total,
