@@ -60,12 +60,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     done.store(true, Ordering::Relaxed);
     let _ = printer.join();
     let summary = summary?;
+    // borg's exit codes: 2 when files were lost to damaged data, 1 for warnings or refused items
+    let code = if summary.failed > 0 {
+        2
+    } else if summary.warnings > 0 || summary.refused > 0 {
+        1
+    } else {
+        0
+    };
     eprintln!(
-        "\rrestored {} files, {} bytes from {} (exit code {})",
+        "\rrestored {} files, {} bytes from {} (exit code {code})",
         summary.files,
         summary.bytes,
         String::from_utf8_lossy(&name),
-        summary.exit_code()
     );
-    std::process::exit(summary.exit_code());
+    std::process::exit(code);
 }

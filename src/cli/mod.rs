@@ -700,7 +700,7 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             if let Some(line) = outcome::failure_line(&summary, args.dry_run) {
                 error("borg.archiver", &line);
             }
-            Ok(summary.exit_code())
+            Ok(outcome::exit_code(&summary))
         }
         Command::Check(args) => check::run(&args, &cli.global),
         Command::ExportTar(mut args) => {

@@ -99,7 +99,7 @@ pub enum Event<'a> {
         /// Its size.
         bytes: u64,
     },
-    /// A problem that left the item restored in part (exit code 1).
+    /// A problem that left the item restored in part (counted in [`Summary::warnings`]).
     Warning(String),
     /// Temporary files that an earlier, interrupted oxiborg run left in the destination were
     /// removed (reported once, at the end).
@@ -107,11 +107,13 @@ pub enum Event<'a> {
         /// How many.
         files: u64,
     },
-    /// An item that could not be restored (exit code 2 for damaged data, 1 for refused items).
+    /// An item that could not be restored (counted in [`Summary::failed`], or in
+    /// [`Summary::refused`] when refused for safety).
     Error(String),
 }
 
-/// The outcome of a restore.
+/// The outcome of a restore: counts, from which a caller draws its verdict (the CLI's exit
+/// code follows borg: 2 with `failed`, else 1 with `warnings` or `refused`, else 0).
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     /// Items selected (those refused included).
@@ -129,11 +131,13 @@ pub struct Summary {
     pub stale_removed: u64,
     /// Chunks fetched and decoded.
     pub chunks: u64,
-    /// Warnings (exit code 1).
+    /// Warnings: items restored in part, or not made where borg only warns ([`Event::Warning`];
+    /// borg exits 1).
     pub warnings: u64,
-    /// Items refused for safety (exit code 1).
+    /// Items refused for safety: outside the destination, below a symlink, too deep, a hard
+    /// link to a file not restored (borg exits 1).
     pub refused: u64,
-    /// Files lost to damaged or missing data (exit code 2).
+    /// Items lost to damaged or missing data or a failing system call (borg exits 2).
     pub failed: u64,
     /// Selected items that are not restored (failed, refused, or not creatable), whatever the
     /// cause; see [`Summary::causes`].
@@ -169,17 +173,4 @@ pub struct StageTimes {
     pub finalize: std::time::Duration,
     /// The whole restore.
     pub total: std::time::Duration,
-}
-
-impl Summary {
-    /// borg's exit code for this outcome (legacy: 0, 1 or 2).
-    pub fn exit_code(&self) -> i32 {
-        if self.failed > 0 {
-            2
-        } else if self.warnings > 0 || self.refused > 0 {
-            1
-        } else {
-            0
-        }
-    }
 }
