@@ -611,7 +611,6 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
                 destination: args.destination.clone().unwrap_or_else(|| ".".into()),
                 strip_components: args.strip_components,
                 dry_run: args.dry_run,
-                stdout: args.stdout,
                 sparse: args.sparse,
                 meta: crate::extract::metadata::MetaOptions {
                     numeric_ids: args.numeric_ids,
@@ -664,7 +663,7 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             }
             use crate::cli::logger::{emit_always, error, warning, Level};
             let mut done = outcome::Done::default();
-            let summary = extractor.run(&archive, matcher, &mut |ev| match ev {
+            let mut on_event = |ev: crate::extract::Event<'_>| match ev {
                 crate::extract::Event::Item(p) if list => {
                     emit_always(Level::Info, "borg.output.list", p)
                 }
@@ -676,7 +675,21 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
                 crate::extract::Event::FileDone { bytes, .. }
                 | crate::extract::Event::FileKept { bytes, .. } => done.add(bytes),
                 _ => {}
-            });
+            };
+            let summary = if args.stdout {
+                let mut out = std::io::stdout().lock();
+                match extractor.run_to(&archive, matcher, &mut out, &mut on_event) {
+                    // (the library's name for its output is ours to give)
+                    Err(Error::Io { path, source })
+                        if path.as_os_str() == crate::extract::OUTPUT =>
+                    {
+                        Err(Error::io("<stdout>", source))
+                    }
+                    r => r,
+                }
+            } else {
+                extractor.run(&archive, matcher, &mut on_event)
+            };
             if let Some(d) = display {
                 d.finish();
             }
@@ -687,12 +700,6 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
                 }
                 r => r?,
             };
-            if args.stdout {
-                // what is still buffered must arrive too, or the stream is cut short
-                std::io::stdout()
-                    .flush()
-                    .map_err(|e| Error::io("<stdout>", e))?;
-            }
             if args.stats {
                 let stats = extract_stats(&summary, args.dry_run);
                 crate::cli::logger::stderr_line(stats.trim_end_matches('\n'));

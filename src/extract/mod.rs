@@ -41,6 +41,9 @@ mod space;
 pub use options::{Event, ExtractOptions, StageTimes, Summary, Totals};
 pub use space::Shortfall;
 
+/// The path of an [`Error::Io`] that writing to the output of [`Extractor::run_to`] failed with.
+pub const OUTPUT: &str = "<output>";
+
 use crate::archive::item::Item;
 use crate::error::{Error, Result};
 use crate::patterns::Matcher;
@@ -291,23 +294,79 @@ impl<'r> Extractor<'r> {
         Ok(t)
     }
 
-    /// Restores the items of archive `name` that `matcher` selects; `events` sees every item,
-    /// warning and error as it happens. Decoding runs on the global rayon pool while this
-    /// thread fetches: call it from outside that pool (not from one of its tasks).
+    /// Restores the items of archive `name` that `matcher` selects into
+    /// [`ExtractOptions::destination`] (or reads and verifies them, with
+    /// [`ExtractOptions::dry_run`]); `events` sees every item, warning and error as it happens.
+    /// Decoding runs on the global rayon pool while this thread fetches: call it from outside
+    /// that pool (not from one of its tasks).
     ///
     /// Temporary files that an earlier, interrupted oxiborg left are removed: everywhere below
     /// the destination with [`ExtractOptions::resume`], else in each existing directory the
-    /// restore enters ([`Event::StaleRemoved`] says how many). When
-    /// [`ExtractOptions::interrupt`] is set, the restore stops cleanly and returns
+    /// restore enters ([`Event::StaleRemoved`] says how many).
+    ///
+    /// To stop a restore, set [`ExtractOptions::interrupt`] (from a signal handler, another
+    /// thread …): it stops cleanly at the next item or object, and returns
     /// [`Error::Interrupted`] (what was restored was reported by the events).
+    ///
+    /// Items that cannot be restored (damaged data, refused paths, failing system calls) do not
+    /// stop the restore: they are reported as events and counted in the [`Summary`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Interrupted`] when stopped; the errors of [`Repository::archive`] (no such
+    /// archive, a damaged or unreadable archive); an [`Error::Io`] when the destination cannot
+    /// be opened; and the errors that end the item stream or the store (a broken connection, a
+    /// damaged item stream). What was finished before is in place; temporary files of the rest
+    /// are removed.
     pub fn run(
         &self,
         name: impl AsRef<[u8]>,
+        matcher: Matcher,
+        events: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Summary> {
+        self.restore(name.as_ref(), matcher, None, events)
+    }
+
+    /// Writes the content of the regular files of archive `name` that `matcher` selects to
+    /// `out`, one after the other in archive order (borg's `extract --stdout`), and flushes it;
+    /// nothing is written to the destination. Hard-link members that have no chunks of their
+    /// own add nothing, as with borg (their group's content comes with the member that has
+    /// them). `events` sees every item selected, and each file whose data is damaged (its
+    /// content then stops where the damage is).
+    ///
+    /// Of the options, [`ExtractOptions::strip_components`],
+    /// [`ExtractOptions::consider_part_files`], [`ExtractOptions::inflight_bytes`],
+    /// [`ExtractOptions::progress`] and [`ExtractOptions::interrupt`] apply; the others are
+    /// about files in the destination. Chunks are decoded in parallel, a window ahead of `out`.
+    ///
+    /// # Errors
+    ///
+    /// A failing write or flush of `out` (a reader that went away: the stream is then
+    /// incomplete) is an [`Error::Io`] with the path [`OUTPUT`]; the other errors are those of
+    /// [`Extractor::run`].
+    pub fn run_to(
+        &self,
+        name: impl AsRef<[u8]>,
+        matcher: Matcher,
+        out: &mut dyn Write,
+        events: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Summary> {
+        let summary = self.restore(name.as_ref(), matcher, Some(&mut *out), events)?;
+        // what is still buffered must arrive too, or the stream is cut short
+        out.flush().map_err(|e| Error::io(OUTPUT, e))?;
+        Ok(summary)
+    }
+
+    /// [`Extractor::run`], or with `out` [`Extractor::run_to`].
+    fn restore(
+        &self,
+        name: &[u8],
         mut matcher: Matcher,
+        mut out: Option<&mut (dyn Write + '_)>,
         events: &mut dyn FnMut(Event<'_>),
     ) -> Result<Summary> {
         let archive = self.repo.archive(name)?;
-        let writes = !self.opts.dry_run && !self.opts.stdout;
+        let writes = !self.opts.dry_run && out.is_none();
         // (the soft open-file limit first: the destination sizes its cache by it)
         let batch_files = self.opts.batch_files.clamp(1, open_file_budget());
         let dest = if writes {
@@ -345,8 +404,7 @@ impl<'r> Extractor<'r> {
                 resumed_removed = d.remove_stale_temps(&stop);
             }
         }
-        let mut stdout = std::io::stdout().lock();
-        let planned = self.plan(&mut run, &archive, &mut matcher, &mut stdout, writes);
+        let planned = self.plan(&mut run, &archive, &mut matcher, out.as_deref_mut());
         let planned = planned.and_then(|()| self.flush(&mut run));
         let stale = resumed_removed + run.dest.as_ref().map_or(0, Destination::stale_removed);
         run.summary.stale_removed = stale;
@@ -356,9 +414,6 @@ impl<'r> Extractor<'r> {
         if let Err(e) = planned {
             self.discard(&mut run);
             return Err(e);
-        }
-        if !self.opts.stdout {
-            stdout.flush().ok();
         }
         while let Some((_, drel, ditem)) = run.dir_stack.pop() {
             self.dir_done(&mut run, drel, ditem);

@@ -16,8 +16,6 @@ pub struct ExtractOptions {
     pub strip_components: usize,
     /// Read and verify everything, write nothing.
     pub dry_run: bool,
-    /// Write the selected files' contents to this sink instead of creating files.
-    pub stdout: bool,
     /// Make holes for all-zero chunks.
     pub sparse: bool,
     /// Metadata restore options.
@@ -66,7 +64,6 @@ impl Default for ExtractOptions {
             destination: PathBuf::from("."),
             strip_components: 0,
             dry_run: false,
-            stdout: false,
             sparse: false,
             meta: MetaOptions::default(),
             consider_part_files: false,

@@ -272,9 +272,10 @@ impl<'r> Extractor<'r> {
         Ok(())
     }
 
+    /// Writes the content of one file to `out`, its chunks decoded in parallel a window ahead.
     pub(super) fn stream_to(
         &self,
-        out: &mut impl Write,
+        out: &mut dyn Write,
         chunks: &[ChunkRef],
         display: &str,
         run: &mut Run<'_>,
@@ -321,7 +322,8 @@ impl<'r> Extractor<'r> {
                         run.summary.chunks += 1;
                         run.summary.bytes = run.summary.bytes.saturating_add(data.len() as u64);
                         Progress::count(self.opts.progress.as_deref(), 0, data.len() as u64);
-                        out.write_all(&data).map_err(|e| Error::io("<stdout>", e))?;
+                        out.write_all(&data)
+                            .map_err(|e| Error::io(super::OUTPUT, e))?;
                     }
                     Err(e) => {
                         run.fail(

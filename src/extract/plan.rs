@@ -69,9 +69,10 @@ impl<'r> Extractor<'r> {
         run: &mut Run<'_>,
         archive: &crate::repository::Archive<'_>,
         matcher: &mut Matcher,
-        stdout: &mut impl Write,
-        writes: bool,
+        mut out: Option<&mut (dyn Write + '_)>,
     ) -> Result<()> {
+        // (files are made in the destination, or only read: dry run, or streamed to `out`)
+        let writes = run.dest.is_some();
         let partial = !matcher.is_empty() || self.opts.strip_components > 0;
         archive.each_item(|item| {
             if run.interrupted() {
@@ -125,7 +126,7 @@ impl<'r> Extractor<'r> {
                 return Ok(());
             }
             let depth = all.len().saturating_sub(self.opts.strip_components);
-            if let Some(why) = dest::too_deep(depth).filter(|_| !self.opts.stdout) {
+            if let Some(why) = dest::too_deep(depth).filter(|_| out.is_none()) {
                 run.summary.items += 1;
                 run.refuse(
                     format!("{}: refusing to extract: {why}", abbreviated(&display)),
@@ -176,9 +177,9 @@ impl<'r> Extractor<'r> {
             }
             run.summary.items += 1;
             (run.events)(Event::Item(&display));
-            if self.opts.stdout {
+            if let Some(out) = out.as_deref_mut() {
                 if let Some(chunks) = &item.chunks {
-                    self.stream_to(stdout, chunks, &display, run)?;
+                    self.stream_to(out, chunks, &display, run)?;
                 }
                 return Ok(());
             }
