@@ -51,7 +51,7 @@ use crate::repository::Repository;
 use dest::{components, Destination, DirError};
 use metadata::Owners;
 use pending::Pending;
-use pipeline::open_file_budget;
+use pipeline::{open_file_budget, Workers};
 use plan::Master;
 use std::collections::HashMap;
 use std::io::Write;
@@ -144,6 +144,8 @@ impl Cause {
 pub struct Extractor<'r> {
     repo: &'r Repository,
     opts: ExtractOptions,
+    /// The caller's pool ([`Extractor::with_pool`]).
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 struct Run<'a> {
@@ -167,6 +169,8 @@ struct Run<'a> {
     flush_time: std::time::Duration,
     /// The caller's interrupt flag.
     interrupt: Option<Arc<AtomicBool>>,
+    /// Where chunks are decoded.
+    workers: Workers,
 }
 
 impl Run<'_> {
@@ -221,7 +225,35 @@ impl Run<'_> {
 impl<'r> Extractor<'r> {
     /// An extractor for `repo` with `opts`.
     pub fn new(repo: &'r Repository, opts: ExtractOptions) -> Self {
-        Extractor { repo, opts }
+        Extractor {
+            repo,
+            opts,
+            pool: None,
+        }
+    }
+
+    /// Decodes on `pool` instead of the global rayon pool (it takes precedence over
+    /// [`ExtractOptions::threads`]). The restore's fetch loop runs on the calling thread, which
+    /// must not be one of the pool's own threads.
+    pub fn with_pool(mut self, pool: Arc<rayon::ThreadPool>) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// Where this restore decodes: the caller's pool, a pool of [`ExtractOptions::threads`]
+    /// threads made for it, or the global rayon pool.
+    fn workers(&self) -> Result<Workers> {
+        Ok(match (&self.pool, self.opts.threads) {
+            (Some(pool), _) => Workers::Pool(pool.clone()),
+            (None, Some(n)) => Workers::Pool(Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .thread_name(|i| format!("oxiborg-extract-{i}"))
+                    .build()
+                    .map_err(|e| Error::Other(format!("cannot start {n} decoding threads: {e}")))?,
+            )),
+            (None, None) => Workers::Global,
+        })
     }
 
     /// The options, to change before [`Extractor::run`].
@@ -297,8 +329,11 @@ impl<'r> Extractor<'r> {
     /// Restores the items of archive `name` that `matcher` selects into
     /// [`ExtractOptions::destination`] (or reads and verifies them, with
     /// [`ExtractOptions::dry_run`]); `events` sees every item, warning and error as it happens.
-    /// Decoding runs on the global rayon pool while this thread fetches: call it from outside
-    /// that pool (not from one of its tasks).
+    ///
+    /// Chunks are decoded on the pool given with [`Extractor::with_pool`], or on one of
+    /// [`ExtractOptions::threads`] threads made for the restore, or else on the global rayon
+    /// pool, while this thread fetches (so a full byte budget never blocks a thread a decode
+    /// needs): call it from outside that pool (not from one of its tasks).
     ///
     /// Temporary files that an earlier, interrupted oxiborg left are removed: everywhere below
     /// the destination with [`ExtractOptions::resume`], else in each existing directory the
@@ -337,7 +372,9 @@ impl<'r> Extractor<'r> {
     /// Of the options, [`ExtractOptions::strip_components`],
     /// [`ExtractOptions::consider_part_files`], [`ExtractOptions::inflight_bytes`],
     /// [`ExtractOptions::progress`] and [`ExtractOptions::interrupt`] apply; the others are
-    /// about files in the destination. Chunks are decoded in parallel, a window ahead of `out`.
+    /// about files in the destination (and [`ExtractOptions::threads`] and the pool of
+    /// [`Extractor::with_pool`], as for [`Extractor::run`]). Chunks are decoded in parallel, a
+    /// window ahead of `out`.
     ///
     /// # Errors
     ///
@@ -366,6 +403,7 @@ impl<'r> Extractor<'r> {
         events: &mut dyn FnMut(Event<'_>),
     ) -> Result<Summary> {
         let archive = self.repo.archive(name)?;
+        let workers = self.workers()?;
         let writes = !self.opts.dry_run && out.is_none();
         // (the soft open-file limit first: the destination sizes its cache by it)
         let batch_files = self.opts.batch_files.clamp(1, open_file_budget());
@@ -394,6 +432,7 @@ impl<'r> Extractor<'r> {
             batch_files,
             flush_time: std::time::Duration::ZERO,
             interrupt: self.opts.interrupt.clone(),
+            workers,
         };
         let started = std::time::Instant::now();
         let mut resumed_removed = 0;

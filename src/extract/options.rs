@@ -28,6 +28,10 @@ pub struct ExtractOptions {
     pub batch_files: usize,
     /// At most this many decoded bytes in flight.
     pub inflight_bytes: u64,
+    /// Decode on a pool of this many threads made for each restore (`Some(0)`: one per CPU);
+    /// `None`: on the global rayon pool. A pool given with [`super::Extractor::with_pool`]
+    /// takes precedence.
+    pub threads: Option<usize>,
     /// Resume an interrupted restore (`--continue`): a regular file already at its final name
     /// with the archived size and modification time is kept (oxiborg renames a file into place
     /// only once it is complete, with its metadata set), hard links already pointing at their
@@ -70,6 +74,7 @@ impl Default for ExtractOptions {
             batch_bytes: 256 << 20,
             batch_files: 2048,
             inflight_bytes: 128 << 20,
+            threads: None,
             resume: false,
             progress: None,
             interrupt: None,

@@ -15,6 +15,41 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// Where chunks are decoded.
+#[derive(Clone)]
+pub(super) enum Workers {
+    /// The global rayon pool.
+    Global,
+    /// The caller's pool, or one made for the restore.
+    Pool(Arc<rayon::ThreadPool>),
+}
+
+impl Workers {
+    /// Runs `op` on this thread, with what it spawns running on the pool.
+    pub(super) fn scope<'s, R>(&self, op: impl FnOnce(&rayon::Scope<'s>) -> R) -> R {
+        match self {
+            Workers::Global => rayon::in_place_scope(op),
+            Workers::Pool(p) => p.in_place_scope(op),
+        }
+    }
+
+    /// Runs `op` in the pool (its parallel iterators use the pool's threads).
+    pub(super) fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
+        match self {
+            Workers::Global => op(),
+            Workers::Pool(p) => p.install(op),
+        }
+    }
+
+    /// The pool's number of threads.
+    pub(super) fn threads(&self) -> usize {
+        match self {
+            Workers::Global => rayon::current_num_threads(),
+            Workers::Pool(p) => p.current_num_threads(),
+        }
+    }
+}
+
 /// A decode group is sent to the workers once its stored plus plaintext bytes reach this.
 const GROUP_BYTES: u64 = 32 << 20;
 
@@ -99,7 +134,7 @@ impl<'r> Extractor<'r> {
                 p.settle(&fin);
             }
         };
-        // The fetch loop runs on this thread (in_place_scope), so every rayon worker decodes and
+        // The fetch loop runs on this thread (in_place_scope), so every worker of the pool decodes and
         // a full byte budget never blocks a worker that a decode job needs.
         let (decode_ns, write_ns, read_bytes) =
             (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
@@ -166,7 +201,8 @@ impl<'r> Extractor<'r> {
         // (a group never takes more than a quarter of the budget, so fetching goes on while
         // groups are decoded)
         let group_bytes = GROUP_BYTES.min(self.opts.inflight_bytes / 4).max(1);
-        let fetch_result = rayon::in_place_scope(|s| {
+        let workers = run.workers.clone();
+        let fetch_result = workers.scope(|s| {
             // The temporary files first, one task per directory: creating files in one directory
             // from several threads serializes on its lock (and the waiters spin), while
             // different directories proceed in parallel. Decode tasks queue behind these.
@@ -284,7 +320,7 @@ impl<'r> Extractor<'r> {
         let total: u64 = chunks.iter().map(|c| c.size).sum();
         // Decoded a window ahead, in parallel: at most so many chunks and (but for a single
         // bigger one) the in-flight byte budget.
-        let most = rayon::current_num_threads().max(1) * 4;
+        let most = run.workers.threads().max(1) * 4;
         let mut start = 0;
         while start < chunks.len() {
             if run.interrupted() {
@@ -302,20 +338,22 @@ impl<'r> Extractor<'r> {
             }
             let window = &chunks[start..end];
             start = end;
-            let decoded: Vec<Result<Vec<u8>>> = window
-                .par_iter()
-                .map(|c| {
-                    let data = self.repo.get_object(&c.id, usize::try_from(c.size).ok())?;
-                    if data.len() as u64 != c.size {
-                        return Err(Error::Integrity(format!(
-                            "chunk has {} bytes, the archive says {}",
-                            data.len(),
-                            c.size
-                        )));
-                    }
-                    Ok(data)
-                })
-                .collect();
+            let decoded: Vec<Result<Vec<u8>>> = run.workers.install(|| {
+                window
+                    .par_iter()
+                    .map(|c| {
+                        let data = self.repo.get_object(&c.id, usize::try_from(c.size).ok())?;
+                        if data.len() as u64 != c.size {
+                            return Err(Error::Integrity(format!(
+                                "chunk has {} bytes, the archive says {}",
+                                data.len(),
+                                c.size
+                            )));
+                        }
+                        Ok(data)
+                    })
+                    .collect()
+            });
             for (c, d) in window.iter().zip(decoded) {
                 match d {
                     Ok(data) => {
@@ -343,5 +381,48 @@ impl<'r> Extractor<'r> {
         run.summary.files += 1;
         Progress::count(self.opts.progress.as_deref(), 1, 0);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Workers;
+    use std::sync::Arc;
+
+    /// With a pool of its own, what the scope spawns and what `install` runs is on that pool's
+    /// threads, while the scope's own closure stays on the calling thread.
+    #[test]
+    fn a_pool_of_its_own_runs_the_work() {
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap(),
+        );
+        let w = Workers::Pool(pool.clone());
+        assert_eq!(w.threads(), 2);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let caller = w.scope(|s| {
+            for _ in 0..8 {
+                let tx = tx.clone();
+                let pool = pool.clone();
+                s.spawn(move |_| tx.send(pool.current_thread_index().is_some()).unwrap());
+            }
+            pool.current_thread_index()
+        });
+        drop(tx);
+        assert_eq!(
+            caller, None,
+            "the scope's closure runs on the calling thread"
+        );
+        assert!(
+            rx.iter().all(|on_pool| on_pool),
+            "a spawned task ran elsewhere"
+        );
+        assert!(w.install(|| pool.current_thread_index().is_some()));
+        assert_eq!(
+            Workers::Global.install(|| pool.current_thread_index()),
+            None
+        );
     }
 }
