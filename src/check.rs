@@ -55,12 +55,21 @@ const VERIFY_BUDGET: u64 = 128 << 20;
 /// Fetches every object of the repository and verifies it completely (MAC, decryption,
 /// decompression, id), in parallel; reports each damaged or missing one as borg does. Returns
 /// the number of problems.
+///
+/// # Errors
+///
+/// When the store cannot list its objects, or fails so that fetching cannot go on (a broken
+/// connection). Damaged or missing objects are problems, reported and counted, not errors.
 pub fn verify_data(repo: &Repository, report: &mut Report<'_>) -> Result<u64> {
     verify_objects(repo.store(), repo.key(), None, None, report)
 }
 
 /// [`verify_data`] on a store and its key, counting into `progress` as it goes; ends with
 /// [`Error::Interrupted`] once `interrupt` is set.
+///
+/// # Errors
+///
+/// [`Error::Interrupted`]; otherwise as [`verify_data`].
 pub fn verify_objects(
     store: &dyn Store,
     key: &Key,
@@ -148,6 +157,14 @@ pub struct ArchiveCheck<'a> {
 /// metadata and TAM, its item stream, every file's chunks present in the repository, `size`
 /// against the chunks, and (when all archives are checked) no orphaned objects. Returns the
 /// number of problems.
+///
+/// # Errors
+///
+/// When the store cannot list its objects; when no object yields the key type, or the key
+/// cannot be unlocked (a wrong passphrase, a missing key file); when a named archive does not
+/// exist or the selection fails; when the store fails so that the check cannot go on; and
+/// [`Error::Interrupted`] when `what.interrupt` is set. What is damaged in the repository is
+/// reported and counted as problems, not returned as an error.
 pub fn check_archives(
     store: Box<dyn Store>,
     location: Location,

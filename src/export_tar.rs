@@ -74,7 +74,16 @@ const WINDOW_BYTES: u64 = 64 << 20;
 const WINDOW_CHUNKS: usize = 256;
 
 /// Writes the items of archive `name` that `matcher` selects to `out` as a PAX tar stream
-/// (with its end-of-archive blocks). `events` sees each member and each item left out.
+/// (with its end-of-archive blocks). `events` sees each member and each item left out;
+/// [`TarOptions::progress`] counts the members and bytes written.
+///
+/// # Errors
+///
+/// When the archive does not exist or its item stream cannot be read; an [`Error::Integrity`]
+/// naming the archive, the file and the chunk when a chunk is damaged or missing; an
+/// [`Error::Io`] on `<tar output>` when writing to `out` fails; [`Error::Interrupted`] once
+/// [`TarOptions::interrupt`] is set. The stream then lacks its end-of-archive blocks, so no
+/// tar reader takes it for complete.
 pub fn export_tar(
     repo: &Repository,
     name: impl AsRef<[u8]>,

@@ -99,7 +99,10 @@ fn own_pool_and_thread_count_restore_the_same_tree() {
     let global = restore(repo.clone(), "global", None, None);
     assert!(global.0 .0 > 1, "a fixture with files: {:?}", global.0);
     assert_eq!(global.0 .2, 0);
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     let own = restore(repo.clone(), "own", Some(4), Some(Arc::new(one)));
     assert_eq!(own, global, "on the caller's pool");
     let counted = restore(repo.clone(), "threads", Some(1), None);
@@ -125,6 +128,12 @@ fn run_to_on_an_own_pool_writes_the_same_stream() {
     };
     let global = stream(None);
     assert!(!global.is_empty());
-    assert!(stream(Some(1)) == global, "a pool of 1 thread streams other bytes");
-    assert!(stream(Some(3)) == global, "a pool of 3 threads streams other bytes");
+    assert!(
+        stream(Some(1)) == global,
+        "a pool of 1 thread streams other bytes"
+    );
+    assert!(
+        stream(Some(3)) == global,
+        "a pool of 3 threads streams other bytes"
+    );
 }

@@ -12,6 +12,27 @@
 //! real name only when every chunk arrived and verified, so nothing half-restored looks
 //! complete.
 //!
+//! The caller stays in control:
+//!
+//! * **where decoding runs**: on the global rayon pool, on the caller's pool
+//!   ([`Extractor::with_pool`]) or on one of [`ExtractOptions::threads`] threads; the fetch
+//!   loop runs on the calling thread;
+//! * **stopping**: set [`ExtractOptions::interrupt`] and the restore ends at the next item or
+//!   object with [`Error::Interrupted`]: what is in flight is finished, temporary files of the
+//!   rest are removed, every file under its real name is complete ([`ExtractOptions::resume`]
+//!   picks up from there);
+//! * **where content goes**: into the destination ([`Extractor::run`]), or into any writer
+//!   ([`Extractor::run_to`], borg's `--stdout`);
+//! * **progress**: [`ExtractOptions::progress`] counts into a shared [`crate::Progress`], with
+//!   totals from [`Extractor::totals`]; [`Event`]s report each item, warning and error, and the
+//!   [`Summary`] counts them (the exit code is the caller's policy).
+//!
+//! Layout: `options` (what to do, what is reported), `plan` (the pass over the items),
+//! `pending` (a file's write state), `pipeline` (fetch → decode → write, and the stream to a
+//! writer), `finish` (a file's rename into place, hard links, directory metadata), `space`
+//! (the free-space check), [`dest`] (confined access to the destination), [`metadata`] and
+//! [`acl`].
+//!
 //! ```no_run
 //! use oxiborg::extract::{ExtractOptions, Extractor};
 //! use oxiborg::patterns::Matcher;
@@ -265,6 +286,11 @@ impl<'r> Extractor<'r> {
     /// the same archive and matcher will handle (one pass over the item stream, no file data
     /// read); with [`ExtractOptions::progress`] set, they become its totals. Honours
     /// [`ExtractOptions::interrupt`].
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Repository::archive`] (no such archive, damaged archive metadata), a
+    /// damaged or unreadable item stream, and [`Error::Interrupted`].
     pub fn totals(&self, name: impl AsRef<[u8]>, matcher: &Matcher) -> Result<Totals> {
         let archive = self.repo.archive(name)?;
         let mut matcher = matcher.clone();
@@ -399,7 +425,7 @@ impl<'r> Extractor<'r> {
         &self,
         name: &[u8],
         mut matcher: Matcher,
-        mut out: Option<&mut (dyn Write + '_)>,
+        out: Option<&mut (dyn Write + '_)>,
         events: &mut dyn FnMut(Event<'_>),
     ) -> Result<Summary> {
         let archive = self.repo.archive(name)?;
@@ -443,7 +469,7 @@ impl<'r> Extractor<'r> {
                 resumed_removed = d.remove_stale_temps(&stop);
             }
         }
-        let planned = self.plan(&mut run, &archive, &mut matcher, out.as_deref_mut());
+        let planned = self.plan(&mut run, &archive, &mut matcher, out);
         let planned = planned.and_then(|()| self.flush(&mut run));
         let stale = resumed_removed + run.dest.as_ref().map_or(0, Destination::stale_removed);
         run.summary.stale_removed = stale;

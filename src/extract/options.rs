@@ -40,10 +40,12 @@ pub struct ExtractOptions {
     /// Live counters updated while the restore runs, for a progress display: regular files
     /// finished (items) and their content bytes; [`super::Extractor::totals`] sets the totals.
     pub progress: Option<Arc<Progress>>,
-    /// Set (from a signal handler, another thread …) to stop the restore: it stops at the next
-    /// item or object, finishes the files whose data is in flight and removes the temporary
-    /// files of the rest, and returns [`Error::Interrupted`]. Every file that has its real name
-    /// is complete, so [`ExtractOptions::resume`] picks up from there.
+    /// The way to stop a restore (and [`super::Extractor::totals`] and
+    /// [`super::Extractor::space_check`]): set it from a signal handler, another thread … The
+    /// restore stops at the next item or object, finishes the files whose data is in flight,
+    /// removes the temporary files of the rest, and returns [`crate::Error::Interrupted`].
+    /// Every file that has its real name is complete, so [`ExtractOptions::resume`] picks up
+    /// from there.
     pub interrupt: Option<Arc<AtomicBool>>,
 }
 

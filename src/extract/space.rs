@@ -23,6 +23,11 @@ impl<'r> Extractor<'r> {
     /// file count (borg 1.2+) and the destination has room for the whole archive, no item is
     /// read; otherwise the exact totals are counted (one pass over the item stream), unless
     /// `known` already has them.
+    ///
+    /// # Errors
+    ///
+    /// When the archive cannot be opened or its item stream read (as [`Extractor::totals`]);
+    /// [`crate::Error::Interrupted`] once [`super::ExtractOptions::interrupt`] is set.
     pub fn space_check(
         &self,
         name: impl AsRef<[u8]>,
