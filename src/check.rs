@@ -38,25 +38,17 @@ use crate::format::text::display_bytes;
 use crate::format::ArchiveEntry;
 use crate::id::{ObjectId, MANIFEST_ID};
 use crate::key::{Key, KeyType};
+use crate::progress::Progress;
 use crate::repository::{OpenOptions, Repository};
 use crate::store::Store;
 use crate::Location;
 use log::Level;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// Where a check reports: `(level, message)`.
 pub type Report<'a> = dyn FnMut(Level, String) + 'a;
-
-/// Live counters of a running check (for a progress display).
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// Objects verified so far.
-    pub objects: AtomicU64,
-    /// How many there are (set once known).
-    pub total: AtomicU64,
-}
 
 /// How many objects in flight `verify_data` allows, in stored bytes.
 const VERIFY_BUDGET: u64 = 128 << 20;
@@ -64,12 +56,21 @@ const VERIFY_BUDGET: u64 = 128 << 20;
 /// Fetches every object of the repository and verifies it completely (MAC, decryption,
 /// decompression, id), in parallel; reports each damaged or missing one as borg does. Returns
 /// the number of problems.
+///
+/// # Errors
+///
+/// When the store cannot list its objects, or fails so that fetching cannot go on (a broken
+/// connection). Damaged or missing objects are problems, reported and counted, not errors.
 pub fn verify_data(repo: &Repository, report: &mut Report<'_>) -> Result<u64> {
     verify_objects(repo.store(), repo.key(), None, None, report)
 }
 
 /// [`verify_data`] on a store and its key, counting into `progress` as it goes; ends with
 /// [`Error::Interrupted`] once `interrupt` is set.
+///
+/// # Errors
+///
+/// [`Error::Interrupted`]; otherwise as [`verify_data`].
 pub fn verify_objects(
     store: &dyn Store,
     key: &Key,
@@ -83,14 +84,16 @@ pub fn verify_objects(
     );
     let ids = store.list_ids()?;
     if let Some(p) = progress {
-        p.total.store(ids.len() as u64, Ordering::Relaxed);
+        p.set_totals(Some(ids.len() as u64), None);
     }
     // (message, a defect chunk: delivered but failing verification)
     let errors: Mutex<Vec<(String, bool)>> = Mutex::new(Vec::new());
     open_many_with(store, key, &ids, &[], VERIFY_BUDGET, interrupt, &|i, r| {
-        if let Some(p) = progress {
-            p.objects.fetch_add(1, Ordering::Relaxed);
-        }
+        let bytes = match &r {
+            Opened::Plain(d) => d.len() as u64,
+            _ => 0,
+        };
+        Progress::count(progress, 1, bytes);
         let id = hex::encode(ids[i]);
         // borg's two wordings: errors of the repository, and of the decryption
         let e = match r {
@@ -141,7 +144,8 @@ pub struct ArchiveCheck<'a> {
     pub select: Selection<'a>,
     /// Verify every object first (borg's `--verify-data`).
     pub verify_data: bool,
-    /// Counters for a progress display of the data verification.
+    /// Counters for a progress display of the data verification: objects verified (items)
+    /// and their plaintext bytes; the total of objects is set once the object list is read.
     pub progress: Option<&'a Progress>,
     /// Set to stop: the check ends with [`Error::Interrupted`] (during the data verification,
     /// or before the next archive).
@@ -154,6 +158,14 @@ pub struct ArchiveCheck<'a> {
 /// metadata and TAM, its item stream, every file's chunks present in the repository, `size`
 /// against the chunks, and (when all archives are checked) no orphaned objects. Returns the
 /// number of problems.
+///
+/// # Errors
+///
+/// When the store cannot list its objects; when no object yields the key type, or the key
+/// cannot be unlocked (a wrong passphrase, a missing key file); when a named archive does not
+/// exist or the selection fails; when the store fails so that the check cannot go on; and
+/// [`Error::Interrupted`] when `what.interrupt` is set. What is damaged in the repository is
+/// reported and counted as problems, not returned as an error.
 pub fn check_archives(
     store: Box<dyn Store>,
     location: Location,

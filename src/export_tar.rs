@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::fetch::Opened;
 use crate::format::item::{self, ChunkRef, Item};
 use crate::patterns::Matcher;
+use crate::progress::Progress;
 use crate::repository::Repository;
 use std::collections::HashMap;
 use std::io::Write;
@@ -44,6 +45,9 @@ pub struct TarOptions {
     /// Set to stop: the export ends with [`Error::Interrupted`] at the next item or chunk
     /// window (the stream then lacks its end blocks).
     pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Live counters for a progress display: members written (items) and content bytes
+    /// written, as the export goes; no totals.
+    pub progress: Option<std::sync::Arc<Progress>>,
 }
 
 /// Something that happened during an export.
@@ -71,7 +75,16 @@ const WINDOW_BYTES: u64 = 64 << 20;
 const WINDOW_CHUNKS: usize = 256;
 
 /// Writes the items of archive `name` that `matcher` selects to `out` as a PAX tar stream
-/// (with its end-of-archive blocks). `events` sees each member and each item left out.
+/// (with its end-of-archive blocks). `events` sees each member and each item left out;
+/// [`TarOptions::progress`] counts the members and bytes written.
+///
+/// # Errors
+///
+/// When the archive does not exist or its item stream cannot be read; an [`Error::Integrity`]
+/// naming the archive, the file and the chunk when a chunk is damaged or missing; an
+/// [`Error::Io`] on `<tar output>` when writing to `out` fails; [`Error::Interrupted`] once
+/// [`TarOptions::interrupt`] is set. The stream then lacks its end-of-archive blocks, so no
+/// tar reader takes it for complete.
 pub fn export_tar(
     repo: &Repository,
     name: impl AsRef<[u8]>,
@@ -185,6 +198,7 @@ pub fn export_tar(
             summary.bytes = summary.bytes.saturating_add(size);
         }
         summary.members += 1;
+        Progress::count(opts.progress.as_deref(), 1, 0);
         Ok(())
     })?;
     for inc in matcher.unmatched_includes() {
@@ -247,6 +261,7 @@ fn write_content(
             }
             out.write_all(&data)
                 .map_err(|e| Error::io("<tar output>", e))?;
+            Progress::count(opts.progress.as_deref(), 0, data.len() as u64);
         }
         start = end;
     }

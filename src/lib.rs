@@ -8,7 +8,8 @@
 //! Data flows one way:
 //! [`location`] → [`store`] / [`remote`] (bytes by id) → [`key`] (MAC, decrypt, id check) →
 //! [`compress`] → [`archive`] (manifest, archive metadata, items) → [`repository`] (an opened
-//! repository) → [`extract`], [`export_tar`], [`check`], [`stats`] → the [`cli`].
+//! repository) → [`extract`], [`export_tar`], [`check`], [`stats`] → the [`cli`]; the three
+//! long-running ones count into a shared [`Progress`].
 //! [`patterns`], [`placeholders`] and [`borgmatic`] turn borg's (and borgmatic's) arguments
 //! into selections and settings.
 //!
@@ -46,6 +47,7 @@ pub mod location;
 pub mod origin;
 pub mod patterns;
 pub mod placeholders;
+pub mod progress;
 pub mod remote;
 pub mod repository;
 pub mod stats;
@@ -55,6 +57,7 @@ pub mod users;
 pub use error::{Error, ErrorKind, RemoteErrorKind, Result};
 pub use key::passphrase::Passphrase;
 pub use location::Location;
+pub use progress::Progress;
 pub use repository::{Archive, ArchiveFilter, FileReader, OpenOptions, Repository, SortKey};
 
 pub use format::{ArchiveEntry, Item, ItemKind};

@@ -242,21 +242,101 @@ fn examples_through_the_test_sshd() {
     out.assert_ok();
     assert!(out.stdout_str().contains("tree/dir/sub/deeper/file.txt"));
     let dest = r.env.path().join("restored");
-    if example_exists("restore") {
-        let out = run("restore", &[os(&url), os("first"), os(&dest)]);
-        out.assert_ok();
-        let diffs = tree_diff(&tree, &dest);
-        assert!(diffs.is_empty(), "{diffs:#?}");
-    }
+    let out = run("restore", &[os(&url), os("first"), os(&dest)]);
+    out.assert_ok();
+    let diffs = tree_diff(&tree, &dest);
+    assert!(diffs.is_empty(), "{diffs:#?}");
 }
 
-fn example_exists(name: &str) -> bool {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name)
-        .is_file()
+fn temps_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_name().to_string_lossy().starts_with(".oxiborg-") {
+                out.push(p.clone());
+            }
+            if p.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn restore_equals_borg_and_stops_cleanly_on_ctrl_c() {
+    let Some(borg) = borg("1.4") else { return };
+    let env = TestEnv::new();
+    // a whole fixture: the tree borg restores
+    let mut fenv = TestEnv::new();
+    let repo = fixture_repo(&mut fenv, "repokey-blake2-lz4");
+    let exp = env.path().join("borg");
+    borg_extract(&fenv, &borg, &repo, "docs-2024-02-15", &exp);
+    let act = env.path().join("restored");
+    let out = run_example(
+        &fenv,
+        "restore",
+        &[os(&repo), os("docs-2024-02-15"), os(&act)],
+    );
+    out.assert_ok();
+    let diffs = tree_diff(&exp, &act);
+    assert!(diffs.is_empty(), "restore: {diffs:#?}");
+    // with PATHs
+    let act = env.path().join("restored-part");
+    run_example(
+        &fenv,
+        "restore",
+        &[os(&repo), os("latest"), os(&act), os("tree/dir")],
+    )
+    .assert_ok();
+    assert!(act.join("tree/dir/in-dir.txt").is_file());
+    assert!(!act.join("tree/hello.txt").exists());
+
+    // Ctrl-C in the middle of a big restore
+    let src = env.path().join("src");
+    fs::create_dir_all(src.join("big")).unwrap();
+    for i in 0..40 {
+        fs::write(src.join(format!("big/f{i:02}")), pseudo_random(i, 4 << 20)).unwrap();
+    }
+    let big = env.path().join("big-repo");
+    env.borg_init(&borg, &big, "repokey", &[]);
+    env.borg_create(&borg, &big, "a", &src, &["big"], &["-C", "none"]);
+    let dest = env.path().join("interrupted");
+    let mut cmd = env.command(example("restore"));
+    cmd.args([os(&big), os("a"), os(&dest)]);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let start = std::time::Instant::now();
+    while temps_below(&dest).is_empty() && child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed().as_secs() < 60, "no restore started");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.code().is_some(),
+        "killed by the signal instead of stopping: {stderr}"
+    );
+    assert!(stderr.contains("Interrupted"), "{stderr}");
+    assert!(temps_below(&dest).is_empty(), "temporaries left");
+    let mut complete = 0;
+    for e in fs::read_dir(dest.join("big"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let want = fs::read(src.join("big").join(e.file_name())).unwrap();
+        assert!(
+            fs::read(e.path()).unwrap() == want,
+            "{:?} is not complete",
+            e.path()
+        );
+        complete += 1;
+    }
+    assert!(complete < 40, "the restore ran to its end (test timing?)");
 }

@@ -157,21 +157,29 @@ fn no_progress_when_stderr_is_not_a_terminal() {
     );
 }
 
+/// The fixture repository opened through the library.
+fn open_fixture(env: &mut TestEnv) -> oxiborg::Repository {
+    use oxiborg::Passphrase;
+    use oxiborg::{Location, OpenOptions, Repository};
+    let repo_dir = fixture_repo(env, REPO);
+    let mut o = OpenOptions::from_env();
+    o.passphrase = Some(Passphrase::new(PASSPHRASE));
+    Repository::open(&Location::parse(repo_dir.to_str().unwrap()).unwrap(), &o)
+        .expect("open fixture")
+}
+
 /// The totals a progress display starts from equal what the restore then does, for a whole
-/// archive and for a selection (hard-link members whose master is not selected included).
+/// archive and for a selection (hard-link members whose master is not selected included); the
+/// live counters end at the same numbers.
 #[test]
 fn totals_equal_what_the_restore_does() {
-    use oxiborg::extract::{ExtractOptions, Extractor, Progress};
+    use oxiborg::extract::{ExtractOptions, Extractor};
     use oxiborg::patterns::Matcher;
-    use oxiborg::{Location, OpenOptions, Repository};
-    use std::sync::atomic::Ordering;
+    use oxiborg::Progress;
     use std::sync::Arc;
     let mut env = TestEnv::new();
+    let repo = open_fixture(&mut env);
     let repo_dir = fixture_repo(&mut env, REPO);
-    let mut o = OpenOptions::from_env();
-    o.passphrase = Some(oxiborg::Passphrase::new(PASSPHRASE));
-    let repo = Repository::open(&Location::parse(repo_dir.to_str().unwrap()).unwrap(), &o)
-        .expect("open fixture");
     let names: Vec<String> = repo
         .archives()
         .iter()
@@ -195,7 +203,7 @@ fn totals_equal_what_the_restore_does() {
             if let Some(s) = &selection {
                 matcher.add_paths(std::slice::from_ref(s)).unwrap();
             }
-            let counters = Arc::new(Progress::default());
+            let counters = Arc::new(Progress::new());
             let dest = env.path().join(format!("t-{name}-{}", selection.is_some()));
             let opts = ExtractOptions {
                 destination: dest,
@@ -204,21 +212,55 @@ fn totals_equal_what_the_restore_does() {
             };
             let ex = Extractor::new(&repo, opts);
             let totals = ex.totals(name, &matcher).unwrap();
-            let summary = ex.run(name, matcher, &mut |_| {}).unwrap();
             let what = format!("{name} {selection:?}");
+            assert_eq!(counters.total_items(), Some(totals.files), "{what}");
+            assert_eq!(counters.total_bytes(), Some(totals.bytes), "{what}");
+            let summary = ex.run(name, matcher, &mut |_| {}).unwrap();
             assert!(totals.files > 0, "{what}: nothing selected");
             assert_eq!(totals.files, summary.files, "{what}: files");
             assert_eq!(totals.bytes, summary.bytes, "{what}: bytes");
-            assert_eq!(
-                counters.files.load(Ordering::Relaxed),
-                summary.files,
-                "{what}"
-            );
-            assert_eq!(
-                counters.bytes.load(Ordering::Relaxed),
-                summary.bytes,
-                "{what}"
-            );
+            assert_eq!(counters.items(), summary.files, "{what}");
+            assert_eq!(counters.bytes(), summary.bytes, "{what}");
         }
     }
+}
+
+/// The same counters in export-tar (members and content bytes written) and in the data
+/// verification of check (objects verified, their total known).
+#[test]
+fn export_tar_and_check_count_into_the_same_progress() {
+    use oxiborg::export_tar::{export_tar, TarOptions};
+    use oxiborg::patterns::Matcher;
+    use oxiborg::Progress;
+    use std::sync::Arc;
+    let mut env = TestEnv::new();
+    let repo = open_fixture(&mut env);
+    let counters = Arc::new(Progress::new());
+    let opts = TarOptions {
+        progress: Some(counters.clone()),
+        ..TarOptions::default()
+    };
+    let mut tar = Vec::new();
+    let summary = export_tar(&repo, ARCHIVE, Matcher::new(), &opts, &mut tar, &mut |_| {})
+        .expect("export-tar");
+    assert!(summary.members > 0 && summary.bytes > 0, "{summary:?}");
+    assert_eq!(counters.items(), summary.members);
+    assert_eq!(counters.bytes(), summary.bytes);
+    assert_eq!(counters.total_items(), None, "export-tar knows no totals");
+
+    let counters = Progress::new();
+    let objects = repo.store().list_ids().expect("list").len() as u64;
+    let problems = oxiborg::check::verify_objects(
+        repo.store(),
+        repo.key(),
+        Some(&counters),
+        None,
+        &mut |_, _| {},
+    )
+    .expect("verify");
+    assert_eq!(problems, 0);
+    assert!(objects > 0);
+    assert_eq!(counters.total_items(), Some(objects));
+    assert_eq!(counters.items(), objects);
+    assert!(counters.bytes() > 0);
 }

@@ -96,3 +96,99 @@ fn a_cut_off_data_stream_is_an_error_a_cut_off_listing_is_not() {
         assert_eq!(stderr, "", "a cut-off listing is quiet");
     }
 }
+
+/// The fixture repository opened through the library.
+fn open_fixture(env: &mut TestEnv) -> oxiborg::Repository {
+    use oxiborg::Passphrase;
+    use oxiborg::{Location, OpenOptions, Repository};
+    let repo_dir = fixture_repo(env, "repokey-blake2-lz4");
+    let mut o = OpenOptions::from_env();
+    o.passphrase = Some(Passphrase::new(PASSPHRASE));
+    Repository::open(&Location::parse(repo_dir.to_str().unwrap()).unwrap(), &o)
+        .expect("open fixture")
+}
+
+/// A writer that takes `room` bytes, then fails (`fail_write`) or takes everything and fails
+/// only when flushed.
+struct Failing {
+    taken: Vec<u8>,
+    room: usize,
+    fail_write: bool,
+}
+
+impl std::io::Write for Failing {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.fail_write && self.taken.len() + buf.len() > self.room {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
+        self.taken.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.fail_write {
+            Ok(())
+        } else {
+            Err(std::io::Error::other("flush failed"))
+        }
+    }
+}
+
+/// `Extractor::run_to` writes the selected files' content to the caller's writer, in archive
+/// order (the same bytes as reading each file back), and nothing to the destination; a writer
+/// that fails — when written to or only when flushed — ends it with an I/O error on
+/// `extract::OUTPUT`.
+#[test]
+fn run_to_streams_into_any_writer_and_its_failures_are_errors() {
+    use oxiborg::extract::{ExtractOptions, Extractor, OUTPUT};
+    use oxiborg::patterns::Matcher;
+    let mut env = TestEnv::new();
+    let repo = open_fixture(&mut env);
+    let name = "docs-2024-02-15";
+    let mut want = Vec::new();
+    let mut files = 0;
+    let archive = repo.archive(name).unwrap();
+    for item in archive.items() {
+        let item = item.unwrap();
+        if item.is_regular() && item.chunks.is_some() {
+            files += 1;
+            archive
+                .open_file(&item)
+                .unwrap()
+                .read_to_end(&mut want)
+                .unwrap();
+        }
+    }
+    assert!(files > 1 && !want.is_empty(), "a fixture with files");
+    let dest = env.path().join("untouched");
+    let opts = ExtractOptions {
+        destination: dest.clone(),
+        ..ExtractOptions::default()
+    };
+    let ex = Extractor::new(&repo, opts);
+    let mut got = Vec::new();
+    let summary = ex
+        .run_to(name, Matcher::new(), &mut got, &mut |_| {})
+        .unwrap();
+    assert!(
+        got == want,
+        "run_to wrote {} bytes, want {}",
+        got.len(),
+        want.len()
+    );
+    assert_eq!(summary.files, files);
+    assert_eq!(summary.bytes, want.len() as u64);
+    assert!(!dest.exists(), "run_to wrote into the destination");
+
+    for fail_write in [true, false] {
+        let mut out = Failing {
+            taken: Vec::new(),
+            room: want.len() / 2,
+            fail_write,
+        };
+        let r = ex.run_to(name, Matcher::new(), &mut out, &mut |_| {});
+        match r {
+            Err(oxiborg::Error::Io { path, .. }) => assert_eq!(path.as_os_str(), OUTPUT),
+            other => panic!("fail_write {fail_write}: {other:?}"),
+        }
+    }
+}

@@ -82,15 +82,9 @@ pub(super) fn run(args: &CheckArgs, global: &GlobalArgs) -> Result<i32> {
         }
         None => Selection::All,
     };
-    let counters = Arc::new(crate::check::Progress::default());
-    let display = (args.verify_data && progress::wanted() && !global.log_json).then(|| {
-        let (a, b) = (counters.clone(), counters.clone());
-        progress::Display::start_count(
-            "Verifying",
-            move || a.objects.load(std::sync::atomic::Ordering::Relaxed),
-            move || b.total.load(std::sync::atomic::Ordering::Relaxed),
-        )
-    });
+    let counters = Arc::new(crate::progress::Progress::new());
+    let display = (args.verify_data && progress::wanted() && !global.log_json)
+        .then(|| progress::Display::start_count("Verifying", counters.clone()));
     let stop = super::interrupt::Interrupt::install();
     let flag = stop.flag();
     let what = ArchiveCheck {

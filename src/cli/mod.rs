@@ -612,7 +612,6 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
                 destination: args.destination.clone().unwrap_or_else(|| ".".into()),
                 strip_components: args.strip_components,
                 dry_run: args.dry_run,
-                stdout: args.stdout,
                 sparse: args.sparse,
                 meta: crate::extract::metadata::MetaOptions {
                     numeric_ids: args.numeric_ids,
@@ -631,23 +630,21 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             extractor.options_mut().interrupt = Some(stop.flag());
             let mut totals = None;
             let display = if progress::wanted() && !cli.global.log_json {
-                let counters = std::sync::Arc::new(crate::extract::Progress::default());
+                let counters = std::sync::Arc::new(crate::progress::Progress::new());
+                extractor.options_mut().progress = Some(counters.clone());
+                // (the totals go into the counters too)
                 let t = match extractor.totals(&archive, &matcher) {
                     Err(Error::Interrupted) => return Ok(stop.report(None)),
                     r => r?,
                 };
                 totals = Some(t);
-                extractor.options_mut().progress = Some(counters.clone());
                 Some(progress::Display::start(
                     if args.dry_run {
                         "Verifying"
                     } else {
                         "Extracting"
                     },
-                    t.files,
-                    t.bytes,
-                    progress::reader(&counters, true),
-                    progress::reader(&counters, false),
+                    counters,
                 ))
             } else {
                 None
@@ -667,7 +664,7 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             }
             use crate::cli::logger::{emit_always, error, warning, Level};
             let mut done = outcome::Done::default();
-            let summary = extractor.run(&archive, matcher, &mut |ev| match ev {
+            let mut on_event = |ev: crate::extract::Event<'_>| match ev {
                 crate::extract::Event::Item(p) if list => {
                     emit_always(Level::Info, "borg.output.list", p)
                 }
@@ -679,7 +676,21 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
                 crate::extract::Event::FileDone { bytes, .. }
                 | crate::extract::Event::FileKept { bytes, .. } => done.add(bytes),
                 _ => {}
-            });
+            };
+            let summary = if args.stdout {
+                let mut out = std::io::stdout().lock();
+                match extractor.run_to(&archive, matcher, &mut out, &mut on_event) {
+                    // (the library's name for its output is ours to give)
+                    Err(Error::Io { path, source })
+                        if path.as_os_str() == crate::extract::OUTPUT =>
+                    {
+                        Err(Error::io("<stdout>", source))
+                    }
+                    r => r,
+                }
+            } else {
+                extractor.run(&archive, matcher, &mut on_event)
+            };
             if let Some(d) = display {
                 d.finish();
             }
@@ -690,12 +701,6 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
                 }
                 r => r?,
             };
-            if args.stdout {
-                // what is still buffered must arrive too, or the stream is cut short
-                std::io::stdout()
-                    .flush()
-                    .map_err(|e| Error::io("<stdout>", e))?;
-            }
             if args.stats {
                 let stats = extract_stats(&summary, args.dry_run);
                 crate::cli::logger::stderr_line(stats.trim_end_matches('\n'));
@@ -703,7 +708,7 @@ fn run(cli: Cli, sub: Option<&clap::ArgMatches>) -> Result<i32> {
             if let Some(line) = outcome::failure_line(&summary, args.dry_run) {
                 error("borg.archiver", &line);
             }
-            Ok(summary.exit_code())
+            Ok(outcome::exit_code(&summary))
         }
         Command::Check(args) => check::run(&args, &cli.global),
         Command::ExportTar(mut args) => {
@@ -966,6 +971,7 @@ fn export_tar(
         strip_components: args.strip_components,
         consider_part_files: global.consider_part_files,
         interrupt: Some(stop.flag()),
+        progress: None,
     };
     // Where the tar stream (or the filter's output) goes.
     let file = if to_stdout {

@@ -1,8 +1,21 @@
-//! The closing lines of a restore: what an interrupted one had done, what a failed one could
-//! not restore and why, and the free-space warning before it starts.
+//! The outcome of a restore: borg's exit code for it, the closing lines (what an interrupted one
+//! had done, what a failed one could not restore and why), and the free-space warning before
+//! it starts.
 
 use crate::extract::{Shortfall, Summary};
 use std::path::Path;
+
+/// borg's exit code for a restore's outcome (legacy: 0, 1 or 2): 2 when files were lost to
+/// damaged data or failing system calls, else 1 with warnings or items refused, else 0.
+pub(super) fn exit_code(s: &Summary) -> i32 {
+    if s.failed > 0 {
+        2
+    } else if s.warnings > 0 || s.refused > 0 {
+        1
+    } else {
+        0
+    }
+}
 
 /// Files restored so far (counted from the restore's events).
 #[derive(Debug, Default)]

@@ -1,13 +1,14 @@
 //! The progress display of `extract` (and `check`): an indicatif bar on stderr with bytes, files,
-//! rate and ETA, redrawn from the library's live counters by a thread of its own.
+//! rate and ETA, redrawn from the library's live counters ([`Progress`]) by a thread of its own.
 //!
 //! It is shown with `--progress`, or by default when stderr is a terminal; it never draws when
 //! stderr is not a terminal, so redirected output, `--stdout` data and JSON stay clean. Messages
 //! printed while it is shown go through [`print_line`], which clears the bar first.
 
+use crate::progress::Progress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,38 +38,32 @@ pub struct Display {
 }
 
 impl Display {
-    /// Starts a bar for `total_bytes` in `total_files` files, fed from `bytes` and `files`.
-    pub fn start(
-        verb: &'static str,
-        total_files: u64,
-        total_bytes: u64,
-        bytes: impl Fn() -> u64 + Send + 'static,
-        files: impl Fn() -> u64 + Send + 'static,
-    ) -> Display {
+    /// Starts a bar of bytes (and files) done out of the totals `progress` has when it starts
+    /// (a restore's, set by `Extractor::totals`).
+    pub fn start(verb: &'static str, progress: Arc<Progress>) -> Display {
+        let total_files = progress.total_items().unwrap_or(0);
+        let total_bytes = progress.total_bytes().unwrap_or(0);
         Self::launch(
             verb,
             total_bytes,
             "{prefix} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
             move |b| {
-                b.set_position(bytes().min(total_bytes));
-                b.set_message(format!("{}/{total_files} files", files()));
+                b.set_position(progress.bytes().min(total_bytes));
+                b.set_message(format!("{}/{total_files} files", progress.items()));
             },
         )
     }
 
-    /// Starts a bar counting objects up to a total that may become known later.
-    pub fn start_count(
-        verb: &'static str,
-        done: impl Fn() -> u64 + Send + 'static,
-        total: impl Fn() -> u64 + Send + 'static,
-    ) -> Display {
+    /// Starts a bar counting the items (objects) of `progress` up to its total, which may
+    /// become known later.
+    pub fn start_count(verb: &'static str, progress: Arc<Progress>) -> Display {
         Self::launch(
             verb,
             0,
             "{prefix} {wide_bar} {pos}/{len} objects {per_sec} ETA {eta}",
             move |b| {
-                b.set_length(total());
-                b.set_position(done());
+                b.set_length(progress.total_items().unwrap_or(0));
+                b.set_position(progress.items());
             },
         )
     }
@@ -119,14 +114,5 @@ impl Display {
 impl Drop for Display {
     fn drop(&mut self) {
         self.end();
-    }
-}
-
-/// Reads a shared counter.
-pub fn reader(c: &Arc<crate::extract::Progress>, bytes: bool) -> impl Fn() -> u64 + Send {
-    let c = c.clone();
-    move || {
-        let v: &AtomicU64 = if bytes { &c.bytes } else { &c.files };
-        v.load(Ordering::Relaxed)
     }
 }

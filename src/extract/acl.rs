@@ -18,6 +18,10 @@ pub type Resolver<'a> = dyn FnMut(bool, &str, Option<u32>) -> Option<u32> + 'a;
 
 /// Converts borg's ACL text to the xattr value. `resolve` maps a named entry (is_user, name,
 /// stored id) to the local id (name lookup unless `--numeric-ids`).
+///
+/// # Errors
+///
+/// A malformed entry or an unknown tag, as a message naming the entry.
 pub fn text_to_xattr(text: &[u8], resolve: &mut Resolver<'_>) -> Result<Vec<u8>, String> {
     let text = String::from_utf8_lossy(text);
     let mut entries: Vec<(u16, u32, u16)> = Vec::new();

@@ -165,6 +165,10 @@ impl DirCache {
 }
 
 /// Splits an archive path into components, refusing `..` (after stripping leading `/`).
+///
+/// # Errors
+///
+/// Why the path is refused, as a message.
 pub fn components(path: &[u8]) -> Result<Vec<&[u8]>, String> {
     let mut out = Vec::new();
     for c in path.split(|b| *b == b'/') {
@@ -201,6 +205,10 @@ fn cache_limit() -> usize {
 
 impl Destination {
     /// Opens (creating if needed) the destination directory.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot be created or opened as a directory.
     pub fn open(path: &Path) -> std::io::Result<Destination> {
         if !path.exists() {
             std::fs::create_dir_all(path)?;
@@ -258,6 +266,11 @@ impl Destination {
     /// 077). Refuses to pass through symlinks or non-directories, and paths deeper than
     /// [`MAX_DEPTH`]. Walks one component at a time from the deepest directory of the path
     /// still open; at most two descriptors of the walk are open at once besides the cache.
+    ///
+    /// # Errors
+    ///
+    /// [`DirError::Refused`] for a symlink, a non-directory or a path too deep on the way, and
+    /// the system's error when a directory cannot be made or opened.
     pub fn dir(&self, comps: &[&[u8]]) -> Result<Arc<OwnedFd>, DirError> {
         if let Some(why) = too_deep(comps.len()) {
             return Err(DirError::Refused(why));
@@ -397,6 +410,10 @@ impl Destination {
     /// Makes something at `dir/name` with `make`; when the name is taken, clears it the way
     /// borg does ([`Destination::clear`]) and tries once more. (Trying first saves a `stat` per
     /// item when restoring into an empty destination, the common case.)
+    ///
+    /// # Errors
+    ///
+    /// The error of the last `make`.
     pub fn place<T>(
         &self,
         dir: &OwnedFd,
@@ -548,12 +565,20 @@ pub fn proc_path(dir: &impl AsFd, name: &[u8]) -> PathBuf {
 }
 
 /// Creates a fifo or device node (mode 0600; the real mode comes with the metadata).
+///
+/// # Errors
+///
+/// The system's error (devices need privileges).
 #[cfg(not(target_vendor = "apple"))]
 pub fn make_node(dir: &OwnedFd, name: &[u8], ftype: fs::FileType, dev: u64) -> Result<(), Errno> {
     fs::mknodat(dir, name, ftype, Mode::from_raw_mode(0o600), dev as _)
 }
 
 /// Creates a fifo or device node (mode 0600; the real mode comes with the metadata).
+///
+/// # Errors
+///
+/// The system's error (devices need privileges).
 #[cfg(target_vendor = "apple")]
 pub fn make_node(dir: &OwnedFd, name: &[u8], ftype: fs::FileType, dev: u64) -> Result<(), Errno> {
     use std::os::fd::AsRawFd;
