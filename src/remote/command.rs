@@ -174,7 +174,7 @@ pub fn spawn(rsh: &str, loc: &Location, opts: &RemoteOptions) -> Result<Connecti
     // (publickey)" from the server: say what is wrong before trying.
     if let Some(key) = args.windows(2).find(|w| w[0] == "-i").map(|w| &w[1]) {
         let origin = Origin::Within("-i", Box::new(opts.rsh_origin.clone()));
-        if let Some(e) = super::unreadable_key(Path::new(key), &origin, false) {
+        if let Some(e) = super::ssh::unreadable_key(Path::new(key), &origin, false) {
             return Err(e);
         }
     }

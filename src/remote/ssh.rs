@@ -308,7 +308,7 @@ impl HostCheck<'_> {
                 k.line
             );
             if self.policy == StrictHostKeyChecking::No {
-                log::warn!(target: "borg.remote", "{}", format!("WARNING: {msg} Connecting anyway: StrictHostKeyChecking is no."),
+                log::warn!(target: "borg.remote", "WARNING: {msg} Connecting anyway: StrictHostKeyChecking is no.",
                 );
                 return Ok(());
             }
@@ -370,14 +370,12 @@ impl HostCheck<'_> {
             )));
         }
         match knownhosts::record(kf, name, blob) {
-            Ok(()) => log::warn!(target: "borg.remote", "{}", format!(
-                    "Warning: Permanently added '{name}' ({label}) to the list of known hosts."
-                ),
+            Ok(()) => log::warn!(target: "borg.remote",
+                "Warning: Permanently added '{name}' ({label}) to the list of known hosts.",
             ),
-            Err(e) => log::warn!(target: "borg.remote", "{}", format!(
-                    "Failed to add the host to the list of known hosts ({}): {e}.",
-                    kf.display()
-                ),
+            Err(e) => log::warn!(target: "borg.remote",
+                "Failed to add the host to the list of known hosts ({}): {e}.",
+                kf.display(),
             ),
         }
         Ok(())
@@ -395,11 +393,10 @@ fn authenticate(
     // A key named on purpose that is not there: said, and the others are tried (as OpenSSH).
     let mut tried = Vec::new();
     if let Some(f) = opts.identity.as_ref().filter(|f| !f.exists()) {
-        log::warn!(target: "borg.remote", "{}", format!(
-                "Warning: identity file {} ({}) not accessible: no such file.",
-                f.display(),
-                opts.identity_origin
-            ),
+        log::warn!(target: "borg.remote",
+            "Warning: identity file {} ({}) not accessible: no such file.",
+            f.display(),
+            opts.identity_origin,
         );
         tried.push(format!("{} (no such file)", f.display()));
     }
@@ -447,7 +444,7 @@ fn authenticate(
     // reason to give.
     if let Some(e) = named
         .iter()
-        .find_map(|(f, origin)| super::unreadable_key(f, origin, true))
+        .find_map(|(f, origin)| unreadable_key(f, origin, true))
     {
         return Err(e);
     }
@@ -584,4 +581,46 @@ fn bridge(sess: Session, mut channel: ssh2::Channel, tcp: TcpStream) -> Result<C
             let _ = handle.join();
         }),
     })
+}
+
+/// The runbook's "Permission denied on key" case: an SSH key file that exists but that this
+/// user cannot read (it is usually root's, mode 0400) — with what to do about it. `origin` says
+/// where the key was named; `builtin`: the built-in client reads it (else OpenSSH, through the
+/// `rsh` command). The fix offered is one that works for that origin: a borgmatic
+/// configuration's `ssh_command` is overridden by `--rsh`, not by `BORG_RSH`.
+pub(crate) fn unreadable_key(
+    key: &std::path::Path,
+    origin: &Origin,
+    builtin: bool,
+) -> Option<Error> {
+    match std::fs::File::open(key) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let user = std::env::var("USER")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| rustix::process::getuid().as_raw().to_string());
+            let copy = "/tmp/borg-key";
+            let then = if builtin {
+                format!("then pass --ssh-identity {copy}")
+            } else {
+                let rsh = format!("\"ssh -i {copy}\"");
+                match origin.root() {
+                    Origin::Flag(_) => format!("then pass --rsh {rsh}"),
+                    Origin::Borgmatic { file, key } => format!(
+                        "then pass --rsh {rsh} (the command line overrides {key} of {}), or \
+                         change {key} in that file",
+                        file.display()
+                    ),
+                    _ => format!("then export BORG_RSH={rsh}"),
+                }
+            };
+            Some(Error::Other(format!(
+                "The SSH key {k} ({origin}) cannot be read by {user}: permission denied. It is usually \
+                 root's (mode 0400). Run oxiborg as root (sudo -E), or copy the key to a file you can \
+                 read: sudo cp {k} {copy} && sudo chown {user} {copy} && chmod 400 {copy}, {then}.",
+                k = key.display()
+            )))
+        }
+        _ => None,
+    }
 }

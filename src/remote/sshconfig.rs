@@ -611,7 +611,7 @@ impl Reader<'_> {
                 )));
             }
         }
-        log::debug!(target: LOGGER, "{}", format!("Reading configuration data {}", path.display()),
+        log::debug!(target: LOGGER, "Reading configuration data {}", path.display(),
         );
         self.read_text(&String::from_utf8_lossy(&bytes), path, flags, active, depth)?;
         Ok(true)
@@ -684,10 +684,9 @@ impl Reader<'_> {
                     };
                     if wild(pat, &host, false) {
                         if neg {
-                            log::debug!(target: LOGGER, "{}", format!(
-                                    "{} line {n}: Skipping Host block because of negated match for {pat}",
-                                    file.display()
-                                ),
+                            log::debug!(target: LOGGER,
+                                "{} line {n}: Skipping Host block because of negated match for {pat}",
+                                file.display(),
                             );
                             *active = false;
                             break;
@@ -799,11 +798,10 @@ impl Reader<'_> {
                 let v = first()?;
                 if *active && !v.eq_ignore_ascii_case("no") && !self.canonicalize_noted {
                     self.canonicalize_noted = true;
-                    log::debug!(target: LOGGER, "{}", format!(
-                            "{} line {n}: CanonicalizeHostname {v}: the built-in SSH client does not \
-                             canonicalise host names",
-                            file.display()
-                        ),
+                    log::debug!(target: LOGGER,
+                        "{} line {n}: CanonicalizeHostname {v}: the built-in SSH client does not \
+                         canonicalise host names",
+                        file.display(),
                     );
                 }
             }
@@ -910,12 +908,11 @@ impl Reader<'_> {
             return Err(at(file, n, "one or more attributes required for Match"));
         }
         if !unevaluated.is_empty() {
-            log::debug!(target: LOGGER, "{}", format!(
-                    "{} line {n}: Match {} cannot be evaluated by the built-in SSH client (it runs no \
-                     commands): the block does not apply",
-                    file.display(),
-                    unevaluated.join(", ")
-                ),
+            log::debug!(target: LOGGER,
+                "{} line {n}: Match {} cannot be evaluated by the built-in SSH client (it runs no \
+                 commands): the block does not apply",
+                file.display(),
+                unevaluated.join(", "),
             );
         }
         Ok(result)
@@ -952,7 +949,7 @@ impl Reader<'_> {
             let p = p.to_string_lossy().into_owned();
             let files = glob_paths(&p);
             if files.is_empty() {
-                log::debug!(target: LOGGER, "{}", format!("{} line {n}: include {p} matched no files", file.display()),
+                log::debug!(target: LOGGER, "{} line {n}: include {p} matched no files", file.display(),
                 );
                 continue;
             }

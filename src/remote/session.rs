@@ -1,0 +1,479 @@
+//! One `borg serve` session ([`RemoteStore`]): a reader thread that hands each response to the
+//! request waiting for its msgid, sending and waiting with a limit on the server's silence, and
+//! `get_many` keeping many `get` requests in flight (the 1.x servers have no `get_many`), bounded
+//! by count and by bytes. Closing the request stream ends the session, as borg's client does.
+
+use super::framing::{read_frame, FrameError};
+use super::rpc::{
+    bytes_result, classify, map_get, negotiate_request, request, server_error, value_bytes, Arg,
+    PROTOCOL_VIOLATION,
+};
+use super::{log_relay, Connection, Finish, RemoteOptions};
+use crate::error::{Error, Result};
+use crate::location::Location;
+use crate::store::Store;
+use crate::ObjectId;
+use rmpv::Value;
+use std::collections::HashMap;
+use std::io::{BufReader, Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Requests kept in flight by `get_many`.
+const MAX_INFLIGHT: usize = 256;
+/// Response bytes budget for `get_many` (objects are ≤ 20 MiB each).
+const INFLIGHT_BYTES: u64 = 64 << 20;
+
+/// Why a request has no result.
+enum RpcErr {
+    /// The server raised an exception (its error map).
+    Server(Vec<(Value, Value)>),
+    /// The connection is gone.
+    Broken(String),
+}
+
+type Reply = (u64, std::result::Result<Value, RpcErr>);
+
+struct Shared {
+    waiters: Mutex<HashMap<u64, Sender<Reply>>>,
+    broken: Mutex<Option<String>>,
+    closed: AtomicBool,
+    /// When the session started: `last_byte` counts from here.
+    epoch: Instant,
+    /// Milliseconds after `epoch` at which the last response byte arrived.
+    last_byte: AtomicU64,
+    /// Replies handed to their waiters so far.
+    replies: AtomicU64,
+}
+
+impl Shared {
+    /// When the last response byte arrived (the session start if none did).
+    fn last_byte(&self) -> Instant {
+        self.epoch + Duration::from_millis(self.last_byte.load(Ordering::Relaxed))
+    }
+
+    fn fail_all(&self, why: String) {
+        let mut b = self.broken.lock().unwrap_or_else(|e| e.into_inner());
+        if b.is_none() {
+            *b = Some(why.clone());
+        }
+        let waiters: Vec<(u64, Sender<Reply>)> = self
+            .waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        for (id, tx) in waiters {
+            let _ = tx.send((id, Err(RpcErr::Broken(why.clone()))));
+        }
+    }
+}
+
+/// The server's responses, noting when bytes arrive (the timeout measures silence, not how long
+/// a response takes).
+struct Arrivals<R> {
+    inner: R,
+    shared: Arc<Shared>,
+}
+
+impl<R: Read> Read for Arrivals<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            let ms = self.shared.epoch.elapsed().as_millis() as u64;
+            self.shared.last_byte.fetch_max(ms, Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+}
+
+/// A repository behind `borg serve`.
+pub struct RemoteStore {
+    location: String,
+    writer: Mutex<Option<Box<dyn Write + Send>>>,
+    shared: Arc<Shared>,
+    next_id: AtomicU64,
+    repo_id: ObjectId,
+    timeout: Duration,
+    /// Replies received by the end of `open` (negotiate, open).
+    opened_replies: u64,
+    finish: Mutex<Option<Finish>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl RemoteStore {
+    /// Starts a session over `conn` and opens the repository `loc` read-only.
+    pub fn open(conn: Connection, loc: &Location, opts: &RemoteOptions) -> Result<RemoteStore> {
+        let location = loc.canonical();
+        let shared = Arc::new(Shared {
+            waiters: Mutex::new(HashMap::new()),
+            broken: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            epoch: Instant::now(),
+            last_byte: AtomicU64::new(0),
+            replies: AtomicU64::new(0),
+        });
+        let mut threads = Vec::new();
+        if let Some(log) = conn.log {
+            threads.push(log_relay::spawn(log));
+        }
+        let sh = shared.clone();
+        let mut responses = BufReader::with_capacity(
+            1 << 20,
+            Arrivals {
+                inner: conn.responses,
+                shared: shared.clone(),
+            },
+        );
+        threads.push(std::thread::spawn(move || loop {
+            let v = match read_frame(&mut responses) {
+                Ok(v) => v,
+                Err(e) => {
+                    let why = match e {
+                        _ if sh.closed.load(Ordering::SeqCst) => "connection closed".to_string(),
+                        FrameError::Eof => {
+                            "Connection closed by remote host. Is borg working on the server?"
+                                .to_string()
+                        }
+                        FrameError::Garbage(e) => {
+                            format!("Got unexpected RPC data format from server: {e}")
+                        }
+                    };
+                    sh.fail_all(why);
+                    return;
+                }
+            };
+            let (msgid, result) = classify(&v);
+            let Some(id) = msgid else {
+                sh.fail_all("Got unexpected RPC data format from server.".into());
+                return;
+            };
+            let tx = sh
+                .waiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+            if let Some(tx) = tx {
+                sh.replies.fetch_add(1, Ordering::Relaxed);
+                let _ = tx.send((id, result.map_err(RpcErr::Server)));
+            }
+        }));
+        let mut store = RemoteStore {
+            location: location.clone(),
+            writer: Mutex::new(Some(conn.requests)),
+            shared,
+            next_id: AtomicU64::new(1),
+            repo_id: [0; 32],
+            timeout: opts.timeout,
+            opened_replies: 0,
+            finish: Mutex::new(Some(conn.finish)),
+            threads: Mutex::new(threads),
+        };
+        store.negotiate()?;
+        let path = loc.path.as_bytes();
+        let rid = store.call(
+            "open",
+            &[
+                ("path", Arg::Bytes(path)),
+                ("create", Arg::Bool(false)),
+                ("lock_wait", Arg::Float(opts.lock_wait)),
+                // A pure reader takes no lock, as locally: a shared lock would write lock files
+                // on the server and make a backup that starts during a long restore fail.
+                ("lock", Arg::Bool(false)),
+                ("exclusive", Arg::Bool(false)),
+                ("append_only", Arg::Bool(false)),
+                ("make_parent_dirs", Arg::Bool(false)),
+            ],
+        )?;
+        let rid: ObjectId = value_bytes(&rid)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| Error::Other("Got unexpected RPC data format from server: open did not return a repository id".into()))?;
+        store.repo_id = rid;
+        store.opened_replies = store.shared.replies.load(Ordering::Relaxed);
+        Ok(store)
+    }
+
+    /// Whether the server answered anything after the session was opened (a session that
+    /// dropped after answering made progress: reconnecting starts the failure count again).
+    pub fn answered(&self) -> bool {
+        self.shared.replies.load(Ordering::Relaxed) > self.opened_replies
+    }
+
+    fn negotiate(&self) -> Result<()> {
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let out = negotiate_request(id);
+        let rx = self.send(id, &out)?;
+        let v = self.wait(&rx, "negotiate")?;
+        match v {
+            Value::Map(m) if map_get(&m, "server_version").is_some() => Ok(()),
+            Value::Integer(_) => Err(Error::Other(
+                "the server runs borg 1.0, which oxiborg does not support (borg serve 1.1 or newer is needed)".into(),
+            )),
+            _ => Err(Error::Other("Got unexpected RPC data format from server (negotiate).".into())),
+        }
+    }
+
+    fn send(&self, id: u64, frame: &[u8]) -> Result<Receiver<Reply>> {
+        let (tx, rx) = mpsc::channel();
+        self.register(id, tx)?;
+        self.write(frame)?;
+        Ok(rx)
+    }
+
+    fn register(&self, id: u64, tx: Sender<Reply>) -> Result<()> {
+        if let Some(why) = self
+            .shared
+            .broken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Err(Error::Other(why));
+        }
+        self.shared
+            .waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        Ok(())
+    }
+
+    fn write(&self, frame: &[u8]) -> Result<()> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(w) = w.as_mut() else {
+            return Err(Error::Other("connection closed".into()));
+        };
+        w.write_all(frame).and_then(|_| w.flush()).map_err(|e| {
+            // The server went away; its stdout usually says why (garbage, EOF): give the reader
+            // thread a moment to report that instead of a bare "broken pipe".
+            for _ in 0..40 {
+                if let Some(why) = self
+                    .shared
+                    .broken
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+                {
+                    return Error::Other(why);
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            let why =
+                format!("Connection closed by remote host. Is borg working on the server? ({e})");
+            self.shared.fail_all(why.clone());
+            Error::Other(why)
+        })
+    }
+
+    /// Whether the session is over (the connection broke or the server was declared dead).
+    pub fn is_broken(&self) -> bool {
+        self.shared
+            .broken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Whether the session broke in a way a new session may cure (the connection dropped, the
+    /// server died or went silent), rather than because the server broke the protocol: a
+    /// server that sends garbage gets no second chance.
+    pub fn is_retryable(&self) -> bool {
+        self.shared
+            .broken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_deref()
+            .is_some_and(|why| !why.starts_with(PROTOCOL_VIOLATION))
+    }
+
+    /// The next reply on `rx`. A server that sends nothing at all for the timeout while this
+    /// request is outstanding is declared dead; one that keeps sending (a long response over a
+    /// slow link) is waited for.
+    fn recv(&self, rx: &Receiver<Reply>, what: &str) -> Result<Reply> {
+        let asked = Instant::now();
+        loop {
+            // Silence counts from the later of the last byte received and this wait's start.
+            let quiet_since = self.shared.last_byte().max(asked);
+            let deadline = quiet_since + self.timeout;
+            let now = Instant::now();
+            let left = deadline.saturating_duration_since(now);
+            if !left.is_zero() {
+                match rx.recv_timeout(left) {
+                    Ok(r) => return Ok(r),
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {}
+                }
+            }
+            self.shared.fail_all(format!(
+                "The server did not answer {what}: nothing received for {} s; giving up.",
+                self.timeout.as_secs_f64()
+            ));
+            let why = self
+                .shared
+                .broken
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            return Err(Error::Other(why.unwrap_or_default()));
+        }
+    }
+
+    fn wait(&self, rx: &Receiver<Reply>, what: &str) -> Result<Value> {
+        self.recv(rx, what)?.1.map_err(|e| self.rpc_error(e))
+    }
+
+    fn rpc_error(&self, e: RpcErr) -> Error {
+        match e {
+            RpcErr::Server(map) => server_error(&map, &self.location),
+            RpcErr::Broken(why) => Error::Other(why),
+        }
+    }
+
+    fn call(&self, method: &str, args: &[(&str, Arg<'_>)]) -> Result<Value> {
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let rx = self.send(id, &request(id, method, args))?;
+        self.wait(&rx, method)
+    }
+}
+
+impl Store for RemoteStore {
+    fn id(&self) -> ObjectId {
+        self.repo_id
+    }
+
+    fn list_ids(&self) -> Result<Vec<ObjectId>> {
+        const PAGE: u64 = 100_000;
+        let mut out: Vec<ObjectId> = Vec::new();
+        loop {
+            let marker = out.last().copied();
+            let v = self.call(
+                "list",
+                &[
+                    ("limit", Arg::Int(PAGE)),
+                    (
+                        "marker",
+                        marker.as_ref().map_or(Arg::Nil, |m| Arg::Bytes(m)),
+                    ),
+                ],
+            )?;
+            let Value::Array(ids) = v else {
+                return Err(Error::Other(
+                    "Got unexpected RPC data format from server: list did not return a list".into(),
+                ));
+            };
+            let n = ids.len();
+            let before = out.len();
+            for id in ids {
+                let b = bytes_result(id, "list")?;
+                let id: ObjectId = b.as_slice().try_into().map_err(|_| {
+                    Error::Other(format!(
+                        "Got unexpected RPC data format from server: an id of {} bytes",
+                        b.len()
+                    ))
+                })?;
+                out.push(id);
+            }
+            if (n as u64) < PAGE {
+                return Ok(out);
+            }
+            // A full page must move on past its marker, or the server is going round in
+            // circles (and would keep this loop, and its memory, growing).
+            if out[before..].iter().any(|id| Some(*id) == marker) {
+                return Err(Error::Other(format!(
+                    "{PROTOCOL_VIOLATION}: list repeated its marker"
+                )));
+            }
+        }
+    }
+
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn load_key(&self) -> Result<Option<String>> {
+        let v = self.call("load_key", &[])?;
+        let b = bytes_result(v, "load_key")?;
+        let s = String::from_utf8_lossy(&b).trim().to_string();
+        Ok((!s.is_empty()).then_some(s))
+    }
+
+    fn get(&self, id: &ObjectId) -> Result<Vec<u8>> {
+        let v = self.call("get", &[("id", Arg::Bytes(id))])?;
+        bytes_result(v, "get")
+    }
+
+    fn get_many(
+        &self,
+        ids: &[ObjectId],
+        sink: &mut dyn FnMut(usize, Result<Vec<u8>>) -> Result<()>,
+    ) -> Result<()> {
+        let (tx, rx) = mpsc::channel::<Reply>();
+        let mut index: HashMap<u64, usize> = HashMap::new();
+        let mut next = 0usize;
+        let mut inflight = 0usize;
+        let mut done = 0usize;
+        let mut received_bytes: u64 = 0;
+        let avg = |rb: u64, d: usize| {
+            if d == 0 {
+                1 << 20
+            } else {
+                (rb / d as u64).max(1)
+            }
+        };
+        while done < ids.len() {
+            // Keep the pipe full, bounded by count and by expected bytes.
+            while next < ids.len()
+                && inflight < MAX_INFLIGHT
+                && (inflight as u64) * avg(received_bytes, done) < INFLIGHT_BYTES
+            {
+                let msgid = self.next_id.fetch_add(1, Ordering::SeqCst);
+                self.register(msgid, tx.clone())?;
+                index.insert(msgid, next);
+                self.write(&request(msgid, "get", &[("id", Arg::Bytes(&ids[next]))]))?;
+                next += 1;
+                inflight += 1;
+            }
+            let (msgid, res) = self.recv(&rx, "get")?;
+            let Some(i) = index.remove(&msgid) else {
+                continue;
+            };
+            inflight -= 1;
+            done += 1;
+            let res = match res {
+                Err(RpcErr::Broken(why)) => return Err(Error::Other(why)),
+                Err(e) => Err(self.rpc_error(e)),
+                Ok(v) => bytes_result(v, "get"),
+            };
+            if let Ok(b) = &res {
+                received_bytes += b.len() as u64;
+            }
+            sink(i, res)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RemoteStore {
+    fn drop(&mut self) {
+        // Closing stdin ends the session; the server releases its lock and exits.
+        self.shared.closed.store(true, Ordering::SeqCst);
+        drop(self.writer.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let dead = {
+            let b = self.shared.broken.lock().unwrap_or_else(|e| e.into_inner());
+            b.as_deref().is_some_and(|w| w != "connection closed")
+        };
+        if let Some(f) = self.finish.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            f(dead);
+        }
+        for t in self
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            let _ = t.join();
+        }
+    }
+}
