@@ -7,7 +7,7 @@
 
 use super::sshconfig::{yes_no, StrictHostKeyChecking};
 use super::{Connection, RemoteOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, RemoteErrorKind, Result};
 use crate::location::Location;
 use crate::origin::Origin;
 use std::path::{Path, PathBuf};
@@ -72,10 +72,13 @@ pub fn builtin_options(rsh: &str, opts: &RemoteOptions) -> Result<Option<RemoteO
     }
     let origin = &opts.rsh_origin;
     let cannot = |what: &str| {
-        Error::Other(format!(
+        Error::remote(
+            RemoteErrorKind::Connect,
+            format!(
             "{program} is not installed, and the built-in SSH client cannot do {what} of {origin} \
              ({rsh:?}): install OpenSSH (e.g. apt install openssh-client), or remove that option."
-        ))
+        ),
+        )
     };
     let mut o = opts.clone();
     o.rsh = None;
@@ -185,7 +188,12 @@ pub fn spawn(rsh: &str, loc: &Location, opts: &RemoteOptions) -> Result<Connecti
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::Other(format!("cannot run {:?}: {e}", args[0])))?;
+        .map_err(|e| {
+            Error::remote(
+                RemoteErrorKind::Connect,
+                format!("cannot run {:?}: {e}", args[0]),
+            )
+        })?;
     let requests = child.stdin.take().expect("piped stdin");
     let responses = child.stdout.take().expect("piped stdout");
     let log = child.stderr.take().expect("piped stderr");

@@ -2,7 +2,7 @@
 
 use super::reconnect::Session;
 use super::{connect, RemoteOptions, RemoteStore};
-use crate::error::{Error, Result};
+use crate::error::{Error, RemoteErrorKind, Result};
 use crate::location::Location;
 use crate::store::Store;
 use crate::ObjectId;
@@ -32,16 +32,18 @@ impl RemotePool {
                 handles
                     .into_iter()
                     .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| Err(Error::Other("connect failed".into())))
+                        h.join().unwrap_or_else(|_| {
+                            Err(Error::remote(RemoteErrorKind::Connect, "connect failed"))
+                        })
                     })
                     .collect()
             });
             for st in more {
                 let st = st?;
                 if st.id() != repo_id {
-                    return Err(Error::Other(
-                        "the connections reached different repositories".into(),
+                    return Err(Error::remote(
+                        RemoteErrorKind::Protocol,
+                        "the connections reached different repositories",
                     ));
                 }
                 sessions.push(Session::new(st, loc, opts));
@@ -115,7 +117,8 @@ impl Store for RemotePool {
                 workers.push(s.spawn(move || {
                     session.get_many(part, &mut |i, r| {
                         if stop.load(Ordering::Relaxed) || tx.send((start + i, r)).is_err() {
-                            return Err(Error::Other("cancelled".into()));
+                            // (the caller's sink failed: its error is the result)
+                            return Err(Error::Interrupted);
                         }
                         Ok(())
                     })

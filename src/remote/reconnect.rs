@@ -3,7 +3,7 @@
 //! retry budget ([`RemoteOptions::retries`]).
 
 use super::{connect, RemoteOptions, RemoteStore};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, RemoteErrorKind, Result};
 use crate::location::Location;
 use crate::store::Store;
 use crate::ObjectId;
@@ -71,10 +71,20 @@ impl Session {
                         if retries == 1 { "" } else { "s" }
                     )
                 };
-                return Err(Error::Other(match last_attempt {
-                    None => format!("{why}{gave_up}"),
-                    Some(e) => format!("{why}; reconnecting failed: {e}{gave_up}"),
-                }));
+                // How it failed in the end: as the last attempt to reconnect did, else as the
+                // session did.
+                let kind = last_attempt
+                    .as_ref()
+                    .and_then(remote_kind)
+                    .or_else(|| remote_kind(why))
+                    .unwrap_or(RemoteErrorKind::Dropped);
+                return Err(Error::remote(
+                    kind,
+                    match last_attempt {
+                        None => format!("{why}{gave_up}"),
+                        Some(e) => format!("{why}; reconnecting failed: {e}{gave_up}"),
+                    },
+                ));
             }
             log::warn!(target: "borg.remote",
                 "Remote: connection to {} lost ({}); reconnecting (attempt {failures} of {retries})",
@@ -87,10 +97,13 @@ impl Session {
             std::thread::sleep(Duration::from_millis(250u64 << failures.min(6)));
             match connect(&self.loc, &self.opts) {
                 Ok(store) if store.id() != failed.id() => {
-                    return Err(Error::Other(format!(
-                        "{why}; after reconnecting, {} is a different repository",
-                        self.loc.canonical()
-                    )));
+                    return Err(Error::remote(
+                        RemoteErrorKind::Protocol,
+                        format!(
+                            "{why}; after reconnecting, {} is a different repository",
+                            self.loc.canonical()
+                        ),
+                    ));
                 }
                 Ok(store) => {
                     self.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -144,5 +157,13 @@ impl Session {
                 r => return r,
             }
         }
+    }
+}
+
+/// How a remote error failed, if it is one.
+fn remote_kind(e: &Error) -> Option<RemoteErrorKind> {
+    match e.kind() {
+        ErrorKind::Remote(k) => Some(k),
+        _ => None,
     }
 }

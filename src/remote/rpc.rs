@@ -2,7 +2,7 @@
 //! message id and result, and server exceptions turned into the client's errors (borg's words).
 
 use super::framing::read_frame;
-use crate::error::{Error, Result};
+use crate::error::{Error, RemoteErrorKind, Result};
 use rmpv::Value;
 
 /// The client version sent in `negotiate`.
@@ -107,15 +107,24 @@ pub(super) fn server_error(m: &[(Value, Value)], location: &str) -> Error {
             location: location.to_string(),
             reason: "remote".into(),
         },
-        "PathNotAllowed" => Error::Other(format!("Repository path not allowed: {arg0}")),
+        "PathNotAllowed" => Error::remote(
+            RemoteErrorKind::Server,
+            format!("Repository path not allowed: {arg0}"),
+        ),
         "LockTimeout" => Error::LockTimeout(arg0),
         "ObjectNotFound" => Error::ObjectNotFound {
             id: arg0,
             location: location.to_string(),
         },
         "IntegrityError" => Error::Integrity(format!("{arg0} (reported by the server)")),
-        _ if !short.is_empty() => Error::Other(format!("Remote: {}", short.trim_end())),
-        _ => Error::Other(format!("Remote exception {class}: {}", args.join(", "))),
+        _ if !short.is_empty() => Error::remote(
+            RemoteErrorKind::Server,
+            format!("Remote: {}", short.trim_end()),
+        ),
+        _ => Error::remote(
+            RemoteErrorKind::Server,
+            format!("Remote exception {class}: {}", args.join(", ")),
+        ),
     }
 }
 
@@ -183,8 +192,51 @@ pub(super) fn bytes_result(v: Value, what: &str) -> Result<Vec<u8>> {
     match v {
         Value::String(s) => Ok(s.into_bytes()),
         Value::Binary(b) => Ok(b),
-        _ => Err(Error::Other(format!(
-            "Got unexpected RPC data format from server: {what} did not return bytes"
-        ))),
+        _ => Err(protocol_error(&format!("{what} did not return bytes"))),
+    }
+}
+
+/// A protocol violation: `Got unexpected RPC data format from server: <what>`.
+pub(super) fn protocol_error(what: &str) -> Error {
+    Error::remote(
+        RemoteErrorKind::Protocol,
+        format!("{PROTOCOL_VIOLATION}: {what}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn exception(class: &str, args: &[&str], short: &str) -> Vec<(Value, Value)> {
+        vec![
+            (Value::from("exception_class"), Value::from(class)),
+            (
+                Value::from("exception_args"),
+                Value::Array(args.iter().map(|a| Value::from(*a)).collect()),
+            ),
+            (Value::from("exception_short"), Value::from(short)),
+        ]
+    }
+
+    #[test]
+    fn server_exceptions_keep_borgs_words_and_say_whose_error() {
+        let e = server_error(&exception("PathNotAllowed", &["/etc"], ""), "ssh://h/etc");
+        assert_eq!(e.kind(), ErrorKind::Remote(RemoteErrorKind::Server));
+        assert_eq!(e.to_string(), "Repository path not allowed: /etc");
+        let e = server_error(&exception("Weird", &["a", "b"], "Weird: a\n"), "x");
+        assert_eq!(e.kind(), ErrorKind::Remote(RemoteErrorKind::Server));
+        assert_eq!(e.to_string(), "Remote: Weird: a");
+        let e = server_error(&exception("Weird", &["a", "b"], ""), "x");
+        assert_eq!(e.to_string(), "Remote exception Weird: a, b");
+        let e = server_error(&exception("DoesNotExist", &["r"], ""), "ssh://h/r");
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        let e = bytes_result(Value::from(1), "get").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Remote(RemoteErrorKind::Protocol));
+        assert_eq!(
+            e.to_string(),
+            "Got unexpected RPC data format from server: get did not return bytes"
+        );
     }
 }

@@ -5,11 +5,11 @@
 
 use super::framing::{read_frame, FrameError};
 use super::rpc::{
-    bytes_result, classify, map_get, negotiate_request, request, server_error, value_bytes, Arg,
-    PROTOCOL_VIOLATION,
+    bytes_result, classify, map_get, negotiate_request, protocol_error, request, server_error,
+    value_bytes, Arg, PROTOCOL_VIOLATION,
 };
 use super::{log_relay, Connection, Finish, RemoteOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, RemoteErrorKind, Result};
 use crate::location::Location;
 use crate::store::Store;
 use crate::ObjectId;
@@ -26,19 +26,59 @@ const MAX_INFLIGHT: usize = 256;
 /// Response bytes budget for `get_many` (objects are ≤ 20 MiB each).
 const INFLIGHT_BYTES: u64 = 64 << 20;
 
+/// What the session ended with when this client closed it.
+const CLOSED: &str = "connection closed";
+
+/// Why a session is over.
+#[derive(Debug, Clone)]
+struct Ended {
+    /// How: [`RemoteErrorKind::Dropped`] (a new session may cure it) or
+    /// [`RemoteErrorKind::Protocol`] (the server broke the protocol).
+    kind: RemoteErrorKind,
+    /// What happened, in borg's words.
+    why: String,
+    /// This client closed the session (the store is being dropped): the server is not dead.
+    by_us: bool,
+}
+
+impl Ended {
+    /// The session dropped (or went silent): a new one may cure it.
+    fn dropped(why: impl Into<String>) -> Ended {
+        Ended {
+            kind: RemoteErrorKind::Dropped,
+            why: why.into(),
+            by_us: false,
+        }
+    }
+
+    /// The server sent something that is not borg's protocol.
+    fn protocol(why: impl Into<String>) -> Ended {
+        Ended {
+            kind: RemoteErrorKind::Protocol,
+            why: why.into(),
+            by_us: false,
+        }
+    }
+
+    fn error(&self) -> Error {
+        Error::remote(self.kind, self.why.clone())
+    }
+}
+
 /// Why a request has no result.
 enum RpcErr {
     /// The server raised an exception (its error map).
     Server(Vec<(Value, Value)>),
-    /// The connection is gone.
-    Broken(String),
+    /// The session is over.
+    Broken(Ended),
 }
 
 type Reply = (u64, std::result::Result<Value, RpcErr>);
 
 struct Shared {
     waiters: Mutex<HashMap<u64, Sender<Reply>>>,
-    broken: Mutex<Option<String>>,
+    /// Why the session is over (the first reason recorded), once it is.
+    broken: Mutex<Option<Ended>>,
     closed: AtomicBool,
     /// When the session started: `last_byte` counts from here.
     epoch: Instant,
@@ -54,7 +94,16 @@ impl Shared {
         self.epoch + Duration::from_millis(self.last_byte.load(Ordering::Relaxed))
     }
 
-    fn fail_all(&self, why: String) {
+    /// Why the session is over, if it is.
+    fn ended(&self) -> Option<Ended> {
+        self.broken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Ends the session (the first reason is kept) and fails every outstanding request.
+    fn fail_all(&self, why: Ended) {
         let mut b = self.broken.lock().unwrap_or_else(|e| e.into_inner());
         if b.is_none() {
             *b = Some(why.clone());
@@ -132,13 +181,15 @@ impl RemoteStore {
                 Ok(v) => v,
                 Err(e) => {
                     let why = match e {
-                        _ if sh.closed.load(Ordering::SeqCst) => "connection closed".to_string(),
-                        FrameError::Eof => {
-                            "Connection closed by remote host. Is borg working on the server?"
-                                .to_string()
-                        }
+                        _ if sh.closed.load(Ordering::SeqCst) => Ended {
+                            by_us: true,
+                            ..Ended::dropped(CLOSED)
+                        },
+                        FrameError::Eof => Ended::dropped(
+                            "Connection closed by remote host. Is borg working on the server?",
+                        ),
                         FrameError::Garbage(e) => {
-                            format!("Got unexpected RPC data format from server: {e}")
+                            Ended::protocol(format!("{PROTOCOL_VIOLATION}: {e}"))
                         }
                     };
                     sh.fail_all(why);
@@ -147,7 +198,7 @@ impl RemoteStore {
             };
             let (msgid, result) = classify(&v);
             let Some(id) = msgid else {
-                sh.fail_all("Got unexpected RPC data format from server.".into());
+                sh.fail_all(Ended::protocol(format!("{PROTOCOL_VIOLATION}.")));
                 return;
             };
             let tx = sh
@@ -189,7 +240,7 @@ impl RemoteStore {
         )?;
         let rid: ObjectId = value_bytes(&rid)
             .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| Error::Other("Got unexpected RPC data format from server: open did not return a repository id".into()))?;
+            .ok_or_else(|| protocol_error("open did not return a repository id"))?;
         store.repo_id = rid;
         store.opened_replies = store.shared.replies.load(Ordering::Relaxed);
         Ok(store)
@@ -208,10 +259,15 @@ impl RemoteStore {
         let v = self.wait(&rx, "negotiate")?;
         match v {
             Value::Map(m) if map_get(&m, "server_version").is_some() => Ok(()),
-            Value::Integer(_) => Err(Error::Other(
-                "the server runs borg 1.0, which oxiborg does not support (borg serve 1.1 or newer is needed)".into(),
+            Value::Integer(_) => Err(Error::remote(
+                RemoteErrorKind::Protocol,
+                "the server runs borg 1.0, which oxiborg does not support (borg serve 1.1 or newer \
+                 is needed)",
             )),
-            _ => Err(Error::Other("Got unexpected RPC data format from server (negotiate).".into())),
+            _ => Err(Error::remote(
+                RemoteErrorKind::Protocol,
+                format!("{PROTOCOL_VIOLATION} (negotiate)."),
+            )),
         }
     }
 
@@ -223,14 +279,8 @@ impl RemoteStore {
     }
 
     fn register(&self, id: u64, tx: Sender<Reply>) -> Result<()> {
-        if let Some(why) = self
-            .shared
-            .broken
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
-            return Err(Error::Other(why));
+        if let Some(why) = self.shared.ended() {
+            return Err(why.error());
         }
         self.shared
             .waiters
@@ -243,27 +293,22 @@ impl RemoteStore {
     fn write(&self, frame: &[u8]) -> Result<()> {
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let Some(w) = w.as_mut() else {
-            return Err(Error::Other("connection closed".into()));
+            return Err(Error::remote(RemoteErrorKind::Dropped, CLOSED));
         };
         w.write_all(frame).and_then(|_| w.flush()).map_err(|e| {
             // The server went away; its stdout usually says why (garbage, EOF): give the reader
             // thread a moment to report that instead of a bare "broken pipe".
             for _ in 0..40 {
-                if let Some(why) = self
-                    .shared
-                    .broken
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone()
-                {
-                    return Error::Other(why);
+                if let Some(why) = self.shared.ended() {
+                    return why.error();
                 }
                 std::thread::sleep(Duration::from_millis(25));
             }
-            let why =
-                format!("Connection closed by remote host. Is borg working on the server? ({e})");
+            let why = Ended::dropped(format!(
+                "Connection closed by remote host. Is borg working on the server? ({e})"
+            ));
             self.shared.fail_all(why.clone());
-            Error::Other(why)
+            why.error()
         })
     }
 
@@ -281,11 +326,8 @@ impl RemoteStore {
     /// server that sends garbage gets no second chance.
     pub fn is_retryable(&self) -> bool {
         self.shared
-            .broken
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_deref()
-            .is_some_and(|why| !why.starts_with(PROTOCOL_VIOLATION))
+            .ended()
+            .is_some_and(|why| why.kind.is_retryable())
     }
 
     /// The next reply on `rx`. A server that sends nothing at all for the timeout while this
@@ -306,17 +348,13 @@ impl RemoteStore {
                     Err(mpsc::RecvTimeoutError::Disconnected) => {}
                 }
             }
-            self.shared.fail_all(format!(
+            let silent = Ended::dropped(format!(
                 "The server did not answer {what}: nothing received for {} s; giving up.",
                 self.timeout.as_secs_f64()
             ));
-            let why = self
-                .shared
-                .broken
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            return Err(Error::Other(why.unwrap_or_default()));
+            self.shared.fail_all(silent.clone());
+            // (the first reason recorded wins: the reader may have seen the end first)
+            return Err(self.shared.ended().unwrap_or(silent).error());
         }
     }
 
@@ -327,7 +365,7 @@ impl RemoteStore {
     fn rpc_error(&self, e: RpcErr) -> Error {
         match e {
             RpcErr::Server(map) => server_error(&map, &self.location),
-            RpcErr::Broken(why) => Error::Other(why),
+            RpcErr::Broken(why) => why.error(),
         }
     }
 
@@ -359,20 +397,16 @@ impl Store for RemoteStore {
                 ],
             )?;
             let Value::Array(ids) = v else {
-                return Err(Error::Other(
-                    "Got unexpected RPC data format from server: list did not return a list".into(),
-                ));
+                return Err(protocol_error("list did not return a list"));
             };
             let n = ids.len();
             let before = out.len();
             for id in ids {
                 let b = bytes_result(id, "list")?;
-                let id: ObjectId = b.as_slice().try_into().map_err(|_| {
-                    Error::Other(format!(
-                        "Got unexpected RPC data format from server: an id of {} bytes",
-                        b.len()
-                    ))
-                })?;
+                let id: ObjectId = b
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| protocol_error(&format!("an id of {} bytes", b.len())))?;
                 out.push(id);
             }
             if (n as u64) < PAGE {
@@ -381,9 +415,7 @@ impl Store for RemoteStore {
             // A full page must move on past its marker, or the server is going round in
             // circles (and would keep this loop, and its memory, growing).
             if out[before..].iter().any(|id| Some(*id) == marker) {
-                return Err(Error::Other(format!(
-                    "{PROTOCOL_VIOLATION}: list repeated its marker"
-                )));
+                return Err(protocol_error("list repeated its marker"));
             }
         }
     }
@@ -442,7 +474,7 @@ impl Store for RemoteStore {
             inflight -= 1;
             done += 1;
             let res = match res {
-                Err(RpcErr::Broken(why)) => return Err(Error::Other(why)),
+                Err(RpcErr::Broken(why)) => return Err(why.error()),
                 Err(e) => Err(self.rpc_error(e)),
                 Ok(v) => bytes_result(v, "get"),
             };
@@ -457,13 +489,11 @@ impl Store for RemoteStore {
 
 impl Drop for RemoteStore {
     fn drop(&mut self) {
-        // Closing stdin ends the session; the server releases its lock and exits.
+        // Closing stdin ends the session; the server closes the repository and exits.
         self.shared.closed.store(true, Ordering::SeqCst);
         drop(self.writer.lock().unwrap_or_else(|e| e.into_inner()).take());
-        let dead = {
-            let b = self.shared.broken.lock().unwrap_or_else(|e| e.into_inner());
-            b.as_deref().is_some_and(|w| w != "connection closed")
-        };
+        // A server that failed (rather than one this client closed) is stopped at once.
+        let dead = self.shared.ended().is_some_and(|why| !why.by_us);
         if let Some(f) = self.finish.lock().unwrap_or_else(|e| e.into_inner()).take() {
             f(dead);
         }
@@ -475,5 +505,52 @@ impl Drop for RemoteStore {
         {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    /// Opens a session whose server sends `responses` and then closes its stdout.
+    fn open_over(responses: &'static [u8]) -> Error {
+        let conn = Connection {
+            requests: Box::new(std::io::sink()),
+            responses: Box::new(responses),
+            log: None,
+            finish: Box::new(|_| {}),
+        };
+        let opts = RemoteOptions {
+            timeout: Duration::from_secs(60),
+            ..RemoteOptions::default()
+        };
+        let loc = Location::parse("ssh://host/./repo").unwrap();
+        match RemoteStore::open(conn, &loc, &opts) {
+            Ok(_) => panic!("opened a session with no server"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn a_session_ends_with_a_kind_of_failure() {
+        // The server goes away: a new session may cure that.
+        let e = open_over(b"");
+        assert_eq!(e.kind(), ErrorKind::Remote(RemoteErrorKind::Dropped));
+        assert_eq!(
+            e.to_string(),
+            "Connection closed by remote host. Is borg working on the server?"
+        );
+        // It sends what is not msgpack: no second chance.
+        let e = open_over(&[0xc1]);
+        assert_eq!(e.kind(), ErrorKind::Remote(RemoteErrorKind::Protocol));
+        assert_eq!(
+            e.to_string(),
+            "Got unexpected RPC data format from server: invalid msgpack marker 0xc1"
+        );
+        // A frame without a message id.
+        let e = open_over(&[0x80]);
+        assert_eq!(e.kind(), ErrorKind::Remote(RemoteErrorKind::Protocol));
+        assert_eq!(e.to_string(), "Got unexpected RPC data format from server.");
     }
 }

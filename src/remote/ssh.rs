@@ -19,7 +19,7 @@
 use super::knownhosts::{self, KnownKey};
 use super::sshconfig::{self, StrictHostKeyChecking};
 use super::{Connection, RemoteOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, RemoteErrorKind, Result};
 use crate::location::Location;
 use crate::origin::Origin;
 use base64::Engine;
@@ -182,11 +182,20 @@ pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<Connection> {
     // What known_hosts records for the host decides which host key algorithms to ask for.
     let files = known_hosts_files(opts, &cfg, &home);
     let name = knownhosts::host_name(&hostname.to_ascii_lowercase(), port);
-    let known = knownhosts::lookup_files(&files.read, &name)
-        .map_err(|e| Error::Other(format!("cannot read the known hosts file {e}")))?;
+    let known = knownhosts::lookup_files(&files.read, &name).map_err(|e| {
+        Error::remote(
+            RemoteErrorKind::Ssh,
+            format!("cannot read the known hosts file {e}"),
+        )
+    })?;
     let addrs: Vec<_> = (hostname.as_str(), port)
         .to_socket_addrs()
-        .map_err(|e| Error::Other(format!("cannot resolve {hostname}: {e}")))?
+        .map_err(|e| {
+            Error::remote(
+                RemoteErrorKind::Connect,
+                format!("cannot resolve {hostname}: {e}"),
+            )
+        })?
         .collect();
     let mut last = None;
     let mut tcp = None;
@@ -200,13 +209,17 @@ pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<Connection> {
         }
     }
     let (tcp, addr) = tcp.ok_or_else(|| {
-        Error::Other(format!(
-            "cannot connect to {hostname} port {port}: {}",
-            last.map(|e| e.to_string())
-                .unwrap_or_else(|| "no address".into())
-        ))
+        Error::remote(
+            RemoteErrorKind::Connect,
+            format!(
+                "cannot connect to {hostname} port {port}: {}",
+                last.map(|e| e.to_string())
+                    .unwrap_or_else(|| "no address".into())
+            ),
+        )
     })?;
-    let mut sess = Session::new().map_err(|e| Error::Other(format!("ssh: {e}")))?;
+    let mut sess =
+        Session::new().map_err(|e| Error::remote(RemoteErrorKind::Ssh, format!("ssh: {e}")))?;
     let mut known_types: Vec<String> = Vec::new();
     for k in known.iter().filter(|k| !k.revoked) {
         if !known_types.contains(&k.key_type) {
@@ -217,13 +230,25 @@ pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<Connection> {
         let pref = knownhosts::preference(&known_types, &supported);
         if !pref.is_empty() {
             sess.method_pref(MethodType::HostKey, &pref.join(","))
-                .map_err(|e| Error::Other(format!("ssh: host key algorithms {pref:?}: {e}")))?;
+                .map_err(|e| {
+                    Error::remote(
+                        RemoteErrorKind::Ssh,
+                        format!("ssh: host key algorithms {pref:?}: {e}"),
+                    )
+                })?;
         }
     }
-    sess.set_tcp_stream(tcp.try_clone().map_err(|e| Error::Other(e.to_string()))?);
+    sess.set_tcp_stream(
+        tcp.try_clone()
+            .map_err(|e| Error::remote(RemoteErrorKind::Connect, e.to_string()))?,
+    );
     sess.set_timeout(30_000);
-    sess.handshake()
-        .map_err(|e| Error::Other(format!("ssh handshake with {target} failed: {e}")))?;
+    sess.handshake().map_err(|e| {
+        Error::remote(
+            RemoteErrorKind::Ssh,
+            format!("ssh handshake with {target} failed: {e}"),
+        )
+    })?;
     let check = HostCheck {
         name: &name,
         hostname: &hostname,
@@ -242,13 +267,19 @@ pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<Connection> {
     };
     check.verify(&sess)?;
     authenticate(&sess, &user, &target, opts, &cfg, &home)?;
-    let mut channel = sess
-        .channel_session()
-        .map_err(|e| Error::Other(format!("ssh {target}: cannot open a channel: {e}")))?;
+    let mut channel = sess.channel_session().map_err(|e| {
+        Error::remote(
+            RemoteErrorKind::Ssh,
+            format!("ssh {target}: cannot open a channel: {e}"),
+        )
+    })?;
     let command = opts.serve_command().join(" ");
-    channel
-        .exec(&command)
-        .map_err(|e| Error::Other(format!("ssh {target}: cannot run {command:?}: {e}")))?;
+    channel.exec(&command).map_err(|e| {
+        Error::remote(
+            RemoteErrorKind::Ssh,
+            format!("ssh {target}: cannot run {command:?}: {e}"),
+        )
+    })?;
     bridge(sess, channel, tcp)
 }
 
@@ -275,15 +306,15 @@ struct HostCheck<'a> {
 
 impl HostCheck<'_> {
     fn verify(&self, sess: &Session) -> Result<()> {
-        let (blob, _) = sess
-            .host_key()
-            .ok_or_else(|| Error::Other("ssh: the server sent no host key".into()))?;
+        let (blob, _) = sess.host_key().ok_or_else(|| {
+            Error::remote(RemoteErrorKind::Ssh, "ssh: the server sent no host key")
+        })?;
         let key_type = knownhosts::blob_type(blob).unwrap_or("unknown");
         let label = knownhosts::type_label(key_type);
         let fp = fingerprint(blob);
         let name = self.name;
         if let Some(r) = self.known.iter().find(|k| k.revoked && k.blob == blob) {
-            return Err(Error::Other(format!(
+            return Err(Error::remote(RemoteErrorKind::Ssh, format!(
                 "Host key verification failed: the {label} host key of {name} ({fp}) is marked as revoked in {}:{}.",
                 r.file.display(),
                 r.line
@@ -312,7 +343,7 @@ impl HostCheck<'_> {
                 );
                 return Ok(());
             }
-            return Err(Error::Other(msg));
+            return Err(Error::remote(RemoteErrorKind::Ssh, msg));
         }
         // A host (or key type) known_hosts does not record.
         let mut other_types: Vec<String> = Vec::new();
@@ -364,7 +395,7 @@ impl HostCheck<'_> {
                 ", or run oxiborg on a terminal and answer its question, or set StrictHostKeyChecking \
                  accept-new for the host in ~/.ssh/config"
             };
-            return Err(Error::Other(format!(
+            return Err(Error::remote(RemoteErrorKind::Ssh, format!(
                 "Host key verification failed: {name} is not a known host (its {label} host key fingerprint \
                  is {fp}{others}). If that fingerprint is right, record the key with `{record}`{or_else}."
             )));
@@ -457,7 +488,7 @@ fn authenticate(
     } else {
         tried.join(", ")
     };
-    Err(Error::Other(format!(
+    Err(Error::remote(RemoteErrorKind::Ssh, format!(
         "SSH authentication to {target} failed (tried: {tried}). Name the private key with --ssh-identity FILE \
          or OXIBORG_SSH_IDENTITY=FILE (e.g. /etc/borgmatic/key; a passphrase-protected key also needs \
          OXIBORG_SSH_KEY_PASSPHRASE), or use OpenSSH with BORG_RSH=\"ssh -i FILE\"."
@@ -467,13 +498,18 @@ fn authenticate(
 /// Moves bytes between the channel and three pipes on one thread, libssh2 non-blocking.
 fn bridge(sess: Session, mut channel: ssh2::Channel, tcp: TcpStream) -> Result<Connection> {
     let pipe = |what: &str| {
-        rustix::pipe::pipe().map_err(|e| Error::Other(format!("cannot create {what} pipe: {e}")))
+        rustix::pipe::pipe().map_err(|e| {
+            Error::remote(
+                RemoteErrorKind::Connect,
+                format!("cannot create {what} pipe: {e}"),
+            )
+        })
     };
     let (req_r, req_w) = pipe("request")?;
     let (resp_r, resp_w) = pipe("response")?;
     let (log_r, log_w) = pipe("log")?;
     rustix::fs::fcntl_setfl(&req_r, rustix::fs::OFlags::NONBLOCK)
-        .map_err(|e| Error::Other(e.to_string()))?;
+        .map_err(|e| Error::remote(RemoteErrorKind::Connect, e.to_string()))?;
     sess.set_blocking(false);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop_bridge = stop.clone();
@@ -614,7 +650,7 @@ pub(crate) fn unreadable_key(
                     _ => format!("then export BORG_RSH={rsh}"),
                 }
             };
-            Some(Error::Other(format!(
+            Some(Error::remote(RemoteErrorKind::Ssh, format!(
                 "The SSH key {k} ({origin}) cannot be read by {user}: permission denied. It is usually \
                  root's (mode 0400). Run oxiborg as root (sudo -E), or copy the key to a file you can \
                  read: sudo cp {k} {copy} && sudo chown {user} {copy} && chmod 400 {copy}, {then}.",

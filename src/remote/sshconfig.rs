@@ -24,7 +24,7 @@
 //! `StrictHostKeyChecking` and `BatchMode` (and `Tag`, `ProxyJump` and `HostKeyAlias` for
 //! `Match tagged` and the tokens); the others are skipped.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, RemoteErrorKind, Result};
 use sha1::Digest;
 use std::path::{Path, PathBuf};
 
@@ -452,7 +452,10 @@ impl<T> Setting<T> {
 }
 
 fn at(file: &Path, line: usize, msg: impl std::fmt::Display) -> Error {
-    Error::Other(format!("ssh config {} line {line}: {msg}", file.display()))
+    Error::remote(
+        RemoteErrorKind::Ssh,
+        format!("ssh config {} line {line}: {msg}", file.display()),
+    )
 }
 
 /// The values obtained so far (first wins), unexpanded.
@@ -558,10 +561,13 @@ impl Reader<'_> {
             match *t {
                 Top::Path(p, flags, required) => {
                     if !self.read_path(p, flags, &mut active, 0)? && required {
-                        return Err(Error::Other(format!(
-                            "cannot read the ssh config file {}: no such file",
-                            p.display()
-                        )));
+                        return Err(Error::remote(
+                            RemoteErrorKind::Ssh,
+                            format!(
+                                "cannot read the ssh config file {}: no such file",
+                                p.display()
+                            ),
+                        ));
                     }
                 }
                 Top::Text(text, name, flags) => {
@@ -584,23 +590,25 @@ impl Reader<'_> {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => {
-                return Err(Error::Other(format!(
-                    "cannot read the ssh config file {}: {e}",
-                    path.display()
-                )))
+                return Err(Error::remote(
+                    RemoteErrorKind::Ssh,
+                    format!("cannot read the ssh config file {}: {e}", path.display()),
+                ))
             }
         };
         if flags.check_perm {
             use std::os::unix::fs::MetadataExt;
             let m = std::fs::metadata(path).map_err(|e| {
-                Error::Other(format!(
-                    "cannot read the ssh config file {}: {e}",
-                    path.display()
-                ))
+                Error::remote(
+                    RemoteErrorKind::Ssh,
+                    format!("cannot read the ssh config file {}: {e}", path.display()),
+                )
             })?;
             let me = rustix::process::getuid().as_raw();
             if (m.uid() != 0 && m.uid() != me) || m.mode() & 0o022 != 0 {
-                return Err(Error::Other(format!(
+                return Err(Error::remote(
+                    RemoteErrorKind::Ssh,
+                    format!(
                     "bad owner or permissions on the ssh config file {} (owner uid {}, mode {:o}): \
                      it must belong to you or root and be writable by no one else, as ssh requires \
                      (chmod go-w {})",
@@ -608,7 +616,8 @@ impl Reader<'_> {
                     m.uid(),
                     m.mode() & 0o7777,
                     shell_words::quote(&path.to_string_lossy())
-                )));
+                ),
+                ));
             }
         }
         log::debug!(target: LOGGER, "Reading configuration data {}", path.display(),
