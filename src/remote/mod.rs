@@ -6,6 +6,34 @@
 //! stderr thread turns the server's log lines into `Remote: …` messages. `get_many` keeps many
 //! `get` requests in flight (the 1.x servers have no `get_many`), bounded by count and by bytes.
 //! Closing the request stream ends the session, as borg's client does.
+//!
+//! The parts, one concern each:
+//! - the transports, giving a [`Connection`]: [`ssh`] (the built-in client, libssh2, configured
+//!   by [`sshconfig`], host keys checked against [`knownhosts`]) and [`command`] (`BORG_RSH`);
+//! - `framing` (response frames, lengths checked before they are read), `rpc` (requests,
+//!   server exceptions as errors), `log_relay` (the server's log lines to the `log` facade,
+//!   target `borg.remote`);
+//! - [`RemoteStore`]: one session; `reconnect`: a session reopened when it drops, within
+//!   [`RemoteOptions::retries`]; [`RemotePool`]: several sessions used as one store.
+//!
+//! Failures are [`Error::Remote`](crate::Error::Remote) with a
+//! [`RemoteErrorKind`](crate::error::RemoteErrorKind): `Connect` and `Ssh` while connecting,
+//! `Dropped` when a session breaks (the only kind a new session may cure: see
+//! [`RemoteErrorKind::is_retryable`](crate::error::RemoteErrorKind::is_retryable)), `Protocol`
+//! when the server breaks the protocol, `Server` for the server's own errors.
+//!
+//! ```no_run
+//! use oxiborg::remote::{RemoteOptions, RemotePool};
+//! use oxiborg::store::Store;
+//! # fn main() -> oxiborg::Result<()> {
+//! // The documented defaults (120 s silence limit, 3 retries, the built-in SSH client with
+//! // ~/.ssh/config and ~/.ssh/known_hosts); RemoteOptions::from_env() reads BORG_RSH & co.
+//! let opts = RemoteOptions::default();
+//! let loc = oxiborg::Location::parse("ssh://backup@host/./repo")?;
+//! let store = RemotePool::connect(&loc, &opts, 2)?;
+//! println!("{} objects", store.list_ids()?.len());
+//! # Ok(()) }
+//! ```
 
 pub mod command;
 mod framing;
@@ -52,8 +80,9 @@ pub struct Connection {
     pub finish: Finish,
 }
 
-/// How to reach `borg serve`.
-#[derive(Debug, Clone, Default)]
+/// How to reach `borg serve`. [`RemoteOptions::default`] gives the documented defaults and reads
+/// nothing from the environment; [`RemoteOptions::from_env`] reads what borg and oxiborg read.
+#[derive(Debug, Clone)]
 pub struct RemoteOptions {
     /// `BORG_RSH` / `--rsh`: spawn this command (shell-split) instead of native SSH. When it is
     /// `ssh …` and no `ssh` is installed, the built-in client is used with what it can take from
@@ -63,10 +92,6 @@ pub struct RemoteOptions {
     pub rsh_origin: Origin,
     /// `BORG_REMOTE_PATH` / `--remote-path` (default `borg`).
     pub remote_path: Option<String>,
-    /// Take no lock on the server (`--bypass-lock`).
-    pub bypass_lock: bool,
-    /// Seconds the server waits for a lock.
-    pub lock_wait: f64,
     /// How long the server may stay silent — no byte received while a request is outstanding —
     /// before it is declared dead (`OXIBORG_REMOTE_TIMEOUT`, default 120 s). A slow link that
     /// keeps delivering is never cut, however long a response takes.
@@ -96,38 +121,64 @@ pub struct RemoteOptions {
     pub retries: u32,
 }
 
-impl RemoteOptions {
-    /// Options from `BORG_RSH`, `BORG_REMOTE_PATH` and oxiborg's SSH variables.
-    pub fn from_env() -> RemoteOptions {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+/// The silence limit when nothing says otherwise.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Failed reconnections in a row a session makes when nothing says otherwise.
+const DEFAULT_RETRIES: u32 = 3;
+
+impl Default for RemoteOptions {
+    /// The documented defaults, nothing from the environment: the built-in SSH client (with
+    /// `~/.ssh/config` and `~/.ssh/known_hosts`, asking about no unknown host), `borg` as the
+    /// remote command, a 120 s silence limit, 3 reconnection attempts, the default number of
+    /// sessions ([`default_connections`]).
+    fn default() -> Self {
         RemoteOptions {
-            rsh: var("BORG_RSH"),
-            rsh_origin: Origin::Env("BORG_RSH"),
-            remote_path: var("BORG_REMOTE_PATH"),
-            bypass_lock: false,
-            lock_wait: 1.0,
-            timeout: Duration::from_secs(
-                var("OXIBORG_REMOTE_TIMEOUT")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(120),
-            ),
-            known_hosts: var("OXIBORG_SSH_KNOWN_HOSTS").map(Into::into),
-            identity: var("OXIBORG_SSH_IDENTITY").map(Into::into),
-            identity_origin: Origin::Env("OXIBORG_SSH_IDENTITY"),
+            rsh: None,
+            rsh_origin: Origin::Caller,
+            remote_path: None,
+            timeout: DEFAULT_TIMEOUT,
+            known_hosts: None,
+            identity: None,
+            identity_origin: Origin::Caller,
             port: None,
             ssh_config: None,
             strict_host_key_checking: None,
             host_key_prompt: None,
+            connections: 0,
+            retries: DEFAULT_RETRIES,
+        }
+    }
+}
+
+impl RemoteOptions {
+    /// The defaults, with what the environment sets: `BORG_RSH`, `BORG_REMOTE_PATH`,
+    /// `OXIBORG_REMOTE_TIMEOUT` (seconds), `OXIBORG_REMOTE_RETRIES`, `OXIBORG_CONNECTIONS`,
+    /// `OXIBORG_SSH_KNOWN_HOSTS` and `OXIBORG_SSH_IDENTITY` (empty or unparsable values count as
+    /// unset).
+    pub fn from_env() -> RemoteOptions {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let d = RemoteOptions::default();
+        RemoteOptions {
+            rsh: var("BORG_RSH"),
+            rsh_origin: Origin::Env("BORG_RSH"),
+            remote_path: var("BORG_REMOTE_PATH"),
+            timeout: var("OXIBORG_REMOTE_TIMEOUT")
+                .and_then(|v| v.parse().ok())
+                .map_or(d.timeout, Duration::from_secs),
+            known_hosts: var("OXIBORG_SSH_KNOWN_HOSTS").map(Into::into),
+            identity: var("OXIBORG_SSH_IDENTITY").map(Into::into),
+            identity_origin: Origin::Env("OXIBORG_SSH_IDENTITY"),
             connections: var("OXIBORG_CONNECTIONS")
                 .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
+                .unwrap_or(d.connections),
             retries: var("OXIBORG_REMOTE_RETRIES")
                 .and_then(|v| v.parse().ok())
-                .unwrap_or(3),
+                .unwrap_or(d.retries),
+            ..d
         }
     }
 
-    /// The remote command words: `<remote path> serve [--info|--debug]`.
+    /// The remote command words: `<remote path> serve`.
     pub fn serve_command(&self) -> Vec<String> {
         let mut v = vec![self.remote_path.clone().unwrap_or_else(|| "borg".into())];
         v.push("serve".into());
@@ -137,7 +188,16 @@ impl RemoteOptions {
 
 /// Connects to the repository at an `ssh://` or `user@host:` location: through `BORG_RSH` /
 /// `--rsh` when set (or, when that is `ssh …` and no `ssh` is installed, natively with what it
-/// says), else natively with libssh2.
+/// says), else natively with libssh2; then opens the repository read-only (one session).
+///
+/// # Errors
+///
+/// [`Error::Remote`](crate::Error::Remote): `Connect` when the server cannot be reached or the
+/// command not run, `Ssh` when SSH refuses (host key, authentication, configuration),
+/// `Dropped` or `Protocol` when the session fails while opening, `Server` for the server's own
+/// errors; [`Error::RepositoryDoesNotExist`](crate::Error::RepositoryDoesNotExist) and the
+/// other repository errors the server reports; [`Error::InvalidInput`](crate::Error::InvalidInput)
+/// for an `rsh` command that cannot be parsed.
 pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<RemoteStore> {
     let conn = match &opts.rsh {
         Some(rsh) => match command::builtin_options(rsh, opts)? {

@@ -23,8 +23,6 @@ pub(super) enum Arg<'a> {
     Bytes(&'a [u8]),
     /// A boolean.
     Bool(bool),
-    /// A float.
-    Float(f64),
     /// A non-negative integer.
     Int(u64),
     /// None.
@@ -47,9 +45,6 @@ pub(super) fn request(msgid: u64, method: &str, args: &[(&str, Arg<'_>)]) -> Vec
             Arg::Bytes(b) => put_bytes(&mut out, b),
             Arg::Bool(b) => {
                 let _ = rmp::encode::write_bool(&mut out, *b);
-            }
-            Arg::Float(f) => {
-                let _ = rmp::encode::write_f64(&mut out, *f);
             }
             Arg::Int(n) => {
                 let _ = rmp::encode::write_uint(&mut out, *n);

@@ -229,9 +229,10 @@ impl RemoteStore {
             &[
                 ("path", Arg::Bytes(path)),
                 ("create", Arg::Bool(false)),
-                ("lock_wait", Arg::Float(opts.lock_wait)),
                 // A pure reader takes no lock, as locally: a shared lock would write lock files
-                // on the server and make a backup that starts during a long restore fail.
+                // on the server and make a backup that starts during a long restore fail. With
+                // no lock there is nothing to wait for: `lock_wait` is borg's default (None).
+                ("lock_wait", Arg::Nil),
                 ("lock", Arg::Bool(false)),
                 ("exclusive", Arg::Bool(false)),
                 ("append_only", Arg::Bool(false)),
