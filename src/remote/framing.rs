@@ -25,6 +25,7 @@ pub(super) fn read_frame(r: &mut impl Read) -> std::result::Result<Value, FrameE
     rmpv::decode::read_value(&mut buf.as_slice()).map_err(|e| FrameError::Garbage(e.to_string()))
 }
 
+/// Appends `n` bytes of `r` to `buf`, refusing first what would make the frame too large.
 fn take_exact(
     r: &mut impl Read,
     buf: &mut Vec<u8>,
@@ -41,6 +42,7 @@ fn take_exact(
     })
 }
 
+/// A big-endian length field's value.
 fn be_len(b: &[u8]) -> u64 {
     b.iter().fold(0u64, |n, x| (n << 8) | u64::from(*x))
 }

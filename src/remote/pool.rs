@@ -65,6 +65,7 @@ impl RemotePool {
             .sum()
     }
 
+    /// The next session, round robin.
     fn pick(&self) -> &Session {
         let i = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.sessions.len();
         &self.sessions[i]

@@ -28,6 +28,7 @@ pub(super) struct Session {
 }
 
 impl Session {
+    /// A session that starts on `store`, reopened at `loc` with `opts` when it drops.
     pub(super) fn new(store: RemoteStore, loc: &Location, opts: &RemoteOptions) -> Session {
         Session {
             current: Mutex::new(Arc::new(store)),
@@ -38,6 +39,7 @@ impl Session {
         }
     }
 
+    /// The current session.
     fn store(&self) -> Arc<RemoteStore> {
         self.current
             .lock()

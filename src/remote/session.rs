@@ -60,6 +60,7 @@ impl Ended {
         }
     }
 
+    /// The error requests see.
     fn error(&self) -> Error {
         Error::remote(self.kind, self.why.clone())
     }
@@ -73,8 +74,10 @@ enum RpcErr {
     Broken(Ended),
 }
 
+/// A reply: its msgid, and the result or why there is none.
 type Reply = (u64, std::result::Result<Value, RpcErr>);
 
+/// What the reader thread and the requests share.
 struct Shared {
     waiters: Mutex<HashMap<u64, Sender<Reply>>>,
     /// Why the session is over (the first reason recorded), once it is.
@@ -253,6 +256,7 @@ impl RemoteStore {
         self.shared.replies.load(Ordering::Relaxed) > self.opened_replies
     }
 
+    /// `negotiate`: a borg 1.1+ server answers with its version; a 1.0 server with an integer.
     fn negotiate(&self) -> Result<()> {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let out = negotiate_request(id);
@@ -272,6 +276,7 @@ impl RemoteStore {
         }
     }
 
+    /// Sends a request frame; its reply comes on the receiver returned.
     fn send(&self, id: u64, frame: &[u8]) -> Result<Receiver<Reply>> {
         let (tx, rx) = mpsc::channel();
         self.register(id, tx)?;
@@ -279,6 +284,7 @@ impl RemoteStore {
         Ok(rx)
     }
 
+    /// Makes `tx` the waiter for `id` (or says why the session is over).
     fn register(&self, id: u64, tx: Sender<Reply>) -> Result<()> {
         if let Some(why) = self.shared.ended() {
             return Err(why.error());
@@ -291,6 +297,7 @@ impl RemoteStore {
         Ok(())
     }
 
+    /// Writes a request frame (or says why the server is gone).
     fn write(&self, frame: &[u8]) -> Result<()> {
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let Some(w) = w.as_mut() else {
@@ -359,10 +366,12 @@ impl RemoteStore {
         }
     }
 
+    /// The result of the request answered on `rx`.
     fn wait(&self, rx: &Receiver<Reply>, what: &str) -> Result<Value> {
         self.recv(rx, what)?.1.map_err(|e| self.rpc_error(e))
     }
 
+    /// The error for a request without a result.
     fn rpc_error(&self, e: RpcErr) -> Error {
         match e {
             RpcErr::Server(map) => server_error(&map, &self.location),
@@ -370,6 +379,7 @@ impl RemoteStore {
         }
     }
 
+    /// Calls `method` and waits for its result.
     fn call(&self, method: &str, args: &[(&str, Arg<'_>)]) -> Result<Value> {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let rx = self.send(id, &request(id, method, args))?;

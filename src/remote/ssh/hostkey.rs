@@ -50,6 +50,7 @@ impl HostKeyPrompt {
     }
 }
 
+/// OpenSSH's first-contact question on `/dev/tty` (see [`HostKeyPrompt::terminal`]).
 fn ask_on_terminal(q: &UnknownHost) -> bool {
     use std::io::IsTerminal;
     if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {

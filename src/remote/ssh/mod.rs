@@ -36,6 +36,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The user's home directory (`~/.ssh` is under it).
 fn home() -> PathBuf {
     crate::key::blob::BorgDirs::home()
 }
