@@ -62,6 +62,11 @@ const HARMLESS_SETTINGS: &[&str] = &[
 /// command is not `ssh` (it is then run as it is); an error for an option it cannot honour
 /// (`-J`, `-o ProxyCommand=…`: install OpenSSH). `--ssh-identity` / `OXIBORG_SSH_IDENTITY`
 /// still come first.
+///
+/// # Errors
+///
+/// [`Error::Remote`] (`Connect`) naming an option the built-in client cannot honour, or a
+/// `-p`/`-o` value it cannot read.
 pub fn builtin_options(rsh: &str, opts: &RemoteOptions) -> Result<Option<RemoteOptions>> {
     let words = shell_words::split(rsh).unwrap_or_default();
     let Some(program) = words.first() else {
@@ -151,6 +156,11 @@ pub fn builtin_options(rsh: &str, opts: &RemoteOptions) -> Result<Option<RemoteO
 }
 
 /// The argument vector borg would run for `loc`.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] when `rsh` cannot be split into words (an unclosed quote) or is
+/// empty.
 pub fn argv(rsh: &str, loc: &Location, opts: &RemoteOptions) -> Result<Vec<String>> {
     let mut args = shell_words::split(rsh)
         .map_err(|e| Error::InvalidInput(format!("cannot parse BORG_RSH / --rsh {rsh:?}: {e}")))?;
@@ -171,6 +181,11 @@ pub fn argv(rsh: &str, loc: &Location, opts: &RemoteOptions) -> Result<Vec<Strin
 }
 
 /// Spawns the command and connects its pipes.
+///
+/// # Errors
+///
+/// As [`argv`]; [`Error::Remote`] (`Ssh`) when the `-i` key file cannot be read by this user
+/// (with what to do about it), (`Connect`) when the command cannot be run.
 pub fn spawn(rsh: &str, loc: &Location, opts: &RemoteOptions) -> Result<Connection> {
     let args = argv(rsh, loc, opts)?;
     // `ssh -i KEY` with a key this user cannot read fails with a cryptic "Permission denied

@@ -21,7 +21,13 @@ pub struct RemotePool {
 }
 
 impl RemotePool {
-    /// Opens `n` sessions (at least one). They all must report the same repository id.
+    /// Opens `n` sessions (at least one), in parallel. They all must report the same
+    /// repository id.
+    ///
+    /// # Errors
+    ///
+    /// The first session's error, as [`connect`](super::connect) gives it, or any other's;
+    /// [`Error::Remote`] (`Protocol`) when the sessions reach different repositories.
     pub fn connect(loc: &Location, opts: &RemoteOptions, n: usize) -> Result<RemotePool> {
         let first = connect(loc, opts)?;
         let (repo_id, location) = (first.id(), first.location().to_string());

@@ -156,7 +156,15 @@ pub struct RemoteStore {
 }
 
 impl RemoteStore {
-    /// Starts a session over `conn` and opens the repository `loc` read-only.
+    /// Starts a session over `conn` and opens the repository `loc` read-only (taking no lock).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Remote`]: `Dropped` when the server goes away or stays silent for
+    /// [`RemoteOptions::timeout`], `Protocol` when it sends what is not borg's protocol or runs
+    /// borg 1.0, `Server` for its own refusals (a path outside `--restrict-to-repository`);
+    /// [`Error::RepositoryDoesNotExist`], [`Error::InvalidRepository`] and the other
+    /// repository errors the server reports.
     pub fn open(conn: Connection, loc: &Location, opts: &RemoteOptions) -> Result<RemoteStore> {
         let location = loc.canonical();
         let shared = Arc::new(Shared {

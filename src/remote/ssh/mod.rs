@@ -42,6 +42,12 @@ fn home() -> PathBuf {
 }
 
 /// Connects, verifies the host, authenticates and starts `borg serve`.
+///
+/// # Errors
+///
+/// [`Error::Remote`]: `Connect` when the host cannot be resolved or reached, `Ssh` when the
+/// SSH configuration cannot be read, the handshake fails, the host key is unknown (and not
+/// accepted), changed or revoked, no identity is accepted, or the command cannot be started.
 pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<Connection> {
     let host = loc.host.clone().unwrap_or_default();
     let home = home();

@@ -224,6 +224,13 @@ fn resolve_tops(tops: &[Top], q: &Query) -> Result<HostConfig> {
 }
 
 /// The settings for `q` from `files`, as ssh would obtain them.
+///
+/// # Errors
+///
+/// [`Error::Remote`](crate::Error::Remote) (`Ssh`) naming the file and line of a malformed
+/// setting, a `Match` criterion that cannot be evaluated, an unknown token or unset variable;
+/// a file that cannot be read, or that others may write (as ssh refuses it); a missing `-F`
+/// file; `Include`s nested too deep.
 pub fn resolve(files: &ConfigFiles, q: &Query) -> Result<HostConfig> {
     let user_flags = Flags {
         user_conf: true,
@@ -247,6 +254,10 @@ pub fn resolve(files: &ConfigFiles, q: &Query) -> Result<HostConfig> {
 
 /// The settings for `q` from configuration text, read as the user's file `name` (relative
 /// `Include`s are under `~/.ssh`).
+///
+/// # Errors
+///
+/// As [`resolve`].
 pub fn resolve_text(text: &str, name: &Path, q: &Query) -> Result<HostConfig> {
     let flags = Flags {
         user_conf: true,
