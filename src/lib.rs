@@ -54,7 +54,7 @@ pub mod stats;
 pub mod store;
 pub mod users;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, RemoteErrorKind, Result};
 pub use location::Location;
 pub use repository::{Archive, FileReader, OpenOptions, Repository};
 
