@@ -7,7 +7,7 @@ use rmpv::Value;
 use std::io::Read;
 
 /// Largest response frame accepted.
-pub(super) const MAX_FRAME: usize = 64 << 20;
+const MAX_FRAME: usize = 64 << 20;
 
 /// Why no frame could be read.
 pub(super) enum FrameError {
