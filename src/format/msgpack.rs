@@ -38,8 +38,8 @@ enum Kind {
     Bytes(u8),
     Array(u8),
     Map(u8),
-    /// ext types: length field bytes (0 for fixext, whose size is in `fixed`).
-    Ext(u8, u32),
+    /// ext types: length field bytes (0 for fixext, whose data size is the second field).
+    Ext(u8, u8),
     Reserved,
 }
 
@@ -83,6 +83,59 @@ fn kind(m: u8) -> Kind {
         0xdf => Kind::Map(4),
         0xe0..=0xff => Kind::Int(0),
     }
+}
+
+/// How a value is laid out after its marker byte: a big-endian length field of `len_bytes`
+/// bytes (none for most markers), then payload bytes, then child values. The one marker table
+/// both the slice reader ([`Reader::skip`]) and the streaming RPC frame reader use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// Bytes of the length field after the marker: 0, 1, 2 or 4.
+    pub len_bytes: u8,
+    /// Payload bytes whatever the length says (an int's or float's bytes, a fixstr's length, an
+    /// ext's type byte and a fixext's data).
+    pub fixed: u8,
+    /// Child values the marker itself announces (a fixarray's count, twice a fixmap's).
+    pub children: u8,
+    /// What the length field counts: 0 payload bytes, 1 child values (array), 2 pairs of child
+    /// values (map).
+    pub per_len: u8,
+}
+
+impl Layout {
+    /// Payload bytes and child values, given the length field's value (0 when there is none).
+    #[inline]
+    pub(crate) fn sizes(self, len: u64) -> (u64, u64) {
+        let (fixed, children) = (u64::from(self.fixed), u64::from(self.children));
+        match self.per_len {
+            0 => (fixed + len, children),
+            k => (fixed, children + len * u64::from(k)),
+        }
+    }
+}
+
+/// The layout of the value marker `m` announces; `None` for the reserved marker 0xc1.
+#[inline]
+pub(crate) fn layout(m: u8) -> Option<Layout> {
+    let l = |len_bytes: u8, fixed: u8, children: u8, per_len: u8| Layout {
+        len_bytes,
+        fixed,
+        children,
+        per_len,
+    };
+    Some(match kind(m) {
+        Kind::Nil | Kind::Bool(_) => l(0, 0, 0, 0),
+        Kind::Uint(n) | Kind::Int(n) | Kind::Float(n) => l(0, n, 0, 0),
+        Kind::Bytes(0) => l(0, m & 0x1f, 0, 0),
+        Kind::Bytes(n) => l(n, 0, 0, 0),
+        Kind::Array(0) => l(0, 0, m & 0x0f, 0),
+        Kind::Array(n) => l(n, 0, 0, 1),
+        Kind::Map(0) => l(0, 0, 2 * (m & 0x0f), 0),
+        Kind::Map(n) => l(n, 0, 0, 2),
+        Kind::Ext(0, fixed) => l(0, 1 + fixed, 0, 0),
+        Kind::Ext(n, _) => l(n, 1, 0, 0),
+        Kind::Reserved => return None,
+    })
 }
 
 /// An integer as msgpack carries it.
@@ -239,33 +292,16 @@ impl<'a> Reader<'a> {
         while pending > 0 {
             pending -= 1;
             let m = self.byte()?;
-            match kind(m) {
-                Kind::Nil | Kind::Bool(_) | Kind::Uint(0) | Kind::Int(0) => {}
-                Kind::Uint(n) | Kind::Int(n) | Kind::Float(n) => {
-                    self.take(n as usize)?;
-                }
-                Kind::Bytes(0) => {
-                    self.take(usize::from(m & 0x1f))?;
-                }
-                Kind::Bytes(n) => {
-                    let len = self.be(n)? as usize;
-                    self.take(len)?;
-                }
-                Kind::Array(0) => pending += u64::from(m & 0x0f),
-                Kind::Array(n) => pending += self.be(n)?,
-                Kind::Map(0) => pending += 2 * u64::from(m & 0x0f),
-                Kind::Map(n) => pending += 2 * self.be(n)?,
-                Kind::Ext(0, fixed) => {
-                    self.take(1 + fixed as usize)?;
-                }
-                Kind::Ext(n, _) => {
-                    let len = self.be(n)? as usize;
-                    self.take(1 + len)?;
-                }
-                Kind::Reserved => {
-                    return Err(ReadError::Invalid("the reserved marker 0xc1".into()));
-                }
-            }
+            let Some(l) = layout(m) else {
+                return Err(ReadError::Invalid("the reserved marker 0xc1".into()));
+            };
+            let len = match l.len_bytes {
+                0 => 0,
+                n => self.be(n)?,
+            };
+            let (payload, children) = l.sizes(len);
+            self.take(usize::try_from(payload).map_err(|_| Short)?)?;
+            pending += children;
             // Every element takes at least one byte: a count beyond the input is short input.
             if pending > (self.buf.len() - self.pos) as u64 {
                 return Err(ReadError::Short);
@@ -341,5 +377,46 @@ mod tests {
             Reader::new(&[0xc1]).skip(),
             Err(ReadError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn layout_of_every_marker() {
+        // (marker, length field bytes, payload bytes and child values when a length field
+        // holds 3)
+        let cases: &[(u8, u8, u64, u64)] = &[
+            (0x05, 0, 0, 0),
+            (0x83, 0, 0, 6),
+            (0x92, 0, 0, 2),
+            (0xa4, 0, 4, 0),
+            (0xc0, 0, 0, 0),
+            (0xc3, 0, 0, 0),
+            (0xc4, 1, 3, 0),
+            (0xc6, 4, 3, 0),
+            (0xc7, 1, 1 + 3, 0),
+            (0xc9, 4, 1 + 3, 0),
+            (0xca, 0, 4, 0),
+            (0xcb, 0, 8, 0),
+            (0xcd, 0, 2, 0),
+            (0xd3, 0, 8, 0),
+            (0xd4, 0, 2, 0),
+            (0xd8, 0, 17, 0),
+            (0xd9, 1, 3, 0),
+            (0xda, 2, 3, 0),
+            (0xdc, 2, 0, 3),
+            (0xde, 2, 0, 6),
+            (0xdf, 4, 0, 6),
+            (0xff, 0, 0, 0),
+        ];
+        for &(m, len_bytes, payload, children) in cases {
+            let l = layout(m).unwrap();
+            let len = if l.len_bytes == 0 { 0 } else { 3 };
+            let (p, c) = l.sizes(len);
+            assert_eq!(
+                (l.len_bytes, p, c),
+                (len_bytes, payload, children),
+                "{m:#x}"
+            );
+        }
+        assert_eq!(layout(0xc1), None);
     }
 }

@@ -7,7 +7,7 @@
 
 use super::sshconfig::{yes_no, StrictHostKeyChecking};
 use super::{Connection, RemoteOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, RemoteErrorKind, Result};
 use crate::location::Location;
 use crate::origin::Origin;
 use std::path::{Path, PathBuf};
@@ -62,6 +62,11 @@ const HARMLESS_SETTINGS: &[&str] = &[
 /// command is not `ssh` (it is then run as it is); an error for an option it cannot honour
 /// (`-J`, `-o ProxyCommand=…`: install OpenSSH). `--ssh-identity` / `OXIBORG_SSH_IDENTITY`
 /// still come first.
+///
+/// # Errors
+///
+/// [`Error::Remote`] (`Connect`) naming an option the built-in client cannot honour, or a
+/// `-p`/`-o` value it cannot read.
 pub fn builtin_options(rsh: &str, opts: &RemoteOptions) -> Result<Option<RemoteOptions>> {
     let words = shell_words::split(rsh).unwrap_or_default();
     let Some(program) = words.first() else {
@@ -72,10 +77,13 @@ pub fn builtin_options(rsh: &str, opts: &RemoteOptions) -> Result<Option<RemoteO
     }
     let origin = &opts.rsh_origin;
     let cannot = |what: &str| {
-        Error::Other(format!(
+        Error::remote(
+            RemoteErrorKind::Connect,
+            format!(
             "{program} is not installed, and the built-in SSH client cannot do {what} of {origin} \
              ({rsh:?}): install OpenSSH (e.g. apt install openssh-client), or remove that option."
-        ))
+        ),
+        )
     };
     let mut o = opts.clone();
     o.rsh = None;
@@ -148,6 +156,11 @@ pub fn builtin_options(rsh: &str, opts: &RemoteOptions) -> Result<Option<RemoteO
 }
 
 /// The argument vector borg would run for `loc`.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] when `rsh` cannot be split into words (an unclosed quote) or is
+/// empty.
 pub fn argv(rsh: &str, loc: &Location, opts: &RemoteOptions) -> Result<Vec<String>> {
     let mut args = shell_words::split(rsh)
         .map_err(|e| Error::InvalidInput(format!("cannot parse BORG_RSH / --rsh {rsh:?}: {e}")))?;
@@ -168,13 +181,18 @@ pub fn argv(rsh: &str, loc: &Location, opts: &RemoteOptions) -> Result<Vec<Strin
 }
 
 /// Spawns the command and connects its pipes.
+///
+/// # Errors
+///
+/// As [`argv`]; [`Error::Remote`] (`Ssh`) when the `-i` key file cannot be read by this user
+/// (with what to do about it), (`Connect`) when the command cannot be run.
 pub fn spawn(rsh: &str, loc: &Location, opts: &RemoteOptions) -> Result<Connection> {
     let args = argv(rsh, loc, opts)?;
     // `ssh -i KEY` with a key this user cannot read fails with a cryptic "Permission denied
     // (publickey)" from the server: say what is wrong before trying.
     if let Some(key) = args.windows(2).find(|w| w[0] == "-i").map(|w| &w[1]) {
         let origin = Origin::Within("-i", Box::new(opts.rsh_origin.clone()));
-        if let Some(e) = super::unreadable_key(Path::new(key), &origin, false) {
+        if let Some(e) = super::ssh::unreadable_key(Path::new(key), &origin, false) {
             return Err(e);
         }
     }
@@ -185,7 +203,12 @@ pub fn spawn(rsh: &str, loc: &Location, opts: &RemoteOptions) -> Result<Connecti
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::Other(format!("cannot run {:?}: {e}", args[0])))?;
+        .map_err(|e| {
+            Error::remote(
+                RemoteErrorKind::Connect,
+                format!("cannot run {:?}: {e}", args[0]),
+            )
+        })?;
     let requests = child.stdin.take().expect("piped stdin");
     let responses = child.stdout.take().expect("piped stdout");
     let log = child.stderr.take().expect("piped stderr");

@@ -164,6 +164,10 @@ pub fn lookup(text: &str, file: &Path, name: &str) -> Vec<KnownKey> {
 
 /// The keys recorded for `name` in each of `files` that exists. A file that exists but cannot
 /// be read is an error (it may hold the key that would have matched).
+///
+/// # Errors
+///
+/// The I/O error of a file that exists but cannot be read, prefixed with its path.
 pub fn lookup_files(files: &[PathBuf], name: &str) -> std::io::Result<Vec<KnownKey>> {
     let mut out = Vec::new();
     for f in files {
@@ -191,6 +195,10 @@ pub fn line_for(name: &str, blob: &[u8]) -> String {
 }
 
 /// Appends the key to `file`, making its directory (mode 0700, as `~/.ssh`) when missing.
+///
+/// # Errors
+///
+/// The I/O error when the directory cannot be made or the file written.
 pub fn record(file: &Path, name: &str, blob: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {

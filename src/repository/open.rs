@@ -163,14 +163,13 @@ impl Repository {
                 )?)
             }
             Protocol::Ssh => {
-                let mut remote = options.remote.clone();
-                remote.bypass_lock = options.bypass_lock;
-                remote.lock_wait = options.lock_wait.as_secs_f64();
+                // (remote reads take no lock: `bypass_lock` and `lock_wait` do not apply)
+                let remote = &options.remote;
                 let n = match remote.connections {
                     0 => crate::remote::default_connections(),
                     n => n,
                 };
-                Box::new(crate::remote::RemotePool::connect(location, &remote, n)?)
+                Box::new(crate::remote::RemotePool::connect(location, remote, n)?)
             }
         })
     }
