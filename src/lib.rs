@@ -32,7 +32,6 @@
 
 pub mod borgmatic;
 pub mod check;
-pub mod cli;
 pub mod compress;
 pub mod error;
 pub mod export_tar;

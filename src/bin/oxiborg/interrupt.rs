@@ -1,6 +1,6 @@
 //! SIGINT, SIGTERM and SIGHUP during a long command (`extract`, `export-tar`, `check`): the first
 //! one sets the interrupt flag that the library honours (it stops cleanly and returns
-//! [`crate::Error::Interrupted`]); a second one ends the process at once, as the signal does by
+//! [`oxiborg::Error::Interrupted`]); a second one ends the process at once, as the signal does by
 //! default. Installed only around the work that checks the flag, so that a signal at a
 //! passphrase prompt (or during a command that never looks) still ends the process.
 
@@ -31,7 +31,7 @@ impl Interrupt {
                 .and_then(|_| signal_hook::flag::register_usize(sig, signal.clone(), sig as usize))
                 .and_then(|_| signal_hook::flag::register(sig, flag.clone()));
             if let Err(e) = installed {
-                crate::cli::logger::debug(
+                crate::logger::debug(
                     "borg.archiver",
                     &format!("cannot install a handler for signal {sig}: {e}"),
                 );
@@ -60,7 +60,7 @@ impl Interrupt {
             Some(w) => format!("Interrupted by {}: {w}", self.name()),
             None => format!("Interrupted by {}.", self.name()),
         };
-        crate::cli::logger::error("borg.archiver", &line);
+        crate::logger::error("borg.archiver", &line);
         self.exit_code()
     }
 

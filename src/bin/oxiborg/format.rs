@@ -14,8 +14,6 @@ pub enum Value {
     Str(String),
     /// An integer.
     Int(i64),
-    /// A boolean (printed `True`/`False` like Python).
-    Bool(bool),
     /// A local time (borg's default rendering `%a, %Y-%m-%d %H:%M:%S`).
     Time(DateTime<Local>),
 }
@@ -189,7 +187,6 @@ fn apply_spec(out: &mut String, v: &Value, spec: &str) -> Result<(), String> {
             };
             (s, false)
         }
-        Value::Bool(b) => ((if *b { "True" } else { "False" }).to_string(), true),
         Value::Int(i) => {
             let s = match kind {
                 "x" => format!("{i:x}"),
@@ -277,7 +274,7 @@ mod tests {
         assert_eq!(r("{x:^5}", Value::Str("ab".into())), " ab  ");
         assert_eq!(r("{x:08}", Value::Int(-42)), "-0000042");
         assert_eq!(r("{x:,}", Value::Int(1234567)), "1,234,567");
-        assert_eq!(r("{{{x}}}{NL}", Value::Bool(true)), "{True}\n");
+        assert_eq!(r("{{{x}}}{NL}", Value::Int(7)), "{7}\n");
         assert_eq!(r("{x:.2}", Value::Str("abcdef".into())), "ab");
     }
 

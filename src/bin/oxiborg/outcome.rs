@@ -2,7 +2,7 @@
 //! had done, what a failed one could not restore and why), and the free-space warning before
 //! it starts.
 
-use crate::extract::{Shortfall, Summary};
+use oxiborg::extract::{Shortfall, Summary};
 use std::path::Path;
 
 /// borg's exit code for a restore's outcome (legacy: 0, 1 or 2): 2 when files were lost to

@@ -2,7 +2,7 @@
 //! library's): legacy mode gives 2 for every error; with `BORG_EXIT_CODES=modern` each error
 //! gets the code borg 1.4 gives it.
 
-use crate::error::Error;
+use oxiborg::error::Error;
 
 /// The exit code borg 1.4 uses for `e` with `BORG_EXIT_CODES=modern`.
 pub(crate) fn modern_exit_code(e: &Error) -> i32 {

@@ -5,8 +5,8 @@
 //! stderr is not a terminal, so redirected output, `--stdout` data and JSON stay clean. Messages
 //! printed while it is shown go through [`print_line`], which clears the bar first.
 
-use crate::progress::Progress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use oxiborg::progress::Progress;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,8 +25,8 @@ static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
 pub fn print_line(line: &str) {
     let bar = SHOWN.lock().unwrap_or_else(|e| e.into_inner()).clone();
     match bar {
-        Some(b) => b.suspend(|| crate::cli::logger::stderr_line(line)),
-        None => crate::cli::logger::stderr_line(line),
+        Some(b) => b.suspend(|| crate::logger::stderr_line(line)),
+        None => crate::logger::stderr_line(line),
     }
 }
 

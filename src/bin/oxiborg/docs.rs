@@ -2,8 +2,12 @@
 //! sections of `--help` and of the man pages (on a freshly wiped machine the binary is the
 //! only manual there is), and the man pages themselves.
 
+use crate::args::{Cli, CompletionArgs, ManArgs};
 use clap::Command;
+use clap::CommandFactory;
+use oxiborg::error::{Error, Result};
 use roff::{bold, roman, Roff};
+use std::io::Write;
 
 /// Every variable oxiborg reads, with what it does.
 pub(super) const ENVIRONMENT: &[(&str, &str)] = &[
@@ -332,4 +336,38 @@ pub(super) fn man_pages(cmd: Command) -> std::io::Result<Vec<(String, Vec<u8>)>>
         ));
     }
     Ok(pages)
+}
+
+/// `completion SHELL`: the shell completion script.
+pub(crate) fn completion(args: CompletionArgs) -> Result<i32> {
+    let mut cmd = command(Cli::command());
+    // Into memory first: the generator panics on a write error (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "oxiborg", &mut script);
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script)
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::io("<stdout>", e))?;
+    Ok(0)
+}
+
+/// `man [--dir DIR]`: the man pages.
+pub(crate) fn man(args: ManArgs) -> Result<i32> {
+    let pages = man_pages(command(Cli::command())).map_err(|e| Error::io("<man page>", e))?;
+    match args.dir {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            for (name, page) in pages {
+                let path = dir.join(name);
+                std::fs::write(&path, page).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&pages[0].1)
+                .and_then(|_| out.flush())
+                .map_err(|e| Error::io("<stdout>", e))?;
+        }
+    }
+    Ok(0)
 }

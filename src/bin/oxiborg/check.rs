@@ -1,12 +1,14 @@
 //! `oxiborg check`: borg's repository and archive checks, read-only.
 
-use super::{open_options, progress, ArchiveFilterArgs, GlobalArgs};
-use crate::check::{ArchiveCheck, Selection};
-use crate::cli::logger::emit;
-use crate::error::{Error, Result};
-use crate::repository::Repository;
-use crate::Location;
+use crate::args::{ArchiveFilterArgs, GlobalArgs};
+use crate::logger::emit;
+use crate::open::open_options;
+use crate::progress;
 use clap::Args;
+use oxiborg::check::{ArchiveCheck, Selection};
+use oxiborg::error::{Error, Result};
+use oxiborg::repository::Repository;
+use oxiborg::Location;
 use std::sync::Arc;
 
 #[derive(Debug, Args)]
@@ -65,7 +67,7 @@ pub(super) fn run(args: &CheckArgs, global: &GlobalArgs) -> Result<i32> {
         return Ok(0);
     }
     let mut report = |level: log::Level, msg: String| emit(level.into(), "borg.archive", &msg);
-    let filter = |repo: &Repository| -> Result<Vec<crate::format::ArchiveEntry>> {
+    let filter = |repo: &Repository| -> Result<Vec<oxiborg::format::ArchiveEntry>> {
         Ok(super::list::select_archives(repo, f, true)?
             .into_iter()
             .cloned()
@@ -82,7 +84,7 @@ pub(super) fn run(args: &CheckArgs, global: &GlobalArgs) -> Result<i32> {
         }
         None => Selection::All,
     };
-    let counters = Arc::new(crate::progress::Progress::new());
+    let counters = Arc::new(oxiborg::progress::Progress::new());
     let display = (args.verify_data && progress::wanted() && !global.log_json)
         .then(|| progress::Display::start_count("Verifying", counters.clone()));
     let stop = super::interrupt::Interrupt::install();
@@ -93,7 +95,7 @@ pub(super) fn run(args: &CheckArgs, global: &GlobalArgs) -> Result<i32> {
         progress: Some(&counters),
         interrupt: Some(&flag),
     };
-    let problems = crate::check::check_archives(store, loc.clone(), &opts, &what, &mut report);
+    let problems = oxiborg::check::check_archives(store, loc.clone(), &opts, &what, &mut report);
     drop(display);
     match problems {
         Err(Error::Interrupted) => Ok(stop.report(Some("the check did not finish"))),

@@ -74,7 +74,7 @@ pub fn emit(level: Level, logger: &str, msg: &str) {
 pub fn emit_always(level: Level, logger: &str, msg: &str) {
     match SINK.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
         Some(sink) => sink(level, logger, msg),
-        None => crate::cli::logger::stderr_line(msg),
+        None => crate::logger::stderr_line(msg),
     }
 }
 
