@@ -4,8 +4,7 @@
 //! Run: `cargo bench --bench decode` (results under target/criterion).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use oxiborg::fuzzing::{decode_item, Decoded};
-use oxiborg::key::{Key, Sealed};
+use oxiborg::fuzzing::{decode_item, decompress_payload, Decoded, Key, Sealed};
 use oxiborg::{Location, OpenOptions, Repository};
 use std::hint::black_box;
 use std::io::Write;
@@ -139,7 +138,7 @@ fn decompressors(c: &mut Criterion) {
     ] {
         g.bench_function(name, |b| {
             b.iter(|| {
-                black_box(oxiborg::compress::decompress(payload, Some(data.len())).expect("ok"))
+                black_box(decompress_payload(payload, Some(data.len())).expect("ok"))
             })
         });
     }

@@ -5,12 +5,14 @@
 //! are exercised by every `cargo test`. The benchmarks (`benches/decode.rs`) reach the
 //! decoders they time through here too. Not a stable API.
 
+pub use crate::compress::decompress as decompress_payload;
 pub use crate::format::items::{decode_item, Decoded};
+pub use crate::key::{Key, Sealed};
 
 use crate::format::item::Item;
 use crate::format::msgpack::ReadError;
 use crate::format::{ArchiveMeta, Manifest};
-use crate::key::{Key, KeyType, Sealed};
+use crate::key::KeyType;
 use crate::patterns::{Matcher, Pattern, Style};
 use crate::store::hashindex::HashIndex;
 use crate::store::local::RepoConfig;

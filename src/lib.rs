@@ -32,32 +32,37 @@
 
 pub mod borgmatic;
 pub mod check;
-pub mod compress;
+pub(crate) mod compress;
 pub mod error;
 pub mod export_tar;
 pub mod extract;
 pub(crate) mod fetch;
-pub mod format;
+pub(crate) mod format;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod id;
-pub mod key;
+pub(crate) mod id;
+pub(crate) mod key;
 pub mod location;
-pub mod origin;
+pub(crate) mod origin;
 pub mod patterns;
-pub mod placeholders;
+pub(crate) mod placeholders;
 pub mod progress;
-pub mod remote;
+pub(crate) mod remote;
 pub mod repository;
 pub mod stats;
 pub mod store;
-pub mod users;
+pub(crate) mod users;
 
 pub use error::{Error, ErrorKind, RemoteErrorKind, Result};
-pub use key::passphrase::Passphrase;
-pub use location::Location;
-pub use progress::Progress;
-pub use repository::{Archive, ArchiveFilter, FileReader, OpenOptions, Repository, SortKey};
-
-pub use format::{ArchiveEntry, Item, ItemKind};
+pub use format::text::display_bytes;
+pub use format::{parse_time, ArchiveEntry, ArchiveMeta, Item, ItemKind, Manifest};
 pub use id::{Id, ObjectId, MANIFEST_ID};
+pub use key::blob::BorgDirs;
+pub use key::passphrase::{terminal_prompt, Passphrase, Prompt};
+pub use key::KeyType;
+pub use location::Location;
+pub use origin::Origin;
+pub use progress::Progress;
+pub use remote::ssh::{HostKeyPrompt, UnknownHost};
+pub use remote::RemoteOptions;
+pub use repository::{Archive, ArchiveFilter, FileReader, OpenOptions, Repository, SortKey};

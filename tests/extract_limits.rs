@@ -23,7 +23,7 @@ mod extract_support;
 
 use common::*;
 use extract_support::*;
-use oxiborg::extract::dest::MAX_DEPTH;
+use oxiborg::extract::MAX_DEPTH;
 use serde_json::{json, Value};
 use std::ffi::OsString;
 use std::fs;

@@ -11,7 +11,7 @@ mod remote_support;
 
 use common::*;
 use oxiborg::error::{ErrorKind, RemoteErrorKind};
-use oxiborg::remote::RemoteOptions;
+use oxiborg::RemoteOptions;
 use oxiborg::Passphrase;
 use oxiborg::{Location, OpenOptions, Repository};
 use remote_support::*;

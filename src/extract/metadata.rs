@@ -23,7 +23,7 @@ pub struct MetaOptions {
 }
 
 /// Caches of user and group name lookups, shared by the threads that finish files (the lookups
-/// themselves are the reentrant ones of [`crate::users`]).
+/// themselves are the reentrant ones of `getpwnam_r` and `getgrnam_r`).
 #[derive(Default)]
 pub struct Owners {
     users: Mutex<HashMap<Vec<u8>, Option<u32>>>,

@@ -49,10 +49,10 @@
 //! # Ok(()) }
 //! ```
 
-pub mod acl;
-pub mod dest;
+mod acl;
+mod dest;
 mod finish;
-pub mod metadata;
+mod metadata;
 mod options;
 mod pending;
 mod pipeline;
@@ -60,6 +60,8 @@ mod plan;
 mod space;
 
 pub use options::{Event, ExtractOptions, StageTimes, Summary, Totals};
+pub use dest::MAX_DEPTH;
+pub use metadata::MetaOptions;
 pub use space::Shortfall;
 
 /// The path of an [`Error::Io`] that writing to the output of [`Extractor::run_to`] failed with.

@@ -17,23 +17,6 @@ pub fn display_bytes(b: &[u8]) -> String {
     }
 }
 
-/// Decodes bytes as borg's surrogateescape text would re-encode to JSON: valid UTF-8 as is,
-/// every undecodable byte `b` as the lone surrogate `U+DC00+b` (how Python's `json` writes it,
-/// `\udcXX`). Returns the JSON string literal including quotes.
-pub fn json_surrogateescape(b: &[u8]) -> String {
-    let mut out = String::with_capacity(b.len() + 2);
-    out.push('"');
-    for chunk in b.utf8_chunks() {
-        let s = serde_json::to_string(chunk.valid()).unwrap_or_default();
-        out.push_str(&s[1..s.len() - 1]);
-        for byte in chunk.invalid() {
-            out.push_str(&format!("\\udc{byte:02x}"));
-        }
-    }
-    out.push('"');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,6 +25,5 @@ mod tests {
     fn display_replaces_undecodable() {
         assert_eq!(display_bytes(b"caf\xe9-latin1.txt"), "caf?-latin1.txt");
         assert_eq!(display_bytes("ünï".as_bytes()), "ünï");
-        assert_eq!(json_surrogateescape(b"a\"\xe9"), "\"a\\\"\\udce9\"");
     }
 }

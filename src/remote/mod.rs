@@ -23,15 +23,14 @@
 //! when the server breaks the protocol, `Server` for the server's own errors.
 //!
 //! ```no_run
-//! use oxiborg::remote::{RemoteOptions, RemotePool};
-//! use oxiborg::store::Store;
+//! use oxiborg::{Location, OpenOptions, Repository};
 //! # fn main() -> oxiborg::Result<()> {
 //! // The documented defaults (120 s silence limit, 3 retries, the built-in SSH client with
 //! // ~/.ssh/config and ~/.ssh/known_hosts); RemoteOptions::from_env() reads BORG_RSH & co.
-//! let opts = RemoteOptions::default();
-//! let loc = oxiborg::Location::parse("ssh://backup@host/./repo")?;
-//! let store = RemotePool::connect(&loc, &opts, 2)?;
-//! println!("{} objects", store.list_ids()?.len());
+//! let mut opts = OpenOptions::default();
+//! opts.passphrase = Some("secret".into());
+//! let repo = Repository::open(&Location::parse("ssh://backup@host/./repo")?, &opts)?;
+//! println!("{} archives", repo.archives().len());
 //! # Ok(()) }
 //! ```
 
@@ -86,7 +85,7 @@ pub struct Connection {
 pub struct RemoteOptions {
     /// `BORG_RSH` / `--rsh`: spawn this command (shell-split) instead of native SSH. When it is
     /// `ssh …` and no `ssh` is installed, the built-in client is used with what it can take from
-    /// it (see [`command::builtin_options`]).
+    /// it (see `command::builtin_options`).
     pub rsh: Option<String>,
     /// Where `rsh` came from (named in messages about it).
     pub rsh_origin: Origin,
@@ -130,7 +129,7 @@ impl Default for RemoteOptions {
     /// The documented defaults, nothing from the environment: the built-in SSH client (with
     /// `~/.ssh/config` and `~/.ssh/known_hosts`, asking about no unknown host), `borg` as the
     /// remote command, a 120 s silence limit, 3 reconnection attempts, the default number of
-    /// sessions ([`default_connections`]).
+    /// sessions (`default_connections`: 2).
     fn default() -> Self {
         RemoteOptions {
             rsh: None,

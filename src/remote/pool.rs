@@ -63,13 +63,6 @@ impl RemotePool {
         })
     }
 
-    /// How many times a dropped session was reopened so far.
-    pub fn reconnects(&self) -> u64 {
-        self.sessions
-            .iter()
-            .map(|s| s.reconnects.load(Ordering::Relaxed))
-            .sum()
-    }
 
     /// The next session, round robin.
     fn pick(&self) -> &Session {

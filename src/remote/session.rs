@@ -328,15 +328,6 @@ impl RemoteStore {
         })
     }
 
-    /// Whether the session is over (the connection broke or the server was declared dead).
-    pub fn is_broken(&self) -> bool {
-        self.shared
-            .broken
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
-    }
-
     /// Whether the session broke in a way a new session may cure (the connection dropped, the
     /// server died or went silent), rather than because the server broke the protocol: a
     /// server that sends garbage gets no second chance.

@@ -27,6 +27,8 @@ pub use reader::FileReader;
 pub use select::{ArchiveFilter, SortKey};
 
 use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::key::KeyType;
 use crate::fetch::{open_many, open_many_with, Opened};
 use crate::format::{ArchiveEntry, ArchiveMeta, Item, Manifest};
 use crate::id::ObjectId;
@@ -59,14 +61,38 @@ impl Repository {
         &self.location
     }
 
-    /// The object store underneath.
+    /// The object store underneath (for the crate's tests and benchmarks).
+    #[doc(hidden)]
     pub fn store(&self) -> &dyn Store {
         &*self.store
     }
 
-    /// The unlocked key.
+    /// The unlocked key (for the crate's tests and benchmarks).
+    #[doc(hidden)]
     pub fn key(&self) -> &Key {
         &self.key
+    }
+
+    /// The repository's id (its `config` file's `id`), as borg prints it.
+    pub fn id(&self) -> Id {
+        Id(self.store.id())
+    }
+
+    /// How the repository is encrypted and authenticated.
+    pub fn key_type(&self) -> KeyType {
+        self.key.key_type()
+    }
+
+    /// Where the key came from: `repokey`'s "repository", or the key file's path (what borg's
+    /// `info` prints as "Key file").
+    pub fn key_origin(&self) -> &str {
+        self.key.origin()
+    }
+
+    /// What the store noticed while opening (for example an unfinished transaction it reads
+    /// past); the CLI prints these as borg prints its warnings.
+    pub fn warnings(&self) -> Vec<String> {
+        self.store.warnings()
     }
 
     /// The verified manifest.
@@ -100,7 +126,7 @@ impl Repository {
     }
 
     /// [`Repository::open_many`] for a file's chunks: each chunk's size (from the archive)
-    /// sizes its buffer, so a chunk bigger than [`crate::compress::MAX_PLAINTEXT`] is read too.
+    /// sizes its buffer, so a chunk bigger than borg's 128 MiB limit is read too.
     /// The fetching stops with [`Error::Interrupted`] once `interrupt` is set.
     pub fn open_chunks(
         &self,

@@ -67,7 +67,7 @@ pub(super) fn run(args: &CheckArgs, global: &GlobalArgs) -> Result<i32> {
         return Ok(0);
     }
     let mut report = |level: log::Level, msg: String| emit(level.into(), "borg.archive", &msg);
-    let filter = |repo: &Repository| -> Result<Vec<oxiborg::format::ArchiveEntry>> {
+    let filter = |repo: &Repository| -> Result<Vec<oxiborg::ArchiveEntry>> {
         Ok(super::list::select_archives(repo, f, true)?
             .into_iter()
             .cloned()

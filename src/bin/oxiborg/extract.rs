@@ -33,7 +33,7 @@ pub(crate) fn run(
         strip_components: args.strip_components,
         dry_run: args.dry_run,
         sparse: args.sparse,
-        meta: oxiborg::extract::metadata::MetaOptions {
+        meta: oxiborg::extract::MetaOptions {
             numeric_ids: args.numeric_ids,
             noacls: args.noacls,
             noxattrs: args.noxattrs,

@@ -7,8 +7,8 @@ use crate::list::*;
 use crate::open::{open_options, warn_store};
 use crate::select::*;
 use oxiborg::error::{Error, Result};
-use oxiborg::format::text::display_bytes;
-use oxiborg::format::ArchiveEntry;
+use oxiborg::display_bytes;
+use oxiborg::ArchiveEntry;
 use oxiborg::repository::Repository;
 use oxiborg::stats::{self, ArchiveStats, CacheStats};
 use oxiborg::Location;
@@ -33,8 +33,8 @@ pub(crate) fn run(args: InfoArgs, global: &GlobalArgs) -> Result<i32> {
 }
 
 fn enc_text(repo: &Repository) -> String {
-    use oxiborg::key::KeyType::*;
-    match repo.key().key_type() {
+    use oxiborg::KeyType::*;
+    match repo.key_type() {
         Plaintext | Authenticated => "No".into(),
         Repokey => "Yes (repokey)".into(),
         Blake2Repokey => "Yes (repokey BLAKE2b)".into(),
@@ -60,7 +60,7 @@ fn cache_dir(repo: &Repository) -> String {
         };
         home.join("borg")
     });
-    dir.join(hex::encode(repo.store().id()))
+    dir.join(repo.id().to_string())
         .display()
         .to_string()
 }
@@ -134,8 +134,8 @@ fn chunker_params_json(v: &Option<rmpv::Value>) -> J {
 }
 
 fn duration(st: &ArchiveStats) -> f64 {
-    let start = oxiborg::format::parse_time(&st.meta.time);
-    let end = oxiborg::format::parse_time(st.meta.time_end());
+    let start = oxiborg::parse_time(&st.meta.time);
+    let end = oxiborg::parse_time(st.meta.time_end());
     match (start, end) {
         (Some(s), Some(e)) => (e - s).num_microseconds().unwrap_or(0) as f64 / 1e6,
         _ => 0.0,
@@ -177,10 +177,10 @@ pub(super) fn info(
                 .iter()
                 .map(|a| {
                     let m = &a.meta;
-                    let start = oxiborg::format::parse_time(&m.time)
+                    let start = oxiborg::parse_time(&m.time)
                         .map(|t| timefmt::iso(&archive_time(&t)))
                         .unwrap_or_default();
-                    let end = oxiborg::format::parse_time(m.time_end())
+                    let end = oxiborg::parse_time(m.time_end())
                         .map(|t| timefmt::iso(&archive_time(&t)))
                         .unwrap_or_default();
                     let mut o = vec![
@@ -233,9 +233,9 @@ pub(super) fn info(
         doc.push(("encryption".to_string(), encryption_json(repo)));
         doc.push(("repository".to_string(), repository_json(repo)));
         if !archive_mode {
-            let sec = oxiborg::key::blob::BorgDirs::from_env()
+            let sec = oxiborg::BorgDirs::from_env()
                 .security
-                .join(hex::encode(repo.store().id()));
+                .join(repo.id().to_string());
             doc.push(("security_dir".to_string(), J::s(sec.display().to_string())));
         }
         writeln!(out, "{}", json::pretty(&J::Obj(doc))).map_err(io)?;
@@ -249,7 +249,7 @@ pub(super) fn info(
             }
             let m = &a.meta;
             let t = |s: &str| {
-                oxiborg::format::parse_time(s)
+                oxiborg::parse_time(s)
                     .map(|t| timefmt::human(&archive_time(&t)))
                     .unwrap_or_default()
             };
@@ -293,17 +293,17 @@ pub(super) fn info(
     } else {
         text.push_str(&format!(
             "Repository ID: {}\n",
-            hex::encode(repo.store().id())
+            repo.id().to_string()
         ));
         text.push_str(&format!("Location: {}\n", canonical_location(repo)));
         text.push_str(&format!("Encrypted: {}\n", enc_text(repo)));
-        if repo.key().key_type().is_keyfile() {
-            text.push_str(&format!("Key file: {}\n", repo.key().origin()));
+        if repo.key_type().is_keyfile() {
+            text.push_str(&format!("Key file: {}\n", repo.key_origin()));
         }
         text.push_str(&format!("Cache: {}\n", cache_dir(repo)));
-        let sec = oxiborg::key::blob::BorgDirs::from_env()
+        let sec = oxiborg::BorgDirs::from_env()
             .security
-            .join(hex::encode(repo.store().id()));
+            .join(repo.id().to_string());
         text.push_str(&format!("Security dir: {}\n", sec.display()));
         text.push_str(SEPARATOR);
         text.push('\n');

@@ -4,10 +4,9 @@ use super::format::{Format, Value};
 use super::json::J;
 use super::timefmt::{self, item_time};
 use oxiborg::error::{Error, Result};
-use oxiborg::format::item::{
-    Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
-};
-use oxiborg::format::text::display_bytes;
+use libc::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK};
+use oxiborg::Item;
+use oxiborg::display_bytes;
 use oxiborg::repository::Repository;
 
 /// `stat.filemode`.

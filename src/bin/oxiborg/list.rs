@@ -9,8 +9,8 @@ use crate::matcher::build_matcher;
 use crate::open::{open_options, warn_store};
 use crate::select::*;
 use oxiborg::error::{Error, Result};
-use oxiborg::format::text::display_bytes;
-use oxiborg::format::ArchiveEntry;
+use oxiborg::display_bytes;
+use oxiborg::ArchiveEntry;
 use oxiborg::patterns::Matcher;
 use oxiborg::repository::Repository;
 use oxiborg::Location;
@@ -69,20 +69,19 @@ pub(crate) fn command_line(args: &[Vec<u8>]) -> String {
 }
 
 pub(crate) fn encryption_json(repo: &Repository) -> J {
-    let key = repo.key();
-    let mut e = vec![("mode".to_string(), J::s(key.key_type().mode_name()))];
-    if key.key_type().is_keyfile() {
-        e.push(("keyfile".to_string(), J::s(key.origin())));
+    let mut e = vec![("mode".to_string(), J::s(repo.key_type().mode_name()))];
+    if repo.key_type().is_keyfile() {
+        e.push(("keyfile".to_string(), J::s(repo.key_origin())));
     }
     J::Obj(e)
 }
 
 pub(crate) fn repository_json(repo: &Repository) -> J {
-    let last = oxiborg::format::parse_time(&repo.manifest().timestamp)
+    let last = oxiborg::parse_time(&repo.manifest().timestamp)
         .map(|t| J::s(timefmt::iso(&archive_time(&t))))
         .unwrap_or(J::Null);
     J::obj([
-        ("id", J::s(hex::encode(repo.store().id()))),
+        ("id", J::s(repo.id().to_string())),
         ("last_modified", last),
         ("location", J::s(canonical_location(repo))),
     ])
@@ -132,7 +131,7 @@ pub(super) fn list_repository(
         let start = archive_time(&entry.time_utc);
         let end = meta
             .as_ref()
-            .and_then(|m| oxiborg::format::parse_time(m.time_end()))
+            .and_then(|m| oxiborg::parse_time(m.time_end()))
             .map(|t| archive_time(&t));
         let lookup = |k: &str| -> Option<Value> {
             let m = meta.as_ref();

@@ -43,7 +43,7 @@ pub(crate) fn use_borgmatic(g: &mut GlobalArgs) -> Result<()> {
 }
 
 pub(crate) fn open_options(g: &GlobalArgs) -> OpenOptions {
-    use oxiborg::origin::Origin;
+    use oxiborg::Origin;
     let mut o = OpenOptions::from_env();
     if let Some(config) = &g.borgmatic_in_use {
         config.apply(&mut o);
@@ -58,9 +58,9 @@ pub(crate) fn open_options(g: &GlobalArgs) -> OpenOptions {
         o.remote.identity = Some(f.clone());
         o.remote.identity_origin = Origin::Flag("--ssh-identity");
     }
-    o.remote.host_key_prompt = Some(oxiborg::remote::ssh::HostKeyPrompt::terminal());
+    o.remote.host_key_prompt = Some(oxiborg::HostKeyPrompt::terminal());
     o.prompt = Some(std::sync::Arc::new(
-        oxiborg::key::passphrase::terminal_prompt,
+        oxiborg::terminal_prompt,
     ));
     if let Some(r) = &g.remote_path {
         o.remote.remote_path = Some(r.clone());
@@ -72,7 +72,7 @@ pub(crate) fn open_options(g: &GlobalArgs) -> OpenOptions {
 }
 
 pub(crate) fn warn_store(repo: &Repository) {
-    for w in repo.store().warnings() {
+    for w in repo.warnings() {
         crate::logger::warning("borg.repository", &format!("Warning: {w}"));
     }
 }

@@ -258,6 +258,7 @@ pub fn resolve(files: &ConfigFiles, q: &Query) -> Result<HostConfig> {
 /// # Errors
 ///
 /// As [`resolve`].
+#[cfg(test)]
 pub fn resolve_text(text: &str, name: &Path, q: &Query) -> Result<HostConfig> {
     let flags = Flags {
         user_conf: true,

@@ -130,6 +130,7 @@ pub(super) struct Flags {
 /// The text of a top-level file, or the file to read.
 pub(super) enum Top<'a> {
     Path(&'a Path, Flags, bool),
+    #[cfg(test)]
     Text(&'a str, &'a Path, Flags),
 }
 
@@ -181,6 +182,7 @@ impl Reader<'_> {
                         ));
                     }
                 }
+                #[cfg(test)]
                 Top::Text(text, name, flags) => {
                     self.read_text(text, name, flags, &mut active, 0)?
                 }
