@@ -1,40 +1,14 @@
-//! One archived file-system object, with every item key borg 1.x writes.
+//! Decoding items from msgpack: [`Item::decode`], a hand-written decoder over the
+//! [`Reader`] (every key borg 1.x writes, str or bin keys, each value's type checked), and the
+//! serde helpers for lists of ids and byte strings that archive metadata uses.
 
-use super::msgpack::{Int, ReadError, Reader};
-use super::text::display_bytes;
+use super::{ChunkRef, Item, Xattrs};
+use crate::format::msgpack::{Int, ReadError, Reader};
+use crate::format::text::display_bytes;
 use crate::id::ObjectId;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
-use std::collections::BTreeMap;
-
-/// File type bits of `st_mode`.
-pub const S_IFMT: u32 = 0o170000;
-/// Regular file.
-pub const S_IFREG: u32 = 0o100000;
-/// Directory.
-pub const S_IFDIR: u32 = 0o040000;
-/// Symbolic link.
-pub const S_IFLNK: u32 = 0o120000;
-/// FIFO.
-pub const S_IFIFO: u32 = 0o010000;
-/// Character device.
-pub const S_IFCHR: u32 = 0o020000;
-/// Block device.
-pub const S_IFBLK: u32 = 0o060000;
-/// Socket.
-pub const S_IFSOCK: u32 = 0o140000;
-
-/// A reference to one content chunk of a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkRef {
-    /// The chunk's id.
-    pub id: ObjectId,
-    /// Plaintext size.
-    pub size: u64,
-    /// Stored size, where the archive records it (1.x always does; borg 2 does not).
-    pub csize: Option<u64>,
-}
 
 /// A list of 32-byte ids.
 pub(crate) fn de_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ObjectId>, D::Error> {
@@ -59,60 +33,6 @@ pub(crate) fn de_opt_byte_list<'de, D: Deserializer<'de>>(
 ) -> Result<Option<Vec<Vec<u8>>>, D::Error> {
     let raw: Option<Vec<ByteBuf>> = Deserialize::deserialize(d)?;
     Ok(raw.map(|v| v.into_iter().map(ByteBuf::into_vec).collect()))
-}
-
-/// Extended attributes: name → value.
-pub type Xattrs = BTreeMap<Vec<u8>, Vec<u8>>;
-
-/// One file-system object of an archive. Unknown keys are ignored.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Item {
-    /// Path, relative, `/`-separated, raw bytes.
-    pub path: Vec<u8>,
-    /// `st_mode` including the file type bits.
-    pub mode: u32,
-    /// Numeric owner.
-    pub uid: u32,
-    /// Numeric group.
-    pub gid: u32,
-    /// Owner name at backup time (`None`: the id had no name).
-    pub user: Option<Vec<u8>>,
-    /// Group name at backup time.
-    pub group: Option<Vec<u8>>,
-    /// Modification time, ns since the epoch.
-    pub mtime: i64,
-    /// Access time, ns.
-    pub atime: Option<i64>,
-    /// Change time, ns.
-    pub ctime: Option<i64>,
-    /// Birth time, ns (macOS/BSD).
-    pub birthtime: Option<i64>,
-    /// File size (1.1+ regular files).
-    pub size: Option<u64>,
-    /// Content chunks of a regular file.
-    pub chunks: Option<Vec<ChunkRef>>,
-    /// The original chunk list, when `borg check --repair` replaced missing chunks.
-    pub chunks_healthy: Option<Vec<ChunkRef>>,
-    /// Symlink target, or hard-link master path (see [`Item::is_symlink`]).
-    pub source: Option<Vec<u8>>,
-    /// First item of a hard-link group (1.1+; absent in 1.0).
-    pub hardlink_master: Option<bool>,
-    /// Device number of char/block devices.
-    pub rdev: Option<u64>,
-    /// Extended attributes, name → value.
-    pub xattrs: Option<Xattrs>,
-    /// POSIX access ACL, text form.
-    pub acl_access: Option<Vec<u8>>,
-    /// POSIX default ACL, text form.
-    pub acl_default: Option<Vec<u8>>,
-    /// macOS ACL text.
-    pub acl_extended: Option<Vec<u8>>,
-    /// NFSv4 ACL text.
-    pub acl_nfs4: Option<Vec<u8>>,
-    /// BSD-style flags.
-    pub bsdflags: Option<u32>,
-    /// Part number of a checkpoint part file.
-    pub part: Option<u64>,
 }
 
 impl Item {
@@ -185,148 +105,6 @@ impl Item {
             return Err(invalid("missing key path".into()));
         }
         Ok((item, r.position()))
-    }
-
-    /// The file type bits.
-    pub fn file_type(&self) -> u32 {
-        self.mode & S_IFMT
-    }
-    /// What kind of file-system object this is.
-    pub fn kind(&self) -> ItemKind {
-        match self.file_type() {
-            S_IFREG => ItemKind::File,
-            S_IFDIR => ItemKind::Directory,
-            S_IFLNK => ItemKind::Symlink,
-            S_IFIFO => ItemKind::Fifo,
-            S_IFCHR => ItemKind::CharDevice,
-            S_IFBLK => ItemKind::BlockDevice,
-            S_IFSOCK => ItemKind::Socket,
-            _ => ItemKind::Unknown,
-        }
-    }
-    /// The master's path, for a hard-link member (borg 1.x: the group's first item holds the
-    /// content, the others name it).
-    pub fn hardlink_master_path(&self) -> Option<&[u8]> {
-        if self.is_hardlink_slave() {
-            self.source.as_deref()
-        } else {
-            None
-        }
-    }
-    /// The modification time.
-    pub fn modified(&self) -> std::time::SystemTime {
-        ns_to_time(self.mtime)
-    }
-    /// A regular file?
-    pub fn is_regular(&self) -> bool {
-        self.file_type() == S_IFREG
-    }
-    /// A directory?
-    pub fn is_dir(&self) -> bool {
-        self.file_type() == S_IFDIR
-    }
-    /// A symbolic link?
-    pub fn is_symlink(&self) -> bool {
-        self.file_type() == S_IFLNK
-    }
-    /// A hard-link member pointing at its master (`source` on a non-symlink).
-    pub fn is_hardlink_slave(&self) -> bool {
-        !self.is_symlink() && self.source.is_some()
-    }
-    /// The symlink target, for symlinks.
-    pub fn link_target(&self) -> Option<&[u8]> {
-        if self.is_symlink() {
-            self.source.as_deref()
-        } else {
-            None
-        }
-    }
-    /// Size of the file's content: `size` if recorded, else the sum of its chunks.
-    pub fn content_size(&self) -> u64 {
-        self.size.unwrap_or_else(|| self.chunks_size())
-    }
-    /// The size `borg list` shows (`{size}`): the recorded size, else the sum of the chunks;
-    /// a symlink's target length (in characters, an undecodable byte counting as one).
-    pub fn listed_size(&self) -> u64 {
-        match (self.size, self.link_target()) {
-            (Some(s), _) => s,
-            (None, Some(t)) => display_bytes(t).chars().count() as u64,
-            (None, None) => self.chunks_size(),
-        }
-    }
-    /// Sum of the chunk sizes.
-    pub fn chunks_size(&self) -> u64 {
-        self.chunks
-            .as_ref()
-            .map(|c| c.iter().map(|c| c.size).sum())
-            .unwrap_or(0)
-    }
-    /// The path for display (`?` for undecodable bytes).
-    pub fn display_path(&self) -> String {
-        display_bytes(&self.path)
-    }
-}
-
-/// A time in ns since the epoch (negative: before it).
-fn ns_to_time(ns: i64) -> std::time::SystemTime {
-    let d = std::time::Duration::from_nanos(ns.unsigned_abs());
-    if ns >= 0 {
-        std::time::UNIX_EPOCH + d
-    } else {
-        std::time::UNIX_EPOCH - d
-    }
-}
-
-/// What kind of file-system object an [`Item`] is.
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ItemKind {
-    /// A regular file.
-    File,
-    /// A directory.
-    Directory,
-    /// A symbolic link.
-    Symlink,
-    /// A named pipe.
-    Fifo,
-    /// A character device.
-    CharDevice,
-    /// A block device.
-    BlockDevice,
-    /// A socket.
-    Socket,
-    /// A mode borg does not archive.
-    Unknown,
-}
-
-impl ItemKind {
-    /// The letter `ls -l` (and `borg list`) shows: `-`, `d`, `l`, `p`, `c`, `b`, `s`, `?`.
-    pub fn letter(self) -> char {
-        match self {
-            ItemKind::File => '-',
-            ItemKind::Directory => 'd',
-            ItemKind::Symlink => 'l',
-            ItemKind::Fifo => 'p',
-            ItemKind::CharDevice => 'c',
-            ItemKind::BlockDevice => 'b',
-            ItemKind::Socket => 's',
-            ItemKind::Unknown => '?',
-        }
-    }
-}
-
-impl std::fmt::Display for ItemKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ItemKind::File => "file",
-            ItemKind::Directory => "dir",
-            ItemKind::Symlink => "symlink",
-            ItemKind::Fifo => "fifo",
-            ItemKind::CharDevice => "chardev",
-            ItemKind::BlockDevice => "blockdev",
-            ItemKind::Socket => "socket",
-            ItemKind::Unknown => "unknown",
-        })
     }
 }
 
