@@ -137,9 +137,7 @@ fn decompressors(c: &mut Criterion) {
         ("lzma6", &lzma),
     ] {
         g.bench_function(name, |b| {
-            b.iter(|| {
-                black_box(decompress_payload(payload, Some(data.len())).expect("ok"))
-            })
+            b.iter(|| black_box(decompress_payload(payload, Some(data.len())).expect("ok")))
         });
     }
     g.finish();

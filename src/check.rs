@@ -3,7 +3,7 @@
 //! The three parts of borg's check, in borg's order and wording, without `--repair` (oxiborg
 //! never writes to a repository):
 //!
-//! * the **repository** check ([`Store::check`]): every committed segment read with its CRCs
+//! * the **repository** check (`Store::check`): every committed segment read with its CRCs
 //!   and the object map rebuilt and compared with `index.N` (local), or every object the index
 //!   lists read back through `borg serve` (remote);
 //! * the **archives** check ([`check_archives`]): with `--verify-data` first every object
@@ -55,14 +55,21 @@ const VERIFY_BUDGET: u64 = 128 << 20;
 
 /// Fetches every object of the repository and verifies it completely (MAC, decryption,
 /// decompression, id), in parallel; reports each damaged or missing one as borg does. Returns
-/// the number of problems.
+/// the number of problems. Counts into `progress` as it goes (the total is the number of
+/// objects) and stops once `interrupt` is set.
 ///
 /// # Errors
 ///
 /// When the store cannot list its objects, or fails so that fetching cannot go on (a broken
-/// connection). Damaged or missing objects are problems, reported and counted, not errors.
-pub fn verify_data(repo: &Repository, report: &mut Report<'_>) -> Result<u64> {
-    verify_objects(repo.store(), repo.key(), None, None, report)
+/// connection); [`Error::Interrupted`] once `interrupt` is set. Damaged or missing objects are
+/// problems, reported and counted, not errors.
+pub fn verify_data(
+    repo: &Repository,
+    progress: Option<&Progress>,
+    interrupt: Option<&AtomicBool>,
+    report: &mut Report<'_>,
+) -> Result<u64> {
+    verify_objects(repo.store(), repo.key(), progress, interrupt, report)
 }
 
 /// [`verify_data`] on a store and its key, counting into `progress` as it goes; ends with
@@ -71,7 +78,7 @@ pub fn verify_data(repo: &Repository, report: &mut Report<'_>) -> Result<u64> {
 /// # Errors
 ///
 /// [`Error::Interrupted`]; otherwise as [`verify_data`].
-pub fn verify_objects(
+pub(crate) fn verify_objects(
     store: &dyn Store,
     key: &Key,
     progress: Option<&Progress>,

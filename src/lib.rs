@@ -2,16 +2,38 @@
 //!
 //! A pure-Rust client for [BorgBackup](https://www.borgbackup.org/) 1.x repositories: open a
 //! repository — a local directory, or behind `borg serve` over SSH — verify and decrypt it,
-//! list its archives and items, restore them in parallel, check them, export them as tar, and
-//! read files back; with no borg installed, and never writing to the repository.
+//! list its archives and items, read files back, restore them in parallel, check them and
+//! export them as tar; with no borg installed, and never writing to the repository.
 //!
-//! Data flows one way:
-//! [`location`] → [`store`] / [`remote`] (bytes by id) → [`key`] (MAC, decrypt, id check) →
-//! [`compress`] → [`archive`] (manifest, archive metadata, items) → [`repository`] (an opened
-//! repository) → [`extract`], [`export_tar`], [`check`], [`stats`] → the [`cli`]; the three
-//! long-running ones count into a shared [`Progress`].
-//! [`patterns`], [`placeholders`] and [`borgmatic`] turn borg's (and borgmatic's) arguments
-//! into selections and settings.
+//! ## The API
+//!
+//! - [`Repository::open`] with [`OpenOptions`]: explicit and side-effect free by default (no
+//!   environment, no prompt, nothing written); [`OpenOptions::from_env`] reads the `BORG_*`
+//!   variables as borg does, [`OpenOptions::prompt`] asks for a missing passphrase,
+//!   [`OpenOptions::security_dir`] records what borg records. [`RemoteOptions`] for `ssh://`.
+//! - Archives: [`Repository::archives`], [`ArchiveFilter`] (borg's globs, sort, first/last),
+//!   [`Repository::latest`], [`Repository::find_archive`] (name, `latest` or hex id), then
+//!   [`Archive`]: [`Archive::items`], [`Archive::find`], [`Archive::open_file`] → a
+//!   [`FileReader`] (`Read + Seek`, `read_at`, reading ahead in parallel).
+//! - [`extract::Extractor`] restores (a thread count or the caller's pool, an interrupt flag,
+//!   any `Write` for `--stdout`); [`check`] verifies, [`export_tar`] writes tar; all three
+//!   count into a shared [`Progress`].
+//! - [`Error`] is `#[non_exhaustive]`, with an [`ErrorKind`] (and [`RemoteErrorKind`]) to match.
+//!   Messages go through the [`log`](https://docs.rs/log) facade, with borg's logger names as
+//!   targets; the binary installs the logger.
+//!
+//! The programs in `examples/` (`list_archives`, `cat_file`, `walk`, `read_at`, `restore`) are
+//! short uses of all of it, and run in the test suite.
+//!
+//! ## Inside
+//!
+//! Data flows one way, and no module imports one above it: `id` (object ids) → `location` →
+//! `store` (local segments) / `remote` (`borg serve` over SSH): bytes by id → `key` (MAC,
+//! decryption, id check) → `compress` → `format` (manifest, archive metadata, items: pure
+//! decoding) → `fetch` (the parallel fetch engine) → [`repository`] (opening, selection, file
+//! reading) → [`extract`], [`export_tar`], [`check`], [`stats`]. [`patterns`] and
+//! [`borgmatic`] turn borg's (and borgmatic's) arguments into selections and settings. The
+//! command line is the `oxiborg` binary (`src/bin/oxiborg/`, the default `cli` feature).
 //!
 //! ```no_run
 //! use oxiborg::{Location, OpenOptions, Repository};
@@ -28,7 +50,8 @@
 //! ```
 
 #![forbid(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links, rustdoc::private_intra_doc_links)]
 
 pub mod borgmatic;
 pub mod check;
@@ -50,7 +73,7 @@ pub mod progress;
 pub(crate) mod remote;
 pub mod repository;
 pub mod stats;
-pub mod store;
+pub(crate) mod store;
 pub(crate) mod users;
 
 pub use error::{Error, ErrorKind, RemoteErrorKind, Result};

@@ -11,8 +11,8 @@ mod remote_support;
 
 use common::*;
 use oxiborg::error::{ErrorKind, RemoteErrorKind};
-use oxiborg::RemoteOptions;
 use oxiborg::Passphrase;
+use oxiborg::RemoteOptions;
 use oxiborg::{Location, OpenOptions, Repository};
 use remote_support::*;
 use std::fs;

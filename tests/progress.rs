@@ -250,14 +250,8 @@ fn export_tar_and_check_count_into_the_same_progress() {
 
     let counters = Progress::new();
     let objects = repo.store().list_ids().expect("list").len() as u64;
-    let problems = oxiborg::check::verify_objects(
-        repo.store(),
-        repo.key(),
-        Some(&counters),
-        None,
-        &mut |_, _| {},
-    )
-    .expect("verify");
+    let problems =
+        oxiborg::check::verify_data(&repo, Some(&counters), None, &mut |_, _| {}).expect("verify");
     assert_eq!(problems, 0);
     assert!(objects > 0);
     assert_eq!(counters.total_items(), Some(objects));

@@ -3,7 +3,7 @@
 //! The pipeline: **plan** (stream items, select, decide each item's fate; directories, links,
 //! fifos and devices are made at once) → **create** the batch's temporary files, one task per
 //! directory → **fetch** (the chunks of a batch of files, each chunk once, in the store's
-//! preferred order via [`crate::store::Store::get_many`]: segment order locally, pipelined
+//! preferred order via `crate::store::Store::get_many`: segment order locally, pipelined
 //! remotely) → **decode** on rayon in groups (MAC and id of a group hashed side by side,
 //! decryption in place, decompression) → **positional writes** (a chunk for a file another
 //! thread is writing is handed to that thread) → **finish** each file on the thread that
@@ -30,8 +30,8 @@
 //! Layout: `options` (what to do, what is reported), `plan` (the pass over the items),
 //! `pending` (a file's write state), `pipeline` (fetch → decode → write, and the stream to a
 //! writer), `finish` (a file's rename into place, hard links, directory metadata), `space`
-//! (the free-space check), [`dest`] (confined access to the destination), [`metadata`] and
-//! [`acl`].
+//! (the free-space check), `dest` (confined access to the destination), `metadata` and
+//! `acl`.
 //!
 //! ```no_run
 //! use oxiborg::extract::{ExtractOptions, Extractor};
@@ -59,9 +59,9 @@ mod pipeline;
 mod plan;
 mod space;
 
-pub use options::{Event, ExtractOptions, StageTimes, Summary, Totals};
 pub use dest::MAX_DEPTH;
 pub use metadata::MetaOptions;
+pub use options::{Event, ExtractOptions, StageTimes, Summary, Totals};
 pub use space::Shortfall;
 
 /// The path of an [`Error::Io`] that writing to the output of [`Extractor::run_to`] failed with.

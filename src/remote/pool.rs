@@ -63,7 +63,6 @@ impl RemotePool {
         })
     }
 
-
     /// The next session, round robin.
     fn pick(&self) -> &Session {
         let i = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.sessions.len();

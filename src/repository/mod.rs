@@ -27,12 +27,12 @@ pub use reader::FileReader;
 pub use select::{ArchiveFilter, SortKey};
 
 use crate::error::{Error, Result};
-use crate::id::Id;
-use crate::key::KeyType;
 use crate::fetch::{open_many, open_many_with, Opened};
 use crate::format::{ArchiveEntry, ArchiveMeta, Item, Manifest};
+use crate::id::Id;
 use crate::id::ObjectId;
 use crate::key::Key;
+use crate::key::KeyType;
 use crate::location::Location;
 use crate::store::Store;
 use std::sync::atomic::AtomicBool;

@@ -174,7 +174,7 @@ impl Repository {
         })
     }
 
-    /// Opens a repository over any [`Store`] (local, remote, or one of your own).
+    /// Opens a repository over any `Store` (local, remote, or one of your own).
     pub fn from_store(
         store: Box<dyn Store>,
         location: Location,

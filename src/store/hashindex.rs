@@ -68,11 +68,6 @@ impl HashIndex {
         self.entries
     }
 
-    /// Is the index empty?
-    pub fn is_empty(&self) -> bool {
-        self.entries == 0
-    }
-
     fn bucket(&self, i: usize) -> (&[u8], u32, u32) {
         let b = &self.data[HEADER + i * BUCKET..HEADER + (i + 1) * BUCKET];
         let seg = u32::from_le_bytes([b[32], b[33], b[34], b[35]]);

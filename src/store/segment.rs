@@ -89,12 +89,8 @@ pub fn check_crc(entry: &[u8], segment: u32, offset: u64) -> Result<()> {
 /// (see [`read_put_sized`]).
 pub const SMALL_ENTRY: u32 = 64 * 1024;
 
-/// Reads the PUT entry of `id` at `offset` of an open segment, checking tag, id, size and CRC.
-pub fn read_put(file: &File, segment: u32, offset: u32, id: &ObjectId) -> Result<Vec<u8>> {
-    read_put_sized(file, segment, offset, id, None)
-}
-
-/// [`read_put`] with a guess of the entry's length (the distance to the next entry wanted from
+/// Reads the PUT entry of `id` at `offset` of an open segment, checking tag, id, size and CRC,
+/// with a guess of the entry's length (the distance to the next entry wanted from
 /// the same segment). A guess up to [`SMALL_ENTRY`] reads header and data with one `preadv`;
 /// a wrong guess only costs a second read.
 pub fn read_put_sized(

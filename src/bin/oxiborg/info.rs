@@ -6,11 +6,11 @@ use crate::args::*;
 use crate::list::*;
 use crate::open::{open_options, warn_store};
 use crate::select::*;
-use oxiborg::error::{Error, Result};
 use oxiborg::display_bytes;
-use oxiborg::ArchiveEntry;
+use oxiborg::error::{Error, Result};
 use oxiborg::repository::Repository;
 use oxiborg::stats::{self, ArchiveStats, CacheStats};
+use oxiborg::ArchiveEntry;
 use oxiborg::Location;
 use std::io::Write;
 
@@ -60,9 +60,7 @@ fn cache_dir(repo: &Repository) -> String {
         };
         home.join("borg")
     });
-    dir.join(repo.id().to_string())
-        .display()
-        .to_string()
+    dir.join(repo.id().to_string()).display().to_string()
 }
 
 fn cache_json(repo: &Repository, c: &CacheStats) -> J {
@@ -291,10 +289,7 @@ pub(super) fn info(
             text.push_str(&cache_text(&st.cache, iec));
         }
     } else {
-        text.push_str(&format!(
-            "Repository ID: {}\n",
-            repo.id().to_string()
-        ));
+        text.push_str(&format!("Repository ID: {}\n", repo.id()));
         text.push_str(&format!("Location: {}\n", canonical_location(repo)));
         text.push_str(&format!("Encrypted: {}\n", enc_text(repo)));
         if repo.key_type().is_keyfile() {

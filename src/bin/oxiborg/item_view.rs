@@ -3,11 +3,11 @@
 use super::format::{Format, Value};
 use super::json::J;
 use super::timefmt::{self, item_time};
-use oxiborg::error::{Error, Result};
 use libc::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK};
-use oxiborg::Item;
 use oxiborg::display_bytes;
+use oxiborg::error::{Error, Result};
 use oxiborg::repository::Repository;
+use oxiborg::Item;
 
 /// `stat.filemode`.
 pub(crate) fn filemode(mode: u32) -> String {

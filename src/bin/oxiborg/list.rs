@@ -8,11 +8,11 @@ use crate::item_view::*;
 use crate::matcher::build_matcher;
 use crate::open::{open_options, warn_store};
 use crate::select::*;
-use oxiborg::error::{Error, Result};
 use oxiborg::display_bytes;
-use oxiborg::ArchiveEntry;
+use oxiborg::error::{Error, Result};
 use oxiborg::patterns::Matcher;
 use oxiborg::repository::Repository;
+use oxiborg::ArchiveEntry;
 use oxiborg::Location;
 use std::io::Write;
 

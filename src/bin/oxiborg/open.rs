@@ -59,9 +59,7 @@ pub(crate) fn open_options(g: &GlobalArgs) -> OpenOptions {
         o.remote.identity_origin = Origin::Flag("--ssh-identity");
     }
     o.remote.host_key_prompt = Some(oxiborg::HostKeyPrompt::terminal());
-    o.prompt = Some(std::sync::Arc::new(
-        oxiborg::terminal_prompt,
-    ));
+    o.prompt = Some(std::sync::Arc::new(oxiborg::terminal_prompt));
     if let Some(r) = &g.remote_path {
         o.remote.remote_path = Some(r.clone());
     }

@@ -19,13 +19,12 @@ mod walk;
 pub use place::make_node;
 #[cfg(target_os = "linux")]
 pub use place::proc_path;
-pub use temps::is_temp_name;
 
 use rustix::fd::OwnedFd;
 use rustix::fs::{self, Mode, OFlags};
 use rustix::io::Errno;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use walk::DirCache;
@@ -40,7 +39,6 @@ pub const MAX_DEPTH: usize = 10_000;
 /// An open destination directory.
 pub struct Destination {
     root: Arc<OwnedFd>,
-    root_path: PathBuf,
     dirs: Mutex<DirCache>,
     counter: AtomicU64,
     pid: u32,
@@ -138,7 +136,6 @@ impl Destination {
         )?;
         Ok(Destination {
             root: Arc::new(root),
-            root_path: path.to_path_buf(),
             dirs: Mutex::new(DirCache::new()),
             counter: AtomicU64::new(0),
             pid: std::process::id(),
@@ -151,11 +148,6 @@ impl Destination {
     /// The destination's own descriptor.
     pub fn root(&self) -> Arc<OwnedFd> {
         self.root.clone()
-    }
-
-    /// The destination path (for messages).
-    pub fn path(&self) -> &Path {
-        &self.root_path
     }
 }
 

@@ -150,11 +150,6 @@ fn temp_pid(name: &[u8]) -> Option<u32> {
     std::str::from_utf8(pid).ok()?.parse().ok()
 }
 
-/// Whether `name` is one [`Destination::temp_name`] makes: `.oxiborg-<pid>-<n>.tmp`.
-pub fn is_temp_name(name: &[u8]) -> bool {
-    temp_pid(name).is_some()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,7 +166,7 @@ mod tests {
             b".oxiborg-1-2.tmpx",
             b".oxiborg-99999999999-2.tmp",
         ] {
-            assert!(!is_temp_name(bad), "{}", show(bad));
+            assert!(temp_pid(bad).is_none(), "{}", show(bad));
         }
         let me = std::process::id();
         assert!(!is_stale_temp(me, me), "our own temporaries are in use");

@@ -38,9 +38,9 @@ pub(crate) fn de_opt_byte_list<'de, D: Deserializer<'de>>(
 impl Item {
     /// Decodes one item map from the front of `buf`, returning the item and the bytes it used.
     /// Keys may be str or bin; unknown keys are skipped, a repeated key or a missing `path` is
-    /// an error, and so is a value of the wrong type. [`ReadError::Short`] means `buf` ends
+    /// an error, and so is a value of the wrong type. `ReadError::Short` means `buf` ends
     /// inside the item.
-    pub fn decode(buf: &[u8]) -> std::result::Result<(Item, usize), ReadError> {
+    pub(crate) fn decode(buf: &[u8]) -> std::result::Result<(Item, usize), ReadError> {
         let mut r = Reader::new(buf);
         let n = r.map_len()?;
         let mut item = Item::default();

@@ -9,7 +9,7 @@ mod decode;
 mod kind;
 
 pub(crate) use decode::{de_byte_list, de_ids, de_opt_byte_list};
-pub use kind::{ItemKind, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK};
+pub use kind::{ItemKind, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG};
 
 use super::text::display_bytes;
 use crate::id::ObjectId;

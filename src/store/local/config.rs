@@ -11,14 +11,10 @@ pub struct RepoConfig {
     pub version: u32,
     /// Segments per data directory.
     pub segments_per_dir: u32,
-    /// Whether writers must only append.
-    pub append_only: bool,
     /// Repository id.
     pub id: ObjectId,
     /// The repokey blob, if any (base64 text).
     pub key: Option<String>,
-    /// Writers' segment size limit (informational).
-    pub max_segment_size: u64,
 }
 
 impl RepoConfig {
@@ -75,19 +71,16 @@ impl RepoConfig {
         let id: ObjectId = id_bytes
             .try_into()
             .map_err(|_| "repository id is not 32 bytes".to_string())?;
-        let append_only = matches!(
-            get("append_only").map(str::to_ascii_lowercase).as_deref(),
-            Some("1" | "yes" | "true" | "on")
-        );
+        // (a writer's limit, unused by a reader: checked only so that a malformed value is
+        // reported, as borg reports it)
+        int("max_segment_size", 524_288_000)?;
         Ok(RepoConfig {
             version,
             segments_per_dir: (int("segments_per_dir", 1000)? as u32).max(1),
-            append_only,
             id,
             key: get("key")
                 .map(str::to_string)
                 .filter(|k| !k.trim().is_empty()),
-            max_segment_size: int("max_segment_size", 524_288_000)?,
         })
     }
 }

@@ -98,16 +98,6 @@ pub struct LocalStore {
 }
 
 impl LocalStore {
-    /// The parsed config.
-    pub fn config(&self) -> &RepoConfig {
-        &self.config
-    }
-
-    /// The last committed segment (the transaction id), or `None` for an empty repository.
-    pub fn transaction(&self) -> Option<u32> {
-        self.transaction
-    }
-
     /// Whether the object map came from `index.T` (true) or a segment scan.
     pub fn uses_index(&self) -> bool {
         matches!(self.map, ObjectMap::Index(_))
