@@ -1,12 +1,8 @@
 //! Decompression of borg 1.x payloads: header dispatch and every 1.x compressor.
 //!
 //! A decrypted payload starts with a two-byte header naming its compressor, except legacy zlib,
-//! which is recognised by the zlib stream header itself. `auto` has no header of its own.
-//!
-//! ```
-//! let payload = b"\x00\x00hello";
-//! assert_eq!(oxiborg::compress::decompress(payload, None).unwrap(), b"hello");
-//! ```
+//! which is recognised by the zlib stream header itself. `auto` has no header of its own
+//! (`decompress(b"\x00\x00hello", None)` is `b"hello"`: `none`'s header, then the data).
 
 use crate::error::{Error, Result};
 use std::io::Read;
