@@ -1,7 +1,7 @@
 //! `restore REPO ARCHIVE DEST [PATH…]`: restores into DEST with a progress line; Ctrl-C stops it
 //! cleanly (files are renamed into place only when complete; `ExtractOptions::resume` goes on).
-use oxiborg::extract::{ExtractOptions, Extractor};
-use oxiborg::{patterns::Matcher, Location, OpenOptions, Progress, Repository};
+use oxiborg::patterns::Matcher;
+use oxiborg::{ExtractOptions, Extractor, Location, OpenOptions, Progress, Repository};
 use std::sync::{atomic::AtomicBool, Arc};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,31 +18,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         interrupt: Some(stop),
         ..Default::default()
     };
-    let mut patterns = Matcher::new();
-    patterns.add_paths(paths)?;
+    let (name, matcher) = (
+        &repo.find_archive(archive)?.name,
+        Matcher::from_paths(paths)?,
+    );
     let summary = std::thread::scope(|s| {
-        let run = s.spawn(|| {
-            Extractor::new(&repo, opts).run(
-                &repo.find_archive(archive)?.name,
-                patterns,
-                &mut |_| {},
-            )
-        });
+        let run = s.spawn(|| Extractor::new(&repo, opts).run(name, matcher, &mut |_| {}));
         while !run.is_finished() {
-            eprint!(
-                "\r{} files, {:.1} MB",
-                progress.items(),
-                progress.bytes() as f64 / 1e6
-            );
+            eprint!("\r{progress}");
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
         run.join().expect("the restore thread")
     })?;
+    let not_restored = summary.failed + summary.refused;
     eprintln!(
-        "\rrestored {} files, {} bytes; {} not restored",
-        summary.files,
-        summary.bytes,
-        summary.failed + summary.refused
+        "\rrestored {} files; {not_restored} not restored",
+        summary.files
     );
     Ok(())
 }

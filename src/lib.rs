@@ -77,6 +77,7 @@ pub(crate) mod store;
 pub(crate) mod users;
 
 pub use error::{Error, ErrorKind, RemoteErrorKind, Result};
+pub use extract::{ExtractOptions, Extractor};
 pub use format::text::display_bytes;
 pub use format::{parse_time, ArchiveEntry, ArchiveMeta, Item, ItemKind, Manifest};
 pub use id::{Id, ObjectId, MANIFEST_ID};

@@ -383,6 +383,17 @@ impl Matcher {
         self.matched.push(0);
     }
 
+    /// A matcher that selects `paths` (PATH arguments, as [`Matcher::add_paths`] takes them), or
+    /// everything when there are none.
+    ///
+    /// # Errors
+    /// A path with an unknown style prefix or a bad regular expression.
+    pub fn from_paths<P: AsRef<[u8]>>(paths: &[P]) -> Result<Matcher> {
+        let mut m = Matcher::new();
+        m.add_paths(paths)?;
+        Ok(m)
+    }
+
     /// Adds PATH arguments as path-prefix includes (a style prefix is honoured); once any is
     /// added, paths matching no pattern are deselected.
     ///

@@ -56,6 +56,18 @@ pub struct Progress {
     total_bytes: AtomicU64,
 }
 
+/// A progress line: `1234 items, 56.7 MB`, with ` of 100.0 MB` when the total is known.
+impl std::fmt::Display for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mb = |b: u64| b as f64 / 1e6;
+        write!(f, "{} items, {:.1} MB", self.items(), mb(self.bytes()))?;
+        match self.total_bytes() {
+            Some(total) => write!(f, " of {:.1} MB", mb(total)),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Default for Progress {
     fn default() -> Self {
         Progress::new()
@@ -122,6 +134,15 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::Progress;
+
+    #[test]
+    fn displays_as_a_progress_line() {
+        let p = Progress::new();
+        p.add(3, 1_250_000);
+        assert_eq!(p.to_string(), "3 items, 1.2 MB");
+        p.set_totals(Some(10), Some(5_000_000));
+        assert_eq!(p.to_string(), "3 items, 1.2 MB of 5.0 MB");
+    }
 
     #[test]
     fn counts_and_totals() {

@@ -7,7 +7,6 @@ use crate::select::*;
 use crate::{interrupt, outcome, progress};
 use oxiborg::error::{Error, Result};
 use oxiborg::repository::Repository;
-use oxiborg::Location;
 
 /// `extract`: restores (or verifies, or writes to stdout) an archive's files.
 pub(crate) fn run(
@@ -15,15 +14,13 @@ pub(crate) fn run(
     global: &GlobalArgs,
     sub: Option<&clap::ArgMatches>,
 ) -> Result<i32> {
-    (args.location, args.paths) =
-        split_positionals(args.location.take(), std::mem::take(&mut args.paths), true);
-    borgmatic_args(
-        &args.borgmatic,
-        global.uses_borgmatic(),
+    let loc = archive_location(
         &mut args.location,
         &mut args.paths,
+        &args.borgmatic,
+        global,
+        true,
     )?;
-    let loc = Location::parse_with_env(args.location.as_deref())?;
     let repo = Repository::open(&loc, &open_options(global))?;
     warn_store(&repo);
     let archive = args.latest.archive(&repo, &loc, "extract")?;

@@ -5,7 +5,6 @@ use super::timefmt::{self, archive_time};
 use crate::args::*;
 use crate::list::*;
 use crate::open::{open_options, warn_store};
-use crate::select::*;
 use oxiborg::display_bytes;
 use oxiborg::error::{Error, Result};
 use oxiborg::repository::Repository;
@@ -19,13 +18,7 @@ pub(crate) fn run(args: InfoArgs, global: &GlobalArgs) -> Result<i32> {
     let loc = Location::parse_with_env(args.location.as_deref())?;
     let repo = Repository::open(&loc, &open_options(global))?;
     warn_store(&repo);
-    let archive = resolve_archive(
-        &repo,
-        loc.archive.as_deref(),
-        args.latest,
-        args.filter.prefix.as_ref(),
-        args.filter.glob_archives.as_ref(),
-    )?;
+    let archive = args.filter.archive(&repo, &loc, args.latest)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let rc = info(&repo, &args, archive.as_deref(), global, &mut out)?;
     out.flush().map_err(|e| Error::io("<stdout>", e))?;

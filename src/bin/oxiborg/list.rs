@@ -13,7 +13,6 @@ use oxiborg::error::{Error, Result};
 use oxiborg::patterns::Matcher;
 use oxiborg::repository::Repository;
 use oxiborg::ArchiveEntry;
-use oxiborg::Location;
 use std::io::Write;
 
 const DEFAULT_ARCHIVE_FORMAT: &str = "{archive:<36} {time} [{id}]{NL}";
@@ -200,15 +199,13 @@ pub(crate) fn run(
     sub: Option<&clap::ArgMatches>,
 ) -> Result<i32> {
     let named = args.latest || args.borgmatic.archive.is_some();
-    (args.location, args.paths) =
-        split_positionals(args.location.take(), std::mem::take(&mut args.paths), named);
-    borgmatic_args(
-        &args.borgmatic,
-        global.uses_borgmatic(),
+    let loc = archive_location(
         &mut args.location,
         &mut args.paths,
+        &args.borgmatic,
+        global,
+        named,
     )?;
-    let loc = Location::parse_with_env(args.location.as_deref())?;
     if loc.archive.is_some() && args.json {
         return Err(Error::InvalidInput(
             "The --json option is only valid for listing archives, not archive contents.".into(),
@@ -223,13 +220,7 @@ pub(crate) fn run(
     let repo = Repository::open(&loc, &open_options(global))?;
     warn_store(&repo);
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let archive = resolve_archive(
-        &repo,
-        loc.archive.as_deref(),
-        args.latest,
-        args.filter.prefix.as_ref(),
-        args.filter.glob_archives.as_ref(),
-    )?;
+    let archive = args.filter.archive(&repo, &loc, args.latest)?;
     let rc = match &archive {
         Some(name) => {
             let matcher = build_matcher(&args.paths, &args.patterns, sub)?;

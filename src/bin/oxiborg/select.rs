@@ -36,7 +36,7 @@ pub(crate) fn looks_like_location(arg: &[u8]) -> bool {
 /// comes from `BORG_REPO` (or a borgmatic configuration) and the archive from an option
 /// (`--latest`, `--archive`; or the command always needs one), a first positional that is
 /// not a location is the first PATH (`oxiborg --borgmatic extract --latest home/me/.bashrc`).
-pub(crate) fn split_positionals(
+fn split_positionals(
     first: Option<OsString>,
     mut paths: Vec<OsString>,
     archive_needed: bool,
@@ -57,7 +57,7 @@ pub(crate) fn split_positionals(
 
 /// borgmatic's `--archive NAME --path PATH`: under `--borgmatic-config`/`--borgmatic` they
 /// become `::NAME` and PATHs; otherwise the error names the oxiborg spelling.
-pub(crate) fn borgmatic_args(
+fn borgmatic_args(
     b: &BorgmaticArgs,
     borgmatic: bool,
     location: &mut Option<OsString>,
@@ -128,13 +128,14 @@ impl ArchiveFilterArgs {
 
 /// The archive a command works on: the one named, or with `--latest` (or `::latest` when no
 /// archive has that name) the newest of those the prefix or glob selects.
-pub(crate) fn resolve_archive(
+fn resolve_archive(
     repo: &Repository,
-    named: Option<&[u8]>,
+    loc: &Location,
     latest: bool,
     prefix: Option<&String>,
     glob: Option<&String>,
 ) -> Result<Option<Vec<u8>>> {
+    let named = loc.archive.as_deref();
     let magic = named == Some(b"latest") && repo.manifest().find("latest").is_none();
     if latest && named.is_some() && !magic {
         return Err(Error::InvalidInput(
@@ -152,6 +153,39 @@ pub(crate) fn resolve_archive(
     Ok(Some(repo.latest(&filter)?.name.clone()))
 }
 
+impl ArchiveFilterArgs {
+    /// The archive named in `loc`, or with `latest` the newest of those the prefix or glob
+    /// selects; `None` for the repository itself.
+    pub(crate) fn archive(
+        &self,
+        repo: &Repository,
+        loc: &Location,
+        latest: bool,
+    ) -> Result<Option<Vec<u8>>> {
+        resolve_archive(
+            repo,
+            loc,
+            latest,
+            self.prefix.as_ref(),
+            self.glob_archives.as_ref(),
+        )
+    }
+}
+
+/// The location of a command that reads an archive, and its PATHs: the positionals as
+/// [`split_positionals`] reads them, then borgmatic's `--archive` and `--path`.
+pub(crate) fn archive_location(
+    location: &mut Option<OsString>,
+    paths: &mut Vec<OsString>,
+    borgmatic: &BorgmaticArgs,
+    global: &GlobalArgs,
+    archive_needed: bool,
+) -> Result<Location> {
+    (*location, *paths) = split_positionals(location.take(), std::mem::take(paths), archive_needed);
+    borgmatic_args(borgmatic, global.uses_borgmatic(), location, paths)?;
+    Location::parse_with_env(location.as_deref())
+}
+
 impl LatestArgs {
     /// The archive `command` works on: named in `loc`, or the newest with `--latest`.
     pub(crate) fn archive(
@@ -162,7 +196,7 @@ impl LatestArgs {
     ) -> Result<Vec<u8>> {
         resolve_archive(
             repo,
-            loc.archive.as_deref(),
+            loc,
             self.latest,
             self.prefix.as_ref(),
             self.glob_archives.as_ref(),
