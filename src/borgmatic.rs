@@ -113,6 +113,10 @@ fn text(v: &Yaml, constants: &[(String, String)]) -> Option<String> {
 
 impl BorgmaticConfig {
     /// Parses the text of a configuration file (`file` names it in errors).
+    ///
+    /// # Errors
+    ///
+    /// Text that is not YAML, or a setting of the wrong type (naming the file and the key).
     pub fn parse(yaml: &str, file: &Path) -> Result<BorgmaticConfig> {
         let docs = YamlLoader::load_from_str(yaml).map_err(|e| invalid(file, e))?;
         let root = docs.into_iter().next().unwrap_or(Yaml::Null);
@@ -170,6 +174,10 @@ impl BorgmaticConfig {
     }
 
     /// Reads and parses a configuration file.
+    ///
+    /// # Errors
+    ///
+    /// A file that cannot be read, or as [`BorgmaticConfig::parse`].
     pub fn load(file: &Path) -> Result<BorgmaticConfig> {
         let yaml = std::fs::read_to_string(file).map_err(|e| match e.kind() {
             std::io::ErrorKind::PermissionDenied => invalid(
@@ -277,6 +285,10 @@ pub fn default_files() -> Vec<PathBuf> {
 }
 
 /// The configuration `file`, or every default one (`None`).
+///
+/// # Errors
+///
+/// As [`BorgmaticConfig::load`] for any file; with `None`, no default file found.
 pub fn load_all(file: Option<&Path>) -> Result<Vec<BorgmaticConfig>> {
     let files = match file {
         Some(f) => vec![f.to_path_buf()],
@@ -293,6 +305,10 @@ pub fn load_all(file: Option<&Path>) -> Result<Vec<BorgmaticConfig>> {
 }
 
 /// The repository to use: the one `wanted` names (by path or label), or the only one.
+///
+/// # Errors
+///
+/// `wanted` names no configured repository, or there are several and none is named.
 pub fn select<'a>(
     configs: &'a [BorgmaticConfig],
     wanted: Option<&str>,

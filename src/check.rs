@@ -3,7 +3,7 @@
 //! The three parts of borg's check, in borg's order and wording, without `--repair` (oxiborg
 //! never writes to a repository):
 //!
-//! * the **repository** check (`Store::check`): every committed segment read with its CRCs
+//! * the **repository** check ([`Target::check_repository`]): every committed segment read with its CRCs
 //!   and the object map rebuilt and compared with `index.N` (local), or every object the index
 //!   lists read back through `borg serve` (remote);
 //! * the **archives** check ([`check_archives`]): with `--verify-data` first every object
@@ -16,19 +16,19 @@
 //! it found (borg's exit code is 1 when there is any).
 //!
 //! ```no_run
-//! use oxiborg::{check, Location, OpenOptions, Repository};
+//! use oxiborg::{check, Location, OpenOptions};
 //! # fn main() -> oxiborg::Result<()> {
 //! let loc = Location::parse("/srv/repo")?;
 //! let opts = OpenOptions::from_env();
-//! let store = Repository::open_store(&loc, &opts)?;
-//! let mut problems = store.check(&mut |_, msg| eprintln!("{msg}"))?;
+//! let target = check::Target::open(&loc, &opts)?;
+//! let mut problems = target.check_repository(&mut |_, msg| eprintln!("{msg}"))?;
 //! let what = check::ArchiveCheck {
 //!     select: check::Selection::All,
 //!     verify_data: true,
 //!     progress: None,
 //!     interrupt: None,
 //! };
-//! problems += check::check_archives(store, loc, &opts, &what, &mut |_, msg| eprintln!("{msg}"))?;
+//! problems += check::check_archives(target, &opts, &what, &mut |_, msg| eprintln!("{msg}"))?;
 //! # let _ = problems; Ok(()) }
 //! ```
 
@@ -133,6 +133,40 @@ pub(crate) fn verify_objects(
     Ok(n)
 }
 
+/// A repository opened for checking: its object store alone, without the key or the manifest
+/// (either may be damaged).
+pub struct Target {
+    store: Box<dyn Store>,
+    location: Location,
+}
+
+impl Target {
+    /// Opens the object store at `location` (a local directory or `borg serve`).
+    ///
+    /// # Errors
+    ///
+    /// No repository there, a writer's lock (unless `bypass_lock`), and any remote failure
+    /// ([`Error::Remote`]).
+    pub fn open(location: &Location, options: &OpenOptions) -> Result<Target> {
+        Ok(Target {
+            store: Repository::open_store(location, options)?,
+            location: location.clone(),
+        })
+    }
+
+    /// borg's repository check: locally every committed segment read with its CRCs and the
+    /// object map rebuilt and compared with `index.N`; remotely every object the index lists
+    /// read back through `borg serve`. Returns the number of problems.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails so that the check cannot go on (a broken connection); [`Error::Interrupted`]
+    /// is not used: the repository check is not interruptible.
+    pub fn check_repository(&self, report: &mut Report<'_>) -> Result<u64> {
+        self.store.check(report)
+    }
+}
+
 /// Which archives [`check_archives`] checks (chosen once the manifest is known).
 #[derive(Clone, Copy)]
 pub enum Selection<'a> {
@@ -159,7 +193,7 @@ pub struct ArchiveCheck<'a> {
     pub interrupt: Option<&'a AtomicBool>,
 }
 
-/// The archive consistency check (borg's `ArchiveChecker`) of the repository behind `store`:
+/// The archive consistency check (borg's `ArchiveChecker`) of the repository `target`:
 /// the key, optionally the data verification, the manifest (rebuilt in memory from the
 /// archive metadata objects when it is missing or damaged), then each selected archive's
 /// metadata and TAM, its item stream, every file's chunks present in the repository, `size`
@@ -174,12 +208,12 @@ pub struct ArchiveCheck<'a> {
 /// [`Error::Interrupted`] when `what.interrupt` is set. What is damaged in the repository is
 /// reported and counted as problems, not returned as an error.
 pub fn check_archives(
-    store: Box<dyn Store>,
-    location: Location,
+    target: Target,
     options: &OpenOptions,
     what: &ArchiveCheck<'_>,
     report: &mut Report<'_>,
 ) -> Result<u64> {
+    let Target { store, location } = target;
     report(Level::Info, "Starting archive consistency check...".into());
     let listed = store.list_ids()?;
     let present: HashSet<ObjectId> = listed.iter().copied().collect();

@@ -108,6 +108,10 @@ impl Compression {
 /// Decompresses a payload. `size_hint` is the expected plaintext size where known (the `size` of a
 /// file's chunk entry): it sizes buffers and raises the limit of `MAX_PLAINTEXT` (borg's 128 MiB) to itself,
 /// but is never trusted for the result (the caller compares the length).
+///
+/// # Errors
+///
+/// An unknown compression header, a damaged stream, or more plaintext than allowed.
 pub fn decompress(payload: &[u8], size_hint: Option<usize>) -> Result<Vec<u8>> {
     decompress_depth(payload, size_hint, false, 0)
 }

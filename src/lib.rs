@@ -51,6 +51,7 @@
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
+#![warn(clippy::missing_errors_doc)]
 #![deny(rustdoc::broken_intra_doc_links, rustdoc::private_intra_doc_links)]
 
 pub mod borgmatic;

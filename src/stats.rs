@@ -66,6 +66,10 @@ pub struct RepoStats {
 
 /// Reads every archive and computes borg's statistics; `detail` names the archives (by id)
 /// whose own statistics are wanted. `consider_part_files` adds checkpoint parts to the sizes.
+///
+/// # Errors
+///
+/// An archive or item-stream object that is missing or damaged.
 pub fn compute(
     repo: &Repository,
     detail: &[ObjectId],

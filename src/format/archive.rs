@@ -71,7 +71,12 @@ pub struct ArchiveMeta {
 impl ArchiveMeta {
     /// Decodes archive metadata and checks its TAM as borg 1.4.5 does for list/extract:
     /// a missing TAM is accepted; a wrong one is refused unless `ignore_invalid_tam`.
-    pub fn parse(plain: &[u8], key: &Key, name: &str, ignore_invalid_tam: bool) -> Result<Self> {
+    pub(crate) fn parse(
+        plain: &[u8],
+        key: &Key,
+        name: &str,
+        ignore_invalid_tam: bool,
+    ) -> Result<Self> {
         let meta: ArchiveMeta = rmp_serde::from_slice(plain).map_err(|e| {
             Error::Integrity(format!("Archive {name}: cannot decode metadata: {e}"))
         })?;

@@ -87,7 +87,7 @@ pub struct Manifest {
 
 impl Manifest {
     /// Decodes and verifies a manifest plaintext. `tam_required` is the key's requirement.
-    pub fn parse(plain: &[u8], key: &Key, tam_required: bool) -> Result<Manifest> {
+    pub(crate) fn parse(plain: &[u8], key: &Key, tam_required: bool) -> Result<Manifest> {
         if plain.starts_with(&[0xc1, 0xc1, 0xc1, 0xc1]) {
             return Err(Error::UnsupportedManifest);
         }
@@ -156,8 +156,11 @@ impl Manifest {
         self.archives.iter().find(|a| a.name == name)
     }
 
-    /// The archive called `name`, or [`Error::ArchiveDoesNotExist`] naming the nearest names
-    /// the manifest has.
+    /// The archive called `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ArchiveDoesNotExist`] naming the nearest names the manifest has.
     pub fn find_or_suggest(&self, name: impl AsRef<[u8]>) -> Result<&ArchiveEntry> {
         let name = name.as_ref();
         self.find(name).ok_or_else(|| {

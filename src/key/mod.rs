@@ -44,7 +44,7 @@ pub enum KeyType {
 
 impl KeyType {
     /// Decodes a type byte; borg 2 and unknown types are [`Error::UnsupportedPayload`].
-    pub fn from_byte(b: u8) -> Result<KeyType> {
+    pub(crate) fn from_byte(b: u8) -> Result<KeyType> {
         Ok(match b {
             0x00 => KeyType::Keyfile,
             0x01 => KeyType::Passphrase,

@@ -25,6 +25,10 @@ impl Key {
     /// Verifies and decrypts an object's envelope, returning the compressed payload.
     ///
     /// `what` names the object in errors (its id, or "manifest").
+    ///
+    /// # Errors
+    ///
+    /// An object too short, of another key type, or failing its MAC.
     pub fn decrypt(&self, what: &str, obj: &[u8]) -> Result<Vec<u8>> {
         self.check_envelope(obj, &|| what.to_string())?;
         if !self.ktype.is_encrypted() {
@@ -41,6 +45,10 @@ impl Key {
 
     /// Turns a stored object into verified plaintext: envelope, decompression and — unless
     /// `id` is `None` (the manifest) — the id check. `size_hint` is the expected plaintext size.
+    ///
+    /// # Errors
+    ///
+    /// As [`Key::decrypt`], then a payload that does not decompress or whose id is not `id`.
     pub fn open_object(
         &self,
         id: Option<&ObjectId>,
@@ -52,6 +60,10 @@ impl Key {
 
     /// [`Key::open_object`] on an object the caller owns: it is decrypted in place, so no copy
     /// of the ciphertext is made.
+    ///
+    /// # Errors
+    ///
+    /// As [`Key::open_object`].
     pub fn open_owned(
         &self,
         id: Option<&ObjectId>,

@@ -93,6 +93,11 @@ impl<'r> Archive<'r> {
     /// Calls `f` with every item, in archive order, while a second thread fetches, decodes and
     /// parses the item stream ahead (so parsing and the caller's work overlap). Stops at the
     /// first error of either side.
+    ///
+    /// # Errors
+    ///
+    /// An item-stream chunk that is missing or damaged, an item that does not decode, or the
+    /// first error `f` returns.
     pub fn each_item(&self, mut f: impl FnMut(Item) -> Result<()>) -> Result<()> {
         const BATCH: usize = 512;
         std::thread::scope(|scope| {

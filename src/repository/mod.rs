@@ -27,7 +27,7 @@ pub use reader::FileReader;
 pub use select::{ArchiveFilter, SortKey};
 
 use crate::error::{Error, Result};
-use crate::fetch::{open_many, open_many_with, Opened};
+use crate::fetch::{open_many_with, Opened};
 use crate::format::{ArchiveEntry, ArchiveMeta, Item, Manifest};
 use crate::id::Id;
 use crate::id::ObjectId;
@@ -106,29 +106,20 @@ impl Repository {
     }
 
     /// Fetches an object and returns its verified plaintext.
+    ///
+    /// # Errors
+    ///
+    /// A missing object, or one that fails verification (MAC, decompression, id).
     pub fn get_object(&self, id: &ObjectId, size_hint: Option<usize>) -> Result<Vec<u8>> {
         let obj = self.store.get(id)?;
         self.key.open_owned(Some(id), obj, size_hint)
     }
 
-    /// Fetches and verifies many objects in parallel: they are read in the store's preferred
-    /// order (segments in order locally, pipelined remotely), decoded in groups on rayon (MAC,
-    /// decryption, decompression, id check; the manifest's all-zero id is not checked), and
-    /// `f` gets each object's index in `ids` with what became of it, on whichever thread has
-    /// it. At most `budget` stored bytes are in flight.
-    pub fn open_many(
-        &self,
-        ids: &[ObjectId],
-        budget: u64,
-        f: &(dyn Fn(usize, Opened) + Sync),
-    ) -> Result<()> {
-        open_many(&*self.store, &self.key, ids, budget, f)
-    }
-
-    /// [`Repository::open_many`] for a file's chunks: each chunk's size (from the archive)
-    /// sizes its buffer, so a chunk bigger than borg's 128 MiB limit is read too.
+    /// Fetches and verifies a file's chunks in parallel (as the fetch engine does: the store's
+    /// order, grouped decoding, at most `budget` stored bytes in flight); each chunk's size
+    /// (from the archive) sizes its buffer, so a chunk bigger than borg's 128 MiB limit is read too.
     /// The fetching stops with [`Error::Interrupted`] once `interrupt` is set.
-    pub fn open_chunks(
+    pub(crate) fn open_chunks(
         &self,
         chunks: &[crate::format::item::ChunkRef],
         budget: u64,
@@ -144,12 +135,21 @@ impl Repository {
     }
 
     /// Opens the archive called `name` (names are bytes; a `&str` works too).
+    ///
+    /// # Errors
+    ///
+    /// No such archive (naming the nearest names), or its metadata object is missing or
+    /// damaged.
     pub fn archive(&self, name: impl AsRef<[u8]>) -> Result<Archive<'_>> {
         let entry = self.manifest.find_or_suggest(name)?;
         self.archive_by_entry(entry)
     }
 
     /// Opens the archive a manifest entry points at.
+    ///
+    /// # Errors
+    ///
+    /// Its metadata object is missing, damaged or fails its TAM.
     pub fn archive_by_entry(&self, entry: &ArchiveEntry) -> Result<Archive<'_>> {
         let name = entry.display_name();
         let plain = self.get_object(&entry.id.0, None).map_err(|e| match e {

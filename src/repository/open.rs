@@ -140,6 +140,13 @@ impl OpenOptions {
 impl Repository {
     /// Opens the repository at `location`: reads its objects, unlocks its key and verifies
     /// its manifest.
+    ///
+    /// # Errors
+    ///
+    /// No repository there (or one borg 1.x cannot read), a writer's lock (unless
+    /// `bypass_lock`), a missing or wrong passphrase or key file, a damaged manifest, a
+    /// manifest older than the security directory remembers, and any remote failure
+    /// ([`Error::Remote`]).
     pub fn open(location: &Location, options: &OpenOptions) -> Result<Repository> {
         let store = Self::open_store(location, options)?;
         Self::from_store(store, location.clone(), options)
@@ -148,7 +155,7 @@ impl Repository {
     /// Opens only the object store at `location` (local directory or `borg serve`), without
     /// the key or the manifest: what `check` needs to look at a repository whose manifest may
     /// be damaged.
-    pub fn open_store(location: &Location, options: &OpenOptions) -> Result<Box<dyn Store>> {
+    pub(crate) fn open_store(location: &Location, options: &OpenOptions) -> Result<Box<dyn Store>> {
         Ok(match location.proto {
             Protocol::File => {
                 let path = std::path::absolute(&location.path)
@@ -175,7 +182,7 @@ impl Repository {
     }
 
     /// Opens a repository over any `Store` (local, remote, or one of your own).
-    pub fn from_store(
+    pub(crate) fn from_store(
         store: Box<dyn Store>,
         location: Location,
         options: &OpenOptions,
@@ -193,7 +200,7 @@ impl Repository {
 
     /// Unlocks the repository's key. Its type comes from the first byte of `sample`, a stored
     /// object (normally the manifest; any object when the manifest is damaged).
-    pub fn unlock_key(
+    pub(crate) fn unlock_key(
         store: &dyn Store,
         sample: &[u8],
         location: &str,
@@ -243,7 +250,7 @@ impl Repository {
     /// security-directory checks: replay, key type) and makes the repository; on failure the
     /// store and key come back with the error. (`borg check` skips the security directory.)
     #[allow(clippy::result_large_err)]
-    pub fn with_key(
+    pub(crate) fn with_key(
         store: Box<dyn Store>,
         key: Key,
         mobj: Vec<u8>,

@@ -14,7 +14,7 @@ impl Repository {
     /// A repository whose manifest is lost or damaged, with a manifest rebuilt in memory from
     /// the archive metadata objects found among all objects (borg check's `rebuild_manifest`;
     /// nothing is written). Findings go to `report`; the second value counts the problems.
-    pub fn with_rebuilt_manifest(
+    pub(crate) fn with_rebuilt_manifest(
         store: Box<dyn Store>,
         key: Key,
         location: Location,

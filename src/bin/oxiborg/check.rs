@@ -57,10 +57,10 @@ pub(super) fn run(args: &CheckArgs, global: &GlobalArgs) -> Result<i32> {
     }
     let loc = Location::parse_with_env(args.location.as_deref())?;
     let opts = open_options(global);
-    let store = Repository::open_store(&loc, &opts)?;
+    let target = oxiborg::check::Target::open(&loc, &opts)?;
     let mut repo_report =
         |level: log::Level, msg: String| emit(level.into(), "borg.repository", &msg);
-    if !args.archives_only && store.check(&mut repo_report)? > 0 {
+    if !args.archives_only && target.check_repository(&mut repo_report)? > 0 {
         return Ok(1);
     }
     if args.repository_only {
@@ -95,7 +95,7 @@ pub(super) fn run(args: &CheckArgs, global: &GlobalArgs) -> Result<i32> {
         progress: Some(&counters),
         interrupt: Some(&flag),
     };
-    let problems = oxiborg::check::check_archives(store, loc.clone(), &opts, &what, &mut report);
+    let problems = oxiborg::check::check_archives(target, &opts, &what, &mut report);
     drop(display);
     match problems {
         Err(Error::Interrupted) => Ok(stop.report(Some("the check did not finish"))),
