@@ -3,26 +3,16 @@
 use super::format::{Format, Value};
 use super::json::J;
 use super::timefmt::{self, item_time};
-use libc::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK};
 use oxiborg::display_bytes;
 use oxiborg::error::{Error, Result};
 use oxiborg::repository::Repository;
 use oxiborg::Item;
 
-/// `stat.filemode`.
-pub(crate) fn filemode(mode: u32) -> String {
-    let t = match mode & S_IFMT {
-        S_IFREG => '-',
-        S_IFDIR => 'd',
-        S_IFLNK => 'l',
-        S_IFCHR => 'c',
-        S_IFBLK => 'b',
-        S_IFIFO => 'p',
-        S_IFSOCK => 's',
-        _ => '?',
-    };
+/// `stat.filemode` of an item: its kind's letter, then the permission bits.
+pub(crate) fn filemode(item: &Item) -> String {
+    let mode = item.mode;
     let mut s = String::with_capacity(10);
-    s.push(t);
+    s.push(item.kind().letter());
     let bit = |m: u32, c: char| if mode & m != 0 { c } else { '-' };
     s.push(bit(0o400, 'r'));
     s.push(bit(0o200, 'w'));
@@ -149,7 +139,7 @@ impl<'a> ItemView<'a> {
     }
 
     pub(crate) fn mode(&self) -> String {
-        let mut m = filemode(self.item.mode);
+        let mut m = filemode(self.item);
         if self.hardlink {
             m.replace_range(0..1, "h");
         }
@@ -195,7 +185,7 @@ impl<'a> ItemView<'a> {
     pub(crate) fn value(&self, k: &str) -> Option<Value> {
         let it = self.item;
         Some(match k {
-            "type" => Value::Str(filemode(it.mode)[..1].to_string()),
+            "type" => Value::Str(filemode(it)[..1].to_string()),
             "mode" => Value::Str(self.mode()),
             "uid" => Value::Int(i64::from(it.uid)),
             "gid" => Value::Int(i64::from(it.gid)),
@@ -242,7 +232,7 @@ impl<'a> ItemView<'a> {
             Value::Str(s) => J::Str(s),
             _ => J::Null,
         };
-        o.push(("type".into(), J::s(filemode(it.mode)[..1].to_string())));
+        o.push(("type".into(), J::s(filemode(it)[..1].to_string())));
         o.push(("mode".into(), J::s(self.mode())));
         o.push(("user".into(), owner(Self::owner(&it.user, it.uid))));
         o.push(("group".into(), owner(Self::owner(&it.group, it.gid))));
