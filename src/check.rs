@@ -34,13 +34,13 @@
 
 use crate::error::{Error, Result};
 use crate::fetch::{open_many_with, Opened};
-use crate::format::text::display_bytes;
 use crate::format::ArchiveEntry;
 use crate::id::{ObjectId, MANIFEST_ID};
 use crate::key::{Key, KeyType};
 use crate::progress::Progress;
 use crate::repository::{OpenOptions, Repository};
 use crate::store::Store;
+use crate::text::display_bytes;
 use crate::Location;
 use log::Level;
 use std::collections::HashSet;

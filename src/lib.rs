@@ -27,11 +27,11 @@
 //!
 //! ## Inside
 //!
-//! Data flows one way, and no module imports one above it: `id` (object ids) → `location` →
-//! `store` (local segments) / `remote` (`borg serve` over SSH): bytes by id → `key` (MAC,
-//! decryption, id check) → `compress` → `format` (manifest, archive metadata, items: pure
-//! decoding) → `fetch` (the parallel fetch engine) → [`repository`] (opening, selection, file
-//! reading) → [`extract`], [`export_tar`], [`check`], [`stats`]. [`patterns`] and
+//! Data flows one way, and no module imports one above it: `id` (object ids) and `text` (bytes
+//! shown as text) → `location` → `store` (local segments) / `remote` (`borg serve` over SSH):
+//! bytes by id → `key` (MAC, decryption, id check) → `compress` → `format` (manifest, archive
+//! metadata, items: pure decoding) → `fetch` (the parallel fetch engine) → [`repository`]
+//! (opening, selection, file reading) → [`extract`], [`export_tar`], [`check`], [`stats`]. [`patterns`] and
 //! [`borgmatic`] turn borg's (and borgmatic's) arguments into selections and settings. The
 //! command line is the `oxiborg` binary (`src/bin/oxiborg/`, the default `cli` feature).
 //!
@@ -75,11 +75,11 @@ pub(crate) mod remote;
 pub mod repository;
 pub mod stats;
 pub(crate) mod store;
+pub(crate) mod text;
 pub(crate) mod users;
 
 pub use error::{Error, ErrorKind, RemoteErrorKind, Result};
 pub use extract::{ExtractOptions, Extractor};
-pub use format::text::display_bytes;
 pub use format::{parse_time, ArchiveEntry, ArchiveMeta, Item, ItemKind, Manifest};
 pub use id::{Id, ObjectId, MANIFEST_ID};
 pub use key::blob::BorgDirs;
@@ -91,3 +91,4 @@ pub use progress::Progress;
 pub use remote::ssh::{HostKeyPrompt, UnknownHost};
 pub use remote::RemoteOptions;
 pub use repository::{Archive, ArchiveFilter, FileReader, OpenOptions, Repository, SortKey};
+pub use text::display_bytes;

@@ -77,7 +77,7 @@ impl Location {
     /// [`Error::InvalidLocation`] for text that is no location borg accepts, or a repository
     /// part that is not UTF-8.
     pub fn parse_bytes(text: &[u8]) -> Result<Location> {
-        let shown = crate::format::text::display_bytes(text);
+        let shown = crate::text::display_bytes(text);
         let bad = || Error::InvalidLocation(shown.clone());
         // The archive is split off at the first "::" after the host part (IPv6 hosts in
         // brackets contain "::" themselves).
@@ -155,9 +155,7 @@ impl Location {
                 if let Some(t) = other {
                     if let Some(a) = t.strip_prefix(b"::") {
                         if a.contains(&b'/') {
-                            return Err(Error::InvalidLocation(
-                                crate::format::text::display_bytes(t),
-                            ));
+                            return Err(Error::InvalidLocation(crate::text::display_bytes(t)));
                         }
                         loc.archive = (!a.is_empty()).then(|| a.to_vec());
                     }
@@ -169,9 +167,7 @@ impl Location {
 
     /// The archive name for messages.
     pub fn archive_display(&self) -> Option<String> {
-        self.archive
-            .as_deref()
-            .map(crate::format::text::display_bytes)
+        self.archive.as_deref().map(crate::text::display_bytes)
     }
 
     fn local(path: String) -> Location {

@@ -347,7 +347,7 @@ impl Pattern {
 
 /// A pattern for messages.
 fn show(b: &[u8]) -> String {
-    crate::format::text::display_bytes(b)
+    crate::text::display_bytes(b)
 }
 
 /// An ordered list of patterns; the first match decides.

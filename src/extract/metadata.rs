@@ -199,7 +199,7 @@ pub fn apply(
                     };
                     warn(format!(
                         "{display}: when setting extended attribute {}: {why}",
-                        crate::format::text::display_bytes(k)
+                        crate::text::display_bytes(k)
                     ));
                 }
             }

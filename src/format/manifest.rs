@@ -1,10 +1,10 @@
 //! The manifest: the list of archives, decoded and authenticated (TAM) from its plaintext.
 
-use super::text::display_bytes;
 use crate::error::{Error, Result};
 use crate::id::{Id, ObjectId};
 use crate::key::tam::{self, Tam, TamCheck};
 use crate::key::{Key, KeyType};
+use crate::text::display_bytes;
 use chrono::NaiveDateTime;
 use serde::Deserialize;
 use serde_bytes::ByteBuf;

@@ -68,7 +68,7 @@ impl<'r> Archive<'r> {
             "Archive {}: the hard link {} names {}, which is not in the archive",
             self.name(),
             item.display_path(),
-            crate::format::display_bytes(&master)
+            crate::text::display_bytes(&master)
         )))
     }
 

@@ -83,10 +83,7 @@ impl Repository {
             let mut name = meta.name.clone();
             report(
                 Level::Info,
-                format!(
-                    "Found archive {}",
-                    crate::format::text::display_bytes(&name)
-                ),
+                format!("Found archive {}", crate::text::display_bytes(&name)),
             );
             if archives.iter().any(|a| a.name == name) {
                 let base = name.clone();
@@ -99,8 +96,8 @@ impl Repository {
                     Level::Warn,
                     format!(
                         "Duplicate archive name {}, storing as {}",
-                        crate::format::text::display_bytes(&base),
-                        crate::format::text::display_bytes(&name)
+                        crate::text::display_bytes(&base),
+                        crate::text::display_bytes(&name)
                     ),
                 );
             }

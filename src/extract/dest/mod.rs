@@ -153,5 +153,5 @@ impl Destination {
 
 /// A path for messages.
 pub fn show(p: &[u8]) -> String {
-    crate::format::text::display_bytes(p)
+    crate::text::display_bytes(p)
 }

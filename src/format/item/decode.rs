@@ -4,8 +4,8 @@
 
 use super::{ChunkRef, Item, Xattrs};
 use crate::format::msgpack::{Int, ReadError, Reader};
-use crate::format::text::display_bytes;
 use crate::id::ObjectId;
+use crate::text::display_bytes;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use serde_bytes::ByteBuf;

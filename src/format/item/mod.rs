@@ -11,8 +11,8 @@ mod kind;
 pub(crate) use decode::{de_byte_list, de_ids, de_opt_byte_list};
 pub use kind::{ItemKind, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG};
 
-use super::text::display_bytes;
 use crate::id::ObjectId;
+use crate::text::display_bytes;
 use std::collections::BTreeMap;
 
 /// A reference to one content chunk of a file.
