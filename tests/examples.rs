@@ -15,7 +15,6 @@ mod remote_support;
 
 use common::*;
 use remote_support::tree_diff;
-use serde_json::Value;
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -48,18 +47,7 @@ fn run_example(env: &TestEnv, name: &str, args: &[OsString]) -> Output {
 /// `borg list --json` archives: (name, id), in borg's order.
 fn borg_archives(env: &TestEnv, borg: &Borg, repo: &Path) -> Vec<(String, String)> {
     let out = env.borg_ok(borg, [OsString::from("list"), "--json".into(), repo.into()]);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["archives"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            (
-                a["name"].as_str().unwrap().to_string(),
-                a["id"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    archives_of(&serde_json::from_slice(&out.stdout).unwrap())
 }
 
 /// `borg extract` of `archive` into a fresh directory.

@@ -642,7 +642,11 @@ pub fn cases(name: &str) -> Vec<Case> {
 
 /// Archive names (in manifest time order) from the recorded `list.json`.
 pub fn expected_archives(name: &str) -> Vec<(String, String)> {
-    let v = read_json(&expected_dir(name).join("list.json"));
+    archives_of(&read_json(&expected_dir(name).join("list.json")))
+}
+
+/// The (name, id) pairs of a `borg list --json` document, in its order.
+pub fn archives_of(v: &Value) -> Vec<(String, String)> {
     v["archives"]
         .as_array()
         .unwrap()
