@@ -1,10 +1,10 @@
 //! `export-tar`: an archive as a tar stream, optionally through a compression filter.
 
-use crate::args::*;
+use crate::args::{ExportTarArgs, GlobalArgs};
 use crate::interrupt;
 use crate::matcher::build_matcher;
 use crate::open::{open_options, warn_store};
-use crate::select::*;
+use crate::select::{default_repo, looks_like_location};
 use oxiborg::error::{Error, Result};
 use oxiborg::repository::Repository;
 use oxiborg::Location;

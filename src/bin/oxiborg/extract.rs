@@ -1,9 +1,9 @@
 //! `extract`: the restore, its progress display, interruption and summary.
 
-use crate::args::*;
+use crate::args::{ExtractArgs, GlobalArgs};
 use crate::matcher::build_matcher;
 use crate::open::{open_options, warn_store};
-use crate::select::*;
+use crate::select::archive_location;
 use crate::{interrupt, outcome, progress};
 use oxiborg::error::{Error, Result};
 use oxiborg::repository::Repository;

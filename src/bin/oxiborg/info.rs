@@ -2,8 +2,10 @@
 
 use super::json::{self, J};
 use super::timefmt::{self, archive_time};
-use crate::args::*;
-use crate::list::*;
+use crate::args::{GlobalArgs, InfoArgs};
+use crate::list::{
+    canonical_location, command_line, encryption_json, io, repository_json, select_archives,
+};
 use crate::open::{open_options, warn_store};
 use oxiborg::display_bytes;
 use oxiborg::error::{Error, Result};

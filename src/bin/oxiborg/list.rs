@@ -3,11 +3,11 @@
 use super::format::{Format, Value};
 use super::json::{self, J};
 use super::timefmt::{self, archive_time};
-use crate::args::*;
-use crate::item_view::*;
+use crate::args::{ArchiveFilterArgs, GlobalArgs, ListArgs};
+use crate::item_view::{content_hash, ItemView, HASHES};
 use crate::matcher::build_matcher;
 use crate::open::{open_options, warn_store};
-use crate::select::*;
+use crate::select::archive_location;
 use oxiborg::display_bytes;
 use oxiborg::error::{Error, Result};
 use oxiborg::patterns::Matcher;

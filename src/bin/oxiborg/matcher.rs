@@ -1,6 +1,6 @@
 //! The PATH arguments and exclusion options as one matcher, in command-line order.
 
-use crate::args::*;
+use crate::args::PatternArgs;
 use oxiborg::error::{Error, Result};
 use oxiborg::patterns::{Matcher, Style};
 use std::ffi::OsString;

@@ -1,7 +1,7 @@
 //! Opening the repository a command names: options from the environment, the flags and a
 //! borgmatic configuration; the store's warnings.
 
-use crate::args::*;
+use crate::args::GlobalArgs;
 use oxiborg::error::{Error, Result};
 use oxiborg::repository::{OpenOptions, Repository};
 

@@ -1,7 +1,7 @@
 //! Which repository, archive and paths the arguments name: positionals when the repository
 //! comes from `BORG_REPO`, borgmatic's `--archive`/`--path`, `--latest` and archive filters.
 
-use crate::args::*;
+use crate::args::{ArchiveFilterArgs, BorgmaticArgs, GlobalArgs, LatestArgs};
 use oxiborg::error::{Error, Result};
 use oxiborg::repository::Repository;
 use oxiborg::Location;
