@@ -10,6 +10,7 @@ use crate::store::Store;
 use rayon::prelude::*;
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// Fetches and verifies many objects in parallel: they are read in the store's preferred
 /// order, decoded in groups on rayon (MAC, decryption, decompression, id check; the manifest's
@@ -151,6 +152,8 @@ pub(crate) struct ChunkPrefetcher<'a> {
     window: usize,
     /// `(id, plaintext length, stored length)` of every chunk fetched, when recording.
     pub(crate) record: Option<Vec<(ObjectId, usize, usize)>>,
+    /// Where chunks are decoded: this pool, or the global one.
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl<'a> ChunkPrefetcher<'a> {
@@ -164,7 +167,17 @@ impl<'a> ChunkPrefetcher<'a> {
             ready: VecDeque::new(),
             window,
             record: None,
+            pool: None,
         }
+    }
+
+    /// Decodes on `pool` (when given) instead of the global rayon pool.
+    pub(crate) fn on_pool(mut self, pool: Option<Arc<rayon::ThreadPool>>) -> Self {
+        if let Some(p) = &pool {
+            self.window = (p.current_num_threads() * 4).clamp(4, 64);
+        }
+        self.pool = pool;
+        self
     }
 
     fn fill(&mut self) {
@@ -198,33 +211,39 @@ impl<'a> ChunkPrefetcher<'a> {
                 _ => groups.push(vec![r]),
             }
         }
-        let decoded: Vec<Result<(Vec<u8>, usize)>> = groups
-            .into_par_iter()
-            .flat_map_iter(|group| {
-                let mut sealed = Vec::with_capacity(group.len());
-                let mut slots = Vec::with_capacity(group.len());
-                for r in group {
-                    match r {
-                        Ok(s) => {
-                            slots.push(Ok(s.data.len()));
-                            sealed.push(s);
+        let decode = || -> Vec<Result<(Vec<u8>, usize)>> {
+            groups
+                .into_par_iter()
+                .flat_map_iter(|group| {
+                    let mut sealed = Vec::with_capacity(group.len());
+                    let mut slots = Vec::with_capacity(group.len());
+                    for r in group {
+                        match r {
+                            Ok(s) => {
+                                slots.push(Ok(s.data.len()));
+                                sealed.push(s);
+                            }
+                            Err(e) => slots.push(Err(e)),
                         }
-                        Err(e) => slots.push(Err(e)),
                     }
-                }
-                let mut opened = key.open_objects(&mut sealed).into_iter();
-                slots
-                    .into_iter()
-                    .map(|slot| {
-                        let stored = slot?;
-                        let plain = opened
-                            .next()
-                            .unwrap_or_else(|| Err(Error::Other("object not decoded".into())))?;
-                        Ok((plain, stored))
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+                    let mut opened = key.open_objects(&mut sealed).into_iter();
+                    slots
+                        .into_iter()
+                        .map(|slot| {
+                            let stored = slot?;
+                            let plain = opened.next().unwrap_or_else(|| {
+                                Err(Error::Other("object not decoded".into()))
+                            })?;
+                            Ok((plain, stored))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let decoded = match &self.pool {
+            Some(pool) => pool.install(decode),
+            None => decode(),
+        };
         for (id, d) in batch.iter().zip(decoded) {
             if let (Some(rec), Ok((plain, stored))) = (self.record.as_mut(), &d) {
                 rec.push((*id, plain.len(), *stored));

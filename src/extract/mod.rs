@@ -310,7 +310,7 @@ impl<'r> Extractor<'r> {
                 .disk_bytes
                 .saturating_add(size.div_ceil(BLOCK).saturating_mul(BLOCK));
         };
-        archive.each_item(|item| {
+        archive.each_item_on(self.workers()?.pool(), |item| {
             if interrupt
                 .as_ref()
                 .is_some_and(|f| f.load(Ordering::Relaxed))

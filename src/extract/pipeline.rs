@@ -41,6 +41,14 @@ impl Workers {
         }
     }
 
+    /// The pool, unless it is the global one.
+    pub(super) fn pool(&self) -> Option<Arc<rayon::ThreadPool>> {
+        match self {
+            Workers::Global => None,
+            Workers::Pool(p) => Some(p.clone()),
+        }
+    }
+
     /// The pool's number of threads.
     pub(super) fn threads(&self) -> usize {
         match self {

@@ -74,7 +74,7 @@ impl<'r> Extractor<'r> {
         // (files are made in the destination, or only read: dry run, or streamed to `out`)
         let writes = run.dest.is_some();
         let partial = !matcher.is_empty() || self.opts.strip_components > 0;
-        archive.each_item(|item| {
+        archive.each_item_on(run.workers.pool(), |item| {
             if run.interrupted() {
                 return Err(Error::Interrupted);
             }

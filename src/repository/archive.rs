@@ -6,6 +6,7 @@ use super::Repository;
 use crate::error::{Error, Result};
 use crate::fetch::ChunkPrefetcher;
 use crate::format::{ArchiveEntry, ArchiveMeta, Item};
+use std::sync::Arc;
 
 /// One archive of an opened repository.
 pub struct Archive<'r> {
@@ -98,13 +99,24 @@ impl<'r> Archive<'r> {
     ///
     /// An item-stream chunk that is missing or damaged, an item that does not decode, or the
     /// first error `f` returns.
-    pub fn each_item(&self, mut f: impl FnMut(Item) -> Result<()>) -> Result<()> {
+    pub fn each_item(&self, f: impl FnMut(Item) -> Result<()>) -> Result<()> {
+        self.each_item_on(None, f)
+    }
+
+    /// [`Archive::each_item`] decoding the item stream's chunks on `pool` (the extractor's)
+    /// instead of the global rayon pool.
+    pub(crate) fn each_item_on(
+        &self,
+        pool: Option<Arc<rayon::ThreadPool>>,
+        mut f: impl FnMut(Item) -> Result<()>,
+    ) -> Result<()> {
         const BATCH: usize = 512;
         std::thread::scope(|scope| {
             // Three stages: chunks fetched and decoded (on rayon) → items parsed → `f`.
             let (ctx, crx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(32);
             let mut chunks =
-                ChunkPrefetcher::new(self.repo.store(), self.repo.key(), self.meta.items.clone());
+                ChunkPrefetcher::new(self.repo.store(), self.repo.key(), self.meta.items.clone())
+                    .on_pool(pool);
             let fetcher = scope.spawn(move || {
                 while let Some(c) = chunks.next_chunk() {
                     if ctx.send(c).is_err() {
