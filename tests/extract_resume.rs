@@ -67,9 +67,13 @@ fn temps_in(root: &Path) -> Vec<String> {
     found
 }
 
-/// Starts an extract with `--list` and kills it after `after` listed items; returns whether
-/// it was killed (false: it finished first).
-fn killed_extract(env: &TestEnv, repo: &Path, dest: &Path, after: usize) -> bool {
+/// Starts `extract --list` of archive `a` into `dest` in batches of 8 files; returns the
+/// process and its stderr, where the listed paths come.
+fn listing_extract(
+    env: &TestEnv,
+    repo: &Path,
+    dest: &Path,
+) -> (std::process::Child, std::process::ChildStderr) {
     let mut cmd = env.oxiborg_cmd([
         "extract".into(),
         "--list".into(),
@@ -83,6 +87,13 @@ fn killed_extract(env: &TestEnv, repo: &Path, dest: &Path, after: usize) -> bool
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn oxiborg");
     let stderr = child.stderr.take().unwrap();
+    (child, stderr)
+}
+
+/// Starts an extract with `--list` and kills it after `after` listed items; returns whether
+/// it was killed (false: it finished first).
+fn killed_extract(env: &TestEnv, repo: &Path, dest: &Path, after: usize) -> bool {
+    let (mut child, stderr) = listing_extract(env, repo, dest);
     let mut lines = 0;
     let mut killed = false;
     for line in BufReader::new(stderr).lines() {
@@ -320,19 +331,7 @@ fn signalled_extract(
     signal: i32,
     trigger: &str,
 ) -> (Option<i32>, Option<i32>, String) {
-    let mut cmd = env.oxiborg_cmd([
-        "extract".into(),
-        "--list".into(),
-        "-C".into(),
-        dest.as_os_str().to_owned(),
-        repo_archive(repo, "a"),
-    ]);
-    cmd.env("OXIBORG_BATCH_FILES", "8")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn oxiborg");
-    let stderr = child.stderr.take().unwrap();
+    let (mut child, stderr) = listing_extract(env, repo, dest);
     let mut all = String::new();
     let mut sent = false;
     for line in BufReader::new(stderr).lines() {
