@@ -277,13 +277,7 @@ fn setup() -> Option<Hostile> {
     fs::write(sentinel.join("secret.txt"), b"secret\n").unwrap();
     fs::write(sentinel.join("victim.txt"), b"victim\n").unwrap();
     fs::create_dir(sentinel.join("sub")).unwrap();
-    let repo = env.path().join("repo");
-    env.borg_init(&borg, &repo, "repokey-blake2", &[]);
-    // a normal archive first (the repository and cache are then as borg leaves them)
-    let src = env.path().join("normal");
-    fs::create_dir_all(&src).unwrap();
-    fs::write(src.join("normal.txt"), b"normal\n").unwrap();
-    env.borg_create(&borg, &repo, "normal", env.path(), &["normal"], &[]);
+    let repo = repo_with_normal_archive(&env, &borg);
     let items = hostile_items(&sentinel);
     let prefixed: Vec<Spec> = items
         .iter()
@@ -304,14 +298,8 @@ fn setup() -> Option<Hostile> {
             s
         })
         .collect();
-    let script = manifest_dir().join("tests/extract_support/make_archive.py");
     for (name, spec) in [("hostile", &items), ("hostile-p", &prefixed)] {
-        let spec_path = env.path().join(format!("{name}.json"));
-        fs::write(&spec_path, spec_json(spec)).unwrap();
-        let mut cmd = env.command(&py);
-        cmd.arg(&script).arg(&repo).arg(name).arg(&spec_path);
-        let out = run_command(cmd);
-        assert_eq!(out.code, 0, "make_archive.py failed\n{}", out.describe());
+        make_archive(&env, &py, &repo, name, &spec_json(spec), None);
     }
     Some(Hostile {
         env,

@@ -41,12 +41,7 @@ struct Crafted {
 fn crafted() -> Option<Crafted> {
     let (borg, py) = borg_with_python()?;
     let env = TestEnv::new();
-    let repo = env.path().join("repo");
-    env.borg_init(&borg, &repo, "repokey-blake2", &[]);
-    let src = env.path().join("normal");
-    fs::create_dir_all(&src).unwrap();
-    fs::write(src.join("normal.txt"), b"normal\n").unwrap();
-    env.borg_create(&borg, &repo, "normal", env.path(), &["normal"], &[]);
+    let repo = repo_with_normal_archive(&env, &borg);
     Some(Crafted {
         env,
         borg,
@@ -57,16 +52,15 @@ fn crafted() -> Option<Crafted> {
 
 impl Crafted {
     fn add(&self, name: &str, items: &[Value], compression: &str) {
-        let spec = self.env.path().join(format!("{name}.json"));
-        fs::write(&spec, serde_json::to_string(items).unwrap()).unwrap();
-        let mut cmd = self.env.command(&self.py);
-        cmd.arg(manifest_dir().join("tests/extract_support/make_archive.py"))
-            .arg(&self.repo)
-            .arg(name)
-            .arg(&spec)
-            .env("OXIBORG_COMPRESSION", compression);
-        let out = run_command(cmd);
-        assert_eq!(out.code, 0, "make_archive.py failed\n{}", out.describe());
+        let spec = serde_json::to_string(items).unwrap();
+        make_archive(
+            &self.env,
+            &self.py,
+            &self.repo,
+            name,
+            &spec,
+            Some(compression),
+        );
     }
 
     fn oxiborg(&self, args: &[&str], archive: &str, extra: &[&str]) -> Output {

@@ -1398,3 +1398,42 @@ pub fn borg_with_python() -> Option<(Borg, PathBuf)> {
     eprintln!("note: skipping: no borg with a usable Python API");
     None
 }
+
+/// A `repokey-blake2` repository at `ENV/repo` holding one ordinary archive, `normal` (so the
+/// repository and its cache are as borg leaves them before crafted archives are added).
+#[allow(dead_code)]
+pub fn repo_with_normal_archive(env: &TestEnv, borg: &Borg) -> PathBuf {
+    let repo = env.path().join("repo");
+    env.borg_init(borg, &repo, "repokey-blake2", &[]);
+    let src = env.path().join("normal");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("normal.txt"), b"normal\n").unwrap();
+    env.borg_create(borg, &repo, "normal", env.path(), &["normal"], &[]);
+    repo
+}
+
+/// Adds archive `name` with the items of the JSON `spec` to `repo`, through borg's Python API
+/// (`tests/extract_support/make_archive.py` run by `py`); `compression` as borg names it, or
+/// `None` for the script's default.
+#[allow(dead_code)]
+pub fn make_archive(
+    env: &TestEnv,
+    py: &Path,
+    repo: &Path,
+    name: &str,
+    spec: &str,
+    compression: Option<&str>,
+) {
+    let spec_path = env.path().join(format!("{name}.json"));
+    fs::write(&spec_path, spec).unwrap();
+    let mut cmd = env.command(py);
+    cmd.arg(manifest_dir().join("tests/extract_support/make_archive.py"))
+        .arg(repo)
+        .arg(name)
+        .arg(&spec_path);
+    if let Some(c) = compression {
+        cmd.env("OXIBORG_COMPRESSION", c);
+    }
+    let out = run_command(cmd);
+    assert_eq!(out.code, 0, "make_archive.py failed\n{}", out.describe());
+}
