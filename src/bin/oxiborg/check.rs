@@ -68,10 +68,7 @@ pub(super) fn run(args: &CheckArgs, global: &GlobalArgs) -> Result<i32> {
     }
     let mut report = |level: log::Level, msg: String| emit(level.into(), "borg.archive", &msg);
     let filter = |repo: &Repository| -> Result<Vec<oxiborg::ArchiveEntry>> {
-        Ok(super::list::select_archives(repo, f, true)?
-            .into_iter()
-            .cloned()
-            .collect())
+        Ok(f.select(repo, true)?.into_iter().cloned().collect())
     };
     let select = match &loc.archive {
         Some(name) => Selection::Named(name),

@@ -3,9 +3,7 @@
 use super::json::{self, J};
 use super::timefmt::{self, archive_time};
 use crate::args::{GlobalArgs, InfoArgs};
-use crate::list::{
-    canonical_location, command_line, encryption_json, io, repository_json, select_archives,
-};
+use crate::list::{canonical_location, command_line, encryption_json, io, repository_json};
 use crate::open::{open_options, warn_store};
 use oxiborg::display_bytes;
 use oxiborg::error::{Error, Result};
@@ -152,10 +150,7 @@ pub(super) fn info(
     let selected: Vec<ArchiveEntry> = if let Some(name) = named {
         vec![repo.manifest().find_or_suggest(name)?.clone()]
     } else if archive_mode {
-        select_archives(repo, f, true)?
-            .into_iter()
-            .cloned()
-            .collect()
+        f.select(repo, true)?.into_iter().cloned().collect()
     } else {
         Vec::new()
     };

@@ -3,7 +3,7 @@
 use super::format::{Format, Value};
 use super::json::{self, J};
 use super::timefmt::{self, archive_time};
-use crate::args::{ArchiveFilterArgs, GlobalArgs, ListArgs};
+use crate::args::{GlobalArgs, ListArgs};
 use crate::item_view::{content_hash, ItemView, HASHES};
 use crate::matcher::build_matcher;
 use crate::open::{open_options, warn_store};
@@ -12,7 +12,6 @@ use oxiborg::display_bytes;
 use oxiborg::error::{Error, Result};
 use oxiborg::patterns::Matcher;
 use oxiborg::repository::Repository;
-use oxiborg::ArchiveEntry;
 use std::io::Write;
 
 const DEFAULT_ARCHIVE_FORMAT: &str = "{archive:<36} {time} [{id}]{NL}";
@@ -26,15 +25,6 @@ pub(crate) fn io(e: std::io::Error) -> Error {
 
 pub(crate) fn usage(e: String) -> Error {
     Error::InvalidInput(e)
-}
-
-/// Archives selected by the filter options, in the order borg lists them.
-pub(super) fn select_archives<'a>(
-    repo: &'a Repository,
-    f: &ArchiveFilterArgs,
-    consider_checkpoints: bool,
-) -> Result<Vec<&'a ArchiveEntry>> {
-    repo.select(&f.to_filter(consider_checkpoints)?)
 }
 
 /// Keys of an archive that need its metadata object.
@@ -109,7 +99,7 @@ pub(super) fn list_repository(
         (None, false) => DEFAULT_ARCHIVE_FORMAT.into(),
     };
     let fmt = Format::parse(&fmt_text).map_err(usage)?;
-    let selected = select_archives(repo, &args.filter, args.filter.consider_checkpoints)?;
+    let selected = args.filter.select(repo, args.filter.consider_checkpoints)?;
     let needs_meta = ARCHIVE_CALL_KEYS.iter().any(|k| fmt.uses(k));
     let mut json_archives = Vec::new();
     let mut line = String::new();

@@ -109,8 +109,17 @@ fn borgmatic_args(
 }
 
 impl ArchiveFilterArgs {
+    /// The archives these options select, in the order borg lists them.
+    pub(crate) fn select<'a>(
+        &self,
+        repo: &'a Repository,
+        consider_checkpoints: bool,
+    ) -> Result<Vec<&'a oxiborg::ArchiveEntry>> {
+        repo.select(&self.to_filter(consider_checkpoints)?)
+    }
+
     /// The library's filter.
-    pub(crate) fn to_filter(&self, consider_checkpoints: bool) -> Result<oxiborg::ArchiveFilter> {
+    fn to_filter(&self, consider_checkpoints: bool) -> Result<oxiborg::ArchiveFilter> {
         Ok(oxiborg::ArchiveFilter {
             glob: self.glob_archives.clone(),
             prefix: self.prefix.clone(),
