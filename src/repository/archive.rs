@@ -79,16 +79,11 @@ impl<'r> Archive<'r> {
     /// # Errors
     /// As [`Archive::resolve`]; an item without content (a directory, a symlink) reads as empty.
     pub fn open_file(&self, item: &Item) -> Result<FileReader<'r>> {
-        let item = if item.is_hardlink_slave() && item.chunks.is_none() {
-            self.resolve(item.clone())?
-        } else {
-            item.clone()
-        };
-        Ok(FileReader::new(
-            self.repo,
-            item.chunks.clone().unwrap_or_default(),
-            item.display_path(),
-        ))
+        if item.is_hardlink_slave() && item.chunks.is_none() {
+            let master = self.resolve(item.clone())?;
+            return Ok(self.repo.open_chunks_reader(&master));
+        }
+        Ok(self.repo.open_chunks_reader(item))
     }
 
     /// Calls `f` with every item, in archive order, while a second thread fetches, decodes and
