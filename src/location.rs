@@ -187,6 +187,29 @@ impl Location {
         self.proto == Protocol::File
     }
 
+    /// The path a borg 2 server is asked for (`borg serve --rest --backend FILE:<path>`), by
+    /// borg 2's rules: an `ssh://` path is relative to the login directory, `//` makes it
+    /// absolute (`ssh://host/repo` → `repo`, `ssh://host//srv/repo` → `/srv/repo`,
+    /// `ssh://host/~/repo` → `~/repo`); an scp-style path is taken as it is.
+    pub fn borg2_path(&self) -> String {
+        let url_path = self
+            .original
+            .strip_prefix("ssh://")
+            .and_then(|rest| find_path_start(rest).map(|i| rest[i..].to_string()));
+        match url_path {
+            Some(p) => {
+                let rel = p.strip_prefix('/').unwrap_or(&p);
+                let n = normalize(rel);
+                if rel.starts_with('/') && !n.starts_with('/') {
+                    format!("/{n}")
+                } else {
+                    n
+                }
+            }
+            None => self.path.clone(),
+        }
+    }
+
     /// The location as borg prints it in messages (without the archive).
     pub fn canonical(&self) -> String {
         match self.proto {
@@ -371,6 +394,20 @@ fn normalize(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn borg2_paths() {
+        for (url, want) in [
+            ("ssh://h/repo", "repo"),
+            ("ssh://u@h:2222/./repo-id", "repo-id"),
+            ("ssh://h//srv/repo", "/srv/repo"),
+            ("ssh://h/~/repo", "~/repo"),
+            ("ssh://[::1]:22//srv/r", "/srv/r"),
+            ("h:/srv/r", "/srv/r"),
+        ] {
+            assert_eq!(Location::parse(url).unwrap().borg2_path(), want, "{url}");
+        }
+    }
 
     fn p(s: &str) -> Location {
         Location::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))

@@ -16,9 +16,13 @@ pub struct ArchiveMeta {
     /// Name at creation.
     #[serde(with = "serde_bytes")]
     pub name: Vec<u8>,
-    /// Ids of the item-stream chunks, in order.
-    #[serde(deserialize_with = "de_ids")]
+    /// Ids of the item-stream chunks, in order (borg 2: resolved from `item_ptrs` when the
+    /// archive is opened).
+    #[serde(default, deserialize_with = "de_ids")]
     pub items: Vec<ObjectId>,
+    /// borg 2: ids of the objects that list the item-stream chunks.
+    #[serde(default, deserialize_with = "de_ids")]
+    pub item_ptrs: Vec<ObjectId>,
     /// argv of the creating borg.
     #[serde(default, deserialize_with = "de_byte_list")]
     pub cmdline: Vec<Vec<u8>>,
@@ -66,6 +70,21 @@ pub struct ArchiveMeta {
     /// Authentication tag.
     #[serde(default)]
     pub tam: Option<Tam>,
+    /// borg 2: the creating command line, one shell-quoted string.
+    #[serde(default, with = "serde_bytes")]
+    pub command_line: Option<Vec<u8>>,
+    /// borg 2: the command line of `borg recreate`, if any.
+    #[serde(default, with = "serde_bytes")]
+    pub recreate_command_line: Option<Vec<u8>>,
+    /// borg 2: the archive's tags (sorted; `@PROT` marks a protected archive).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// borg 2: when creating started (`time` is the nominal archive time), UTC.
+    #[serde(default)]
+    pub start: Option<String>,
+    /// borg 2: when creating ended, UTC.
+    #[serde(default)]
+    pub end: Option<String>,
 }
 
 impl ArchiveMeta {
@@ -86,11 +105,46 @@ impl ArchiveMeta {
                 meta.version
             )));
         }
+        if !meta.item_ptrs.is_empty() {
+            return Err(Error::Integrity(format!(
+                "Archive {name}: borg 2 item pointers in a borg 1.x archive"
+            )));
+        }
         if let Some(t) = &meta.tam {
             if tam::check(key, plain, t, "archive") != TamCheck::Valid && !ignore_invalid_tam {
                 return Err(Error::ArchiveTamInvalid(name.to_string()));
             }
         }
+        Ok(meta)
+    }
+
+    /// Decodes borg 2.0.0b25 archive metadata (version 1 or 2, no TAM: the object's AEAD
+    /// binds it). Its times, stored with a UTC offset, are kept as UTC in borg 1.x's form
+    /// (`time`, and `end` as `time_end`).
+    pub(crate) fn parse_borg2(plain: &[u8], name: &str) -> Result<Self> {
+        let mut meta: ArchiveMeta = rmp_serde::from_slice(plain).map_err(|e| {
+            Error::Integrity(format!("Archive {name}: cannot decode metadata: {e}"))
+        })?;
+        if meta.version != 1 && meta.version != 2 {
+            return Err(Error::Integrity(format!(
+                "Archive {name}: unknown archive metadata version {}",
+                meta.version
+            )));
+        }
+        if !meta.items.is_empty() {
+            return Err(Error::Integrity(format!(
+                "Archive {name}: borg 1.x item list in a borg 2 archive"
+            )));
+        }
+        let utc = |t: &str| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(|d| d.naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f").to_string())
+                .map_err(|e| Error::Integrity(format!("Archive {name}: invalid time {t:?}: {e}")))
+        };
+        meta.time = utc(&meta.time)?;
+        meta.start = meta.start.as_deref().map(utc).transpose()?;
+        meta.end = meta.end.as_deref().map(utc).transpose()?;
+        meta.time_end = meta.end.clone();
         Ok(meta)
     }
 

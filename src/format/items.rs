@@ -30,6 +30,8 @@ pub(crate) struct ItemDecoder {
     finished: bool,
     /// How many items were produced so far.
     pub(crate) count: u64,
+    /// borg 2 hard-link groups: `hlid` → the path of the group's first item.
+    hard_links: std::collections::HashMap<crate::id::ObjectId, Vec<u8>>,
 }
 
 impl ItemDecoder {
@@ -42,6 +44,7 @@ impl ItemDecoder {
             retry_at: 0,
             finished: false,
             count: 0,
+            hard_links: std::collections::HashMap::new(),
         }
     }
 
@@ -73,10 +76,11 @@ impl ItemDecoder {
             return Ok(Step::NeedMore);
         }
         match decode_item(&self.buf[self.pos..]) {
-            Decoded::Item(item, used) => {
+            Decoded::Item(mut item, used) => {
                 self.pos += used;
                 self.count += 1;
                 self.retry_at = 0;
+                self.link(&mut item);
                 Ok(Step::Item(item))
             }
             Decoded::Invalid(e) => Err(Error::Integrity(format!(
@@ -97,6 +101,29 @@ impl ItemDecoder {
             Decoded::NeedMore => {
                 self.retry_at = avail.saturating_mul(2);
                 Ok(Step::NeedMore)
+            }
+        }
+    }
+}
+
+impl ItemDecoder {
+    /// A borg 2 hard-link member, put in borg 1.x's terms: the group's first item becomes its
+    /// master, the later ones point at it through `source` (each keeps its own chunks, so it
+    /// still reads as the file it is when the master is not restored).
+    fn link(&mut self, item: &mut Item) {
+        let Some(hlid) = item.hlid else { return };
+        if item.is_symlink() {
+            return;
+        }
+        match self.hard_links.get(&hlid) {
+            Some(master) => {
+                item.source = Some(master.clone());
+                item.hardlink_master = Some(false);
+            }
+            None => {
+                self.hard_links.insert(hlid, item.path.clone());
+                item.source = None;
+                item.hardlink_master = Some(true);
             }
         }
     }

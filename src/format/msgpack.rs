@@ -286,6 +286,42 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A msgpack timestamp (ext type −1 in its 32-, 64- or 96-bit form), in nanoseconds since
+    /// the epoch (saturating at the ends of `i64`).
+    pub fn timestamp(&mut self) -> Result<i64, ReadError> {
+        let m = self.byte()?;
+        let len = match m {
+            0xd6 => 4,
+            0xd7 => 8,
+            0xc7 => usize::from(self.byte()?),
+            _ => return Err(Self::unexpected(m, "a timestamp")),
+        };
+        let ty = self.byte()? as i8;
+        let d = self.take(len)?;
+        if ty != -1 {
+            return Err(ReadError::Invalid(format!(
+                "ext type {ty} is not a timestamp"
+            )));
+        }
+        let be = |b: &[u8]| b.iter().fold(0u64, |v, x| v << 8 | u64::from(*x));
+        let (secs, nanos): (i64, u64) = match len {
+            4 => (be(d) as i64, 0),
+            8 => {
+                let v = be(d);
+                ((v & ((1 << 34) - 1)) as i64, v >> 34)
+            }
+            12 => (be(&d[4..]) as i64, be(&d[..4])),
+            n => return Err(ReadError::Invalid(format!("a timestamp of {n} bytes"))),
+        };
+        if nanos >= 1_000_000_000 {
+            return Err(ReadError::Invalid(format!(
+                "timestamp nanoseconds {nanos} out of range"
+            )));
+        }
+        let ns = i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+        Ok(ns.clamp(i64::MIN.into(), i64::MAX.into()) as i64)
+    }
+
     /// Skips one complete value of any type (nested ones included).
     pub fn skip(&mut self) -> Result<(), ReadError> {
         let mut pending: u64 = 1;
@@ -377,6 +413,52 @@ mod tests {
             Reader::new(&[0xc1]).skip(),
             Err(ReadError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn timestamps_of_every_form() {
+        // 32-bit: seconds only; 64-bit: 30 bits of ns and 34 of seconds; 96-bit: negative.
+        let cases: Vec<(Vec<u8>, i64)> = vec![
+            (vec![0xd6, 0xff, 0, 0, 0, 5], 5_000_000_000),
+            (
+                {
+                    let v: u64 = (7u64 << 34) | 86_400;
+                    let mut b = vec![0xd7, 0xff];
+                    b.extend_from_slice(&v.to_be_bytes());
+                    b
+                },
+                86_400_000_000_007,
+            ),
+            (
+                {
+                    let mut b = vec![0xc7, 12, 0xff];
+                    b.extend_from_slice(&500u32.to_be_bytes());
+                    b.extend_from_slice(&(-2i64).to_be_bytes());
+                    b
+                },
+                -1_999_999_500,
+            ),
+        ];
+        for (buf, want) in cases {
+            let mut r = Reader::new(&buf);
+            assert_eq!(r.timestamp().unwrap(), want, "{buf:02x?}");
+            assert_eq!(r.position(), buf.len());
+            for cut in 0..buf.len() {
+                assert_eq!(Reader::new(&buf[..cut]).timestamp(), Err(ReadError::Short));
+            }
+        }
+        // another ext type, a bad length, nanoseconds out of range, not an ext at all
+        for bad in [
+            vec![0xd6, 0x01, 0, 0, 0, 5],
+            vec![0xc7, 3, 0xff, 0, 0, 0],
+            vec![0xd7, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0],
+            vec![0x05],
+        ] {
+            assert!(matches!(
+                Reader::new(&bad).timestamp(),
+                Err(ReadError::Invalid(_))
+            ));
+        }
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Stored objects by id: the bytes layer under everything else.
 //!
 //! A [`Store`] yields the raw, still encrypted objects of a repository and knows nothing of what
-//! they mean. [`local::LocalStore`] reads a repository directory (segments, hash index, scan
-//! fallback); a `borg serve` client implements the same trait.
+//! they mean. [`local::LocalStore`] reads a borg 1.x repository directory (segments, hash
+//! index, scan fallback); a `borg serve` client implements the same trait, and so does
+//! [`borg2::Borg2Store`] for borg 2.0.0b25 repositories (packs), over any [`files::Files`].
 
+pub(crate) mod borg2;
+pub(crate) mod files;
 pub mod hashindex;
 pub mod local;
 mod lock;

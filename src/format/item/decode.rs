@@ -98,6 +98,18 @@ impl Item {
                         .map(|v| v as u32)
                 }
                 b"part" => item.part = opt_uint(&mut r, u64::MAX).map_err(field)?,
+                // borg 2: a symlink's target (1.x keeps it in `source`), and the id every
+                // member of a hard-link group shares.
+                b"target" => item.source = opt_bytes(&mut r).map_err(field)?,
+                b"hlid" => {
+                    item.hlid =
+                        match opt_bytes(&mut r).map_err(field)? {
+                            None => None,
+                            Some(b) => Some(b.as_slice().try_into().map_err(|_| {
+                                invalid(format!("hlid: {} bytes, not 32", b.len()))
+                            })?),
+                        }
+                }
                 _ => r.skip()?,
             }
         }
@@ -109,7 +121,7 @@ impl Item {
 }
 
 /// The item keys [`Item::decode`] knows (a key's index is its bit in the duplicate check).
-const ITEM_KEYS: [&[u8]; 23] = [
+const ITEM_KEYS: [&[u8]; 25] = [
     b"path",
     b"mode",
     b"uid",
@@ -133,6 +145,8 @@ const ITEM_KEYS: [&[u8]; 23] = [
     b"acl_nfs4",
     b"bsdflags",
     b"part",
+    b"target",
+    b"hlid",
 ];
 
 fn invalid(m: String) -> ReadError {
@@ -153,9 +167,13 @@ fn opt_uint(r: &mut Reader<'_>, max: u64) -> std::result::Result<Option<u64>, Re
     r.uint(max, "value").map(Some)
 }
 
-/// A timestamp in nanoseconds: an int, or (borg 1.0 bigints) little-endian signed bytes.
+/// A timestamp in nanoseconds: an int, (borg 1.0 bigints) little-endian signed bytes, or
+/// (borg 2) a msgpack timestamp.
 fn ns(r: &mut Reader<'_>) -> std::result::Result<i64, ReadError> {
     let m = r.peek()?;
+    if matches!(m, 0xd6 | 0xd7 | 0xc7) {
+        return r.timestamp();
+    }
     if (0xa0..=0xbf).contains(&m) || matches!(m, 0xc4..=0xc6 | 0xd9..=0xdb) {
         let v = r.bytes()?;
         if v.is_empty() || v.len() > 16 {

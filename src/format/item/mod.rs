@@ -1,4 +1,4 @@
-//! One archived file-system object, with every item key borg 1.x writes.
+//! One archived file-system object, with every item key borg 1.x and borg 2 write.
 //!
 //! Layout: this file holds [`Item`] (its fields and sizes), [`ChunkRef`] and [`Xattrs`];
 //! `kind` the file type ([`ItemKind`], the `S_IF*` mode bits, symlinks and hard-link members);
@@ -78,6 +78,10 @@ pub struct Item {
     pub bsdflags: Option<u32>,
     /// Part number of a checkpoint part file.
     pub part: Option<u64>,
+    /// borg 2: the id shared by every member of a hard-link group (each member also carries
+    /// the content). The item stream marks the group's first member as its master and points
+    /// the others at it through `source`, as borg 1.x stores them.
+    pub hlid: Option<ObjectId>,
 }
 
 impl Item {

@@ -20,42 +20,7 @@ pub struct RepoConfig {
 impl RepoConfig {
     /// Parses borg's INI `config` text.
     pub fn parse(text: &str) -> std::result::Result<RepoConfig, String> {
-        let mut values: HashMap<String, String> = HashMap::new();
-        let mut section = String::new();
-        let mut last_key: Option<String> = None;
-        for line in text.lines() {
-            if line.starts_with([' ', '\t']) && !line.trim().is_empty() {
-                // configparser continuation line
-                if let Some(k) = &last_key {
-                    if let Some(v) = values.get_mut(k) {
-                        v.push('\n');
-                        v.push_str(line.trim());
-                    }
-                }
-                continue;
-            }
-            let t = line.trim();
-            if t.is_empty() || t.starts_with('#') || t.starts_with(';') {
-                continue;
-            }
-            if let Some(s) = t.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-                section = s.trim().to_string();
-                last_key = None;
-                continue;
-            }
-            let (k, v) = t
-                .split_once('=')
-                .or_else(|| t.split_once(':'))
-                .ok_or_else(|| format!("cannot parse line {t:?}"))?;
-            if section == "repository" {
-                let k = k.trim().to_ascii_lowercase();
-                values.insert(k.clone(), v.trim().to_string());
-                last_key = Some(k);
-            }
-        }
-        if section.is_empty() && values.is_empty() {
-            return Err("no [repository] section".into());
-        }
+        let values = repository_section(text)?;
         let get = |k: &str| values.get(k).map(String::as_str);
         let int = |k: &str, default: u64| -> std::result::Result<u64, String> {
             get(k)
@@ -83,4 +48,49 @@ impl RepoConfig {
                 .filter(|k| !k.trim().is_empty()),
         })
     }
+}
+
+/// The keys and values of the `[repository]` section of an INI text as Python's configparser
+/// writes it (keys lower-cased; continuation lines joined with newlines). borg 2's
+/// `config/config` has the same form.
+pub(crate) fn repository_section(
+    text: &str,
+) -> std::result::Result<HashMap<String, String>, String> {
+    let mut values: HashMap<String, String> = HashMap::new();
+    let mut section = String::new();
+    let mut last_key: Option<String> = None;
+    for line in text.lines() {
+        if line.starts_with([' ', '\t']) && !line.trim().is_empty() {
+            // configparser continuation line
+            if let Some(k) = &last_key {
+                if let Some(v) = values.get_mut(k) {
+                    v.push('\n');
+                    v.push_str(line.trim());
+                }
+            }
+            continue;
+        }
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') || t.starts_with(';') {
+            continue;
+        }
+        if let Some(s) = t.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            section = s.trim().to_string();
+            last_key = None;
+            continue;
+        }
+        let (k, v) = t
+            .split_once('=')
+            .or_else(|| t.split_once(':'))
+            .ok_or_else(|| format!("cannot parse line {t:?}"))?;
+        if section == "repository" {
+            let k = k.trim().to_ascii_lowercase();
+            values.insert(k.clone(), v.trim().to_string());
+            last_key = Some(k);
+        }
+    }
+    if section.is_empty() && values.is_empty() {
+        return Err("no [repository] section".into());
+    }
+    Ok(values)
 }

@@ -13,7 +13,7 @@
 //! part of `borg check`.
 
 mod check;
-mod config;
+pub(crate) mod config;
 mod open;
 mod read;
 
