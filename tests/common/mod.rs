@@ -1,9 +1,12 @@
 //! Shared helpers for oxiborg's integration tests.
 //!
 //! * locating real borg binaries (`OXIBORG_BORG12`, default `/usr/bin/borg`;
-//!   `OXIBORG_BORG14`, default `/opt/borg145/bin/borg`). A version counts as available when
-//!   `BORG --version` runs. When one is missing, tests that need it print a note and pass —
-//!   unless `OXIBORG_REQUIRE_BORG=1`, then they fail.
+//!   `OXIBORG_BORG14`, default `/opt/borg145/bin/borg`; `OXIBORG_BORG2`, default
+//!   `/opt/borg2/bin/borg`, which must be borg 2.0.0b25). A version counts as available when
+//!   `BORG --version` runs (for borg 2: and prints `borg 2.0.0b25`). When one is missing, tests
+//!   that need it print a note and pass — unless `OXIBORG_REQUIRE_BORG=1`, then they fail.
+//! * borg 2.0.0b25 repositories: [`borg2_repos`] runs `tests/borg2/make_repos.sh` once per
+//!   test binary; [`borg2_fixture_repo`] copies a committed one from `testdata/borg2/`.
 //! * [`TestEnv`]: a temporary directory with its own `BORG_BASE_DIR`/`HOME`, and the
 //!   environment every borg / oxiborg child gets (passphrase, TZ=UTC, the two "access is ok"
 //!   answers); no variable of the caller's environment starting with `BORG_` or `XDG_` leaks in.
@@ -42,7 +45,7 @@ pub fn testdata() -> PathBuf {
 
 #[derive(Clone, Debug)]
 pub struct Borg {
-    /// "1.2" or "1.4"
+    /// "1.2", "1.4" or "2" (borg 2.0.0b25)
     pub label: &'static str,
     pub path: PathBuf,
     /// output of `borg --version`, e.g. "borg 1.2.4"
@@ -83,13 +86,31 @@ fn probe_borg(label: &'static str, var: &str, default: &str) -> Result<Borg, Str
     }
 }
 
-/// Returns the borg binary for `label` ("1.2" or "1.4"), or `None` after printing a note
+/// The borg 2 version the borg 2 tests and fixtures are made for (`borg --version` output).
+pub const BORG2_VERSION: &str = "borg 2.0.0b25";
+
+/// Like [`probe_borg`] for `OXIBORG_BORG2`, and the binary must be [`BORG2_VERSION`] (borg 2
+/// betas cannot read each other's repositories).
+fn probe_borg2() -> Result<Borg, String> {
+    let b = probe_borg("2", "OXIBORG_BORG2", "/opt/borg2/bin/borg")?;
+    if b.version != BORG2_VERSION {
+        return Err(format!(
+            "borg 2 at {} (OXIBORG_BORG2) is {:?}, need {BORG2_VERSION:?}",
+            b.path.display(),
+            b.version
+        ));
+    }
+    Ok(b)
+}
+
+/// Returns the borg binary for `label` ("1.2", "1.4" or "2"), or `None` after printing a note
 /// (the caller then returns early, i.e. the test is skipped). Panics instead of skipping when
 /// `OXIBORG_REQUIRE_BORG=1`.
 pub fn borg(label: &str) -> Option<Borg> {
     let res = match label {
         "1.2" => probe_borg("1.2", "OXIBORG_BORG12", "/usr/bin/borg"),
         "1.4" => probe_borg("1.4", "OXIBORG_BORG14", "/opt/borg145/bin/borg"),
+        "2" => probe_borg2(),
         other => panic!("unknown borg label {other}"),
     };
     match res {
@@ -104,7 +125,13 @@ pub fn borg(label: &str) -> Option<Borg> {
     }
 }
 
-/// Any available borg, 1.4 preferred (same skip/fail rule as [`borg`]: fails only when
+/// borg 2.0.0b25 (`OXIBORG_BORG2`, default `/opt/borg2/bin/borg`): `borg("2")`, with the same
+/// skip/fail rule as for borg 1.2 and 1.4.
+pub fn borg2() -> Option<Borg> {
+    borg("2")
+}
+
+/// Any available borg 1.x, 1.4 preferred (same skip/fail rule as [`borg`]: fails only when
 /// `OXIBORG_REQUIRE_BORG=1` and a version is missing).
 pub fn any_borg() -> Option<Borg> {
     let b14 = probe_borg("1.4", "OXIBORG_BORG14", "/opt/borg145/bin/borg");
@@ -625,7 +652,12 @@ pub fn expected_dir(name: &str) -> PathBuf {
 }
 
 pub fn cases(name: &str) -> Vec<Case> {
-    let p = expected_dir(name).join("cases.tsv");
+    cases_in(&expected_dir(name))
+}
+
+/// The lines of `dir/cases.tsv` (an expected-output directory).
+pub fn cases_in(dir: &Path) -> Vec<Case> {
+    let p = dir.join("cases.tsv");
     let text = fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     text.lines()
         .filter(|l| !l.is_empty())
@@ -663,6 +695,169 @@ pub fn archives_of(v: &Value) -> Vec<(String, String)> {
 pub fn read_json(p: &Path) -> Value {
     let t = fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     serde_json::from_str(&t).unwrap_or_else(|e| panic!("{}: bad JSON: {e}", p.display()))
+}
+
+// ---------------------------------------------------------------------------------------
+// borg 2.0.0b25 repositories
+// ---------------------------------------------------------------------------------------
+
+/// The second passphrase of the `multikey` repository of tests/borg2/make_repos.sh (every
+/// repository there also opens with [`PASSPHRASE`]).
+pub const BORG2_PASSPHRASE2: &str = "oxiborg-test-second";
+
+/// The committed borg 2.0.0b25 fixtures in testdata/borg2/repos (testdata/borg2/README.md).
+pub const BORG2_FIXTURE_REPOS: &[&str] = &[
+    "chacha20-poly1305-blake3-repokey",
+    "aes256-ocb-sha256-keyfile",
+    "authenticated-blake3-repokey",
+];
+
+pub fn borg2_testdata() -> PathBuf {
+    testdata().join("borg2")
+}
+
+/// testdata/borg2/expected/<name> (its cases.tsv: [`cases_in`]).
+pub fn borg2_expected_dir(name: &str) -> PathBuf {
+    borg2_testdata().join("expected").join(name)
+}
+
+/// Copies the committed borg 2 fixture repository `name` into `env` and points BORG_KEYS_DIR
+/// at testdata/borg2/keys. Returns the copy's path. (git keeps no empty directories: the copy
+/// has no empty `packs/XX`, `cache/` or `locks/`.)
+pub fn borg2_fixture_repo(env: &mut TestEnv, name: &str) -> PathBuf {
+    let src = borg2_testdata().join("repos").join(name);
+    assert!(
+        src.join("config/config").is_file(),
+        "borg 2 fixture {} missing; run testdata/borg2/make-fixtures.sh",
+        src.display()
+    );
+    let dst = env.path().join("repos").join(name);
+    copy_dir(&src, &dst);
+    env.set("BORG_KEYS_DIR", borg2_testdata().join("keys"));
+    dst
+}
+
+/// One line of `repos.tsv` written by tests/borg2/make_repos.sh.
+#[derive(Debug, Clone)]
+pub struct Borg2Repo {
+    /// directory name under the output directory
+    pub name: String,
+    /// `config/config` `encryption` (`aes256-ocb`, …); `borg1-repokey` for the borg 1.x
+    /// source repository of `transferred`
+    pub encryption: String,
+    /// `config/config` `id_hash` (`sha256` or `blake3`)
+    pub id_hash: String,
+    /// `repokey` or `keyfile`
+    pub key_location: String,
+    /// every passphrase that opens it (the first is [`PASSPHRASE`])
+    pub passphrases: Vec<String>,
+    /// live archive names in `borg repo-list` order (archive time); names may repeat
+    pub archives: Vec<String>,
+}
+
+impl Borg2Repo {
+    /// The borg 1.x repository `transferred-source-borg1` (read it with borg 1.4).
+    pub fn is_borg1(&self) -> bool {
+        self.encryption.starts_with("borg1-")
+    }
+}
+
+/// Parses `dir/repos.tsv` (see tests/borg2/make_repos.sh).
+pub fn borg2_manifest(dir: &Path) -> Vec<Borg2Repo> {
+    let p = dir.join("repos.tsv");
+    let text = fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert!(f.len() >= 5, "{}: bad line {l:?}", p.display());
+            Borg2Repo {
+                name: f[0].to_string(),
+                encryption: f[1].to_string(),
+                id_hash: f[2].to_string(),
+                key_location: f[3].to_string(),
+                passphrases: f[4].split(',').map(str::to_string).collect(),
+                archives: f[5..].iter().map(|s| s.to_string()).collect(),
+            }
+        })
+        .collect()
+}
+
+enum Borg2Repos {
+    Made(PathBuf),
+    Skipped(String),
+    Failed(String),
+}
+
+static BORG2_REPOS: std::sync::OnceLock<Borg2Repos> = std::sync::OnceLock::new();
+
+/// The repositories of tests/borg2/make_repos.sh, made once per test binary (the first caller
+/// runs the script, about a minute; the others wait) in
+/// `<target>/tmp/borg2-repos/<test binary>` (replaced on the next run). Returns `None` after a
+/// note when borg 2.0.0b25 is missing (the caller then returns early); panics instead when
+/// `OXIBORG_REQUIRE_BORG=1`, and then borg 1.4 (for `transferred`) is required too. Panics if
+/// the script fails.
+///
+/// The directory is shared by all tests of the binary: treat it as read-only. Copy a repository
+/// ([`copy_borg2_repo`]) before running a borg command that writes to it — `check` writes
+/// `cache/checked-packs`, and any borg command on `index-invalid` rebuilds its index and removes
+/// the `cache/chunkindex-invalid` marker. Point BORG_KEYS_DIR at `<dir>/keys` ([`borg2_env`]).
+pub fn borg2_repos() -> Option<PathBuf> {
+    let state = BORG2_REPOS.get_or_init(|| {
+        let Some(b2) = borg2() else {
+            return Borg2Repos::Skipped("borg 2.0.0b25 missing".into());
+        };
+        let b14 = match probe_borg("1.4", "OXIBORG_BORG14", "/opt/borg145/bin/borg") {
+            Ok(b) => b.path,
+            Err(msg) if require_borg() => panic!("OXIBORG_REQUIRE_BORG=1 but {msg}"),
+            Err(msg) => {
+                eprintln!("note: {msg}: the borg 2 repositories have no `transferred`");
+                PathBuf::from("/nonexistent/oxiborg/borg14")
+            }
+        };
+        let exe = std::env::current_exe().expect("current_exe");
+        let stem = exe.file_stem().expect("test binary name").to_os_string();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("borg2-repos")
+            .join(stem);
+        let script = manifest_dir().join("tests/borg2/make_repos.sh");
+        let mut cmd = Command::new("bash");
+        cmd.arg(&script)
+            .arg(&dir)
+            .env("OXIBORG_BORG2", &b2.path)
+            .env("OXIBORG_BORG14", &b14);
+        let out = run_command(cmd);
+        if out.code != 0 {
+            return Borg2Repos::Failed(format!(
+                "tests/borg2/make_repos.sh failed\n{}",
+                out.describe()
+            ));
+        }
+        eprintln!("borg 2 repositories made in {}", dir.display());
+        Borg2Repos::Made(dir)
+    });
+    match state {
+        Borg2Repos::Made(dir) => Some(dir.clone()),
+        Borg2Repos::Skipped(msg) => {
+            eprintln!("note: skipping: {msg}");
+            None
+        }
+        Borg2Repos::Failed(msg) => panic!("{msg}"),
+    }
+}
+
+/// A [`TestEnv`] whose BORG_KEYS_DIR is the key directory of [`borg2_repos`]'s `dir`.
+pub fn borg2_env(dir: &Path) -> TestEnv {
+    let mut env = TestEnv::new();
+    env.set("BORG_KEYS_DIR", dir.join("keys"));
+    env
+}
+
+/// Copies repository `name` of [`borg2_repos`]'s `dir` into `env` and returns the copy's path.
+pub fn copy_borg2_repo(env: &TestEnv, dir: &Path, name: &str) -> PathBuf {
+    let dst = env.path().join("repos").join(name);
+    copy_dir(&dir.join(name), &dst);
+    dst
 }
 
 // ---------------------------------------------------------------------------------------
