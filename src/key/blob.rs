@@ -317,6 +317,10 @@ pub fn unlock(
     sources: &PassphraseSources<'_>,
     tam_fallback: bool,
 ) -> Result<Key> {
+    if ktype.is_borg2() {
+        // A borg 2 type byte in a borg 1.x repository: its key is not a 1.x key blob.
+        return Err(Error::UnsupportedPayload(ktype.byte()));
+    }
     let env = parse_envelope(blob, location)?;
     let for_what = blob
         .file

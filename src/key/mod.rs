@@ -7,17 +7,19 @@
 //!
 //! Both generations of borg are here. borg 1.x: type bytes 0x00–0x07, AES-CTR + HMAC/BLAKE2b
 //! envelopes around a compression-headed payload. borg 2.0.0b25 ("repository version 5"):
-//! type bytes 0x10–0x60 ([`KeyType::is_borg2`]), and repository objects ("blobs": a 49-byte
-//! header, an encrypted metadata slot and an encrypted data slot) opened by the same
-//! [`Key::open_objects`].
+//! type bytes 0x10–0x60 ([`KeyType::is_borg2`]), Argon2id-protected key blobs ([`blob2`]), and
+//! repository objects ("blobs": a 49-byte header, an encrypted metadata slot and an encrypted
+//! data slot) opened by the same [`Key::open_objects`].
 //!
 //! Layout: this file holds [`KeyType`] and [`Key`] (its construction and accessors); `crypto`
 //! the primitives (ids, MACs, AES-CTR, borg's BLAKE2b construction, side by side for a group);
 //! `open` the envelope checks and the opening of one object or a group ([`Sealed`]); `envelope`
 //! borg 2's AEAD and MAC envelopes; `repoobj` borg 2's repository objects and store objects;
-//! `seal` builds them as b25 does, for tests, fuzzing and benches.
+//! [`blob2`] borg 2's key blobs; `seal` builds all three as b25 does, for tests, fuzzing and
+//! benches.
 
 pub mod blob;
+pub mod blob2;
 mod crypto;
 mod envelope;
 mod open;
@@ -31,6 +33,8 @@ pub(crate) use seal::pack_meta;
 
 mod repoobj;
 mod seal;
+#[cfg(test)]
+mod tests_keyblob2;
 #[cfg(test)]
 mod tests_objects2;
 

@@ -2,9 +2,14 @@
 //! objects and key blobs — with the same crates that open them: for tests, fuzzing and benches.
 //! Nothing here is used to write a repository.
 
+use super::blob2::ALGORITHM;
 use super::repoobj::{BLOB_MAGIC, BLOB_VERSION};
 use super::{Key, ObjMeta, StoreName};
 use crate::id::ObjectId;
+use base64::Engine;
+use chacha20poly1305::aead::generic_array::GenericArray;
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use zeroize::Zeroizing;
 
 impl Key {
     /// Builds a store object the way borg 2 writes one: for tests and fuzzing.
@@ -106,4 +111,90 @@ impl Key {
             self.seal_blob(&id, &pack_meta(&meta), &data, 2 * plain.len() as u64),
         )
     }
+}
+
+/// Argon2 parameters for [`seal_key_blob`]: (time cost, memory KiB, lanes).
+pub(crate) type Argon2Costs = (u32, u32, u32);
+
+/// Builds a key blob (`BORG_KEY` line and wrapped base64) the way borg 2 writes one, holding
+/// `key`'s material under `passphrase` with the given Argon2id costs (borg's are (3, 65536,
+/// 4)): for tests and fuzzing.
+#[cfg(test)]
+pub(crate) fn seal_key_blob(
+    key: &Key,
+    passphrase: &str,
+    costs: Argon2Costs,
+    salt: [u8; 16],
+) -> String {
+    use zeroize::Zeroize;
+    let b2 = &key.borg2;
+    let mut plain = Vec::new();
+    let _ = rmp::encode::write_map_len(&mut plain, 5);
+    let _ = rmp::encode::write_str(&mut plain, "version");
+    let _ = rmp::encode::write_uint(&mut plain, 2);
+    for (k, v) in [
+        ("repository_id", &b2.repository_id[..]),
+        ("crypt_key", &b2.crypt_key[..]),
+        ("id_key", &b2.id_key[..]),
+    ] {
+        let _ = rmp::encode::write_str(&mut plain, k);
+        let _ = rmp::encode::write_bin(&mut plain, v);
+    }
+    let _ = rmp::encode::write_str(&mut plain, "chunk_seed");
+    let _ = rmp::encode::write_sint(&mut plain, i64::from(b2.chunk_seed));
+    let blob = seal_key_plain(&plain, passphrase, costs, salt);
+    plain.zeroize();
+    format!("{}\n{blob}\n", super::blob2::header(&b2.repository_id))
+}
+
+/// The wrapped base64 of an envelope around any `plain` key map: for tests and fuzzing.
+pub(crate) fn seal_key_plain(
+    plain: &[u8],
+    passphrase: &str,
+    costs: Argon2Costs,
+    salt: [u8; 16],
+) -> String {
+    let (t, m, p) = costs;
+    let mut kek = Zeroizing::new([0u8; 32]);
+    let params = argon2::Params::new(m, t, p, Some(32)).unwrap_or_default();
+    let mut memory = vec![argon2::Block::default(); params.block_count()];
+    let _ = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password_into_with_memory(passphrase.as_bytes(), &salt, &mut *kek, &mut memory);
+    let mut ct = plain.to_vec();
+    let tag = chacha20poly1305::ChaCha20Poly1305::new(GenericArray::from_slice(&*kek))
+        .encrypt_in_place_detached(GenericArray::from_slice(&[0u8; 12]), b"", &mut ct)
+        .map(|t| t.to_vec())
+        .unwrap_or_default();
+    let mut env = Vec::new();
+    let _ = rmp::encode::write_map_len(&mut env, 9);
+    let strs = [("version", None), ("algorithm", Some(ALGORITHM))];
+    for (k, v) in strs {
+        let _ = rmp::encode::write_str(&mut env, k);
+        match v {
+            Some(s) => drop(rmp::encode::write_str(&mut env, s)),
+            None => drop(rmp::encode::write_uint(&mut env, 1)),
+        }
+    }
+    let _ = rmp::encode::write_str(&mut env, "salt");
+    let _ = rmp::encode::write_bin(&mut env, &salt);
+    for (k, v) in [
+        ("argon2_time_cost", t),
+        ("argon2_memory_cost", m),
+        ("argon2_parallelism", p),
+    ] {
+        let _ = rmp::encode::write_str(&mut env, k);
+        let _ = rmp::encode::write_uint(&mut env, u64::from(v));
+    }
+    let _ = rmp::encode::write_str(&mut env, "argon2_type");
+    let _ = rmp::encode::write_str(&mut env, "id");
+    let _ = rmp::encode::write_str(&mut env, "data");
+    let _ = rmp::encode::write_bin(&mut env, &[&tag[..], &ct[..]].concat());
+    let _ = rmp::encode::write_str(&mut env, "label");
+    let _ = rmp::encode::write_str(&mut env, "admin");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(env);
+    b64.as_bytes()
+        .chunks(70)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
