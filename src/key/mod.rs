@@ -37,6 +37,8 @@ mod seal;
 mod tests_keyblob2;
 #[cfg(test)]
 mod tests_objects2;
+#[cfg(test)]
+mod vectors;
 
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
