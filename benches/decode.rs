@@ -1,10 +1,11 @@
 //! Per-MB costs of the decode stage: MAC + decrypt + decompress + id check on real objects of the
-//! bundled fixture repositories, each decompressor alone, and item-stream decoding.
+//! bundled fixture repositories, each decompressor alone, item-stream decoding, and borg 2
+//! objects (a 2 MiB chunk, stored and lz4, under each of the six b25 suites).
 //!
 //! Run: `cargo bench --bench decode` (results under target/criterion).
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use oxiborg::fuzzing::{decode_item, decompress_payload, Decoded, Key, Sealed};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use oxiborg::fuzzing::{borg2_blob, decode_item, decompress_payload, Decoded, Key, Sealed, BORG2};
 use oxiborg::{Location, OpenOptions, Repository};
 use std::hint::black_box;
 use std::io::Write;
@@ -188,5 +189,34 @@ fn items(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, objects, decompressors, items);
+fn borg2_objects(c: &mut Criterion) {
+    let data = text(2 << 20);
+    for (ctype, cname) in [(0u8, "none"), (1, "lz4")] {
+        let mut g = c.benchmark_group(format!("open_blob2_{cname}"));
+        g.throughput(Throughput::Bytes(data.len() as u64));
+        for kt in BORG2 {
+            let (key, id, blob) = borg2_blob(kt, &data, ctype);
+            g.bench_function(format!("{kt:?}"), |b| {
+                b.iter_batched(
+                    || blob.clone(),
+                    |blob| black_box(key.open_owned(Some(&id), blob, None).expect("valid")),
+                    BatchSize::LargeInput,
+                )
+            });
+        }
+        g.finish();
+    }
+    // A 64-byte object: the fixed cost of one (two slots, two session keys, the id).
+    let mut g = c.benchmark_group("open_blob2_64B");
+    g.throughput(Throughput::Elements(1));
+    for kt in BORG2 {
+        let (key, id, blob) = borg2_blob(kt, &data[..64], 0);
+        g.bench_function(format!("{kt:?}"), |b| {
+            b.iter(|| black_box(key.open_object(Some(&id), &blob, None).expect("valid")))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, objects, decompressors, items, borg2_objects);
 criterion_main!(benches);

@@ -230,17 +230,18 @@ pub fn check_archives(
         .contains(&MANIFEST_ID)
         .then(|| store.get(&MANIFEST_ID).ok())
         .flatten();
-    let mut sample = manifest_obj
-        .clone()
-        .filter(|m| m.first().is_some_and(|b| KeyType::from_byte(*b).is_ok()));
+    let mut sample = manifest_obj.clone().filter(|m| {
+        m.first()
+            .is_some_and(|b| KeyType::from_byte(*b).is_ok_and(|k| !k.is_borg2()))
+    });
     for id in listed.iter().take(999) {
         if sample.is_some() {
             break;
         }
-        sample = store
-            .get(id)
-            .ok()
-            .filter(|o| o.first().is_some_and(|b| KeyType::from_byte(*b).is_ok()));
+        sample = store.get(id).ok().filter(|o| {
+            o.first()
+                .is_some_and(|b| KeyType::from_byte(*b).is_ok_and(|k| !k.is_borg2()))
+        });
     }
     let Some(sample) = sample else {
         return Err(Error::Integrity(

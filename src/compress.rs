@@ -1,8 +1,10 @@
-//! Decompression of borg 1.x payloads: header dispatch and every 1.x compressor.
+//! Decompression of borg 1.x payloads (header dispatch and every 1.x compressor) and of borg 2
+//! object data ([`decompress_ctype`]).
 //!
-//! A decrypted payload starts with a two-byte header naming its compressor, except legacy zlib,
-//! which is recognised by the zlib stream header itself. `auto` has no header of its own
-//! (`decompress(b"\x00\x00hello", None)` is `b"hello"`: `none`'s header, then the data).
+//! A decrypted 1.x payload starts with a two-byte header naming its compressor, except legacy
+//! zlib, which is recognised by the zlib stream header itself. `auto` has no header of its own
+//! (`decompress(b"\x00\x00hello", None)` is `b"hello"`: `none`'s header, then the data). borg 2
+//! data has no header at all: the compressor is named by the object's metadata.
 
 use crate::error::{Error, Result};
 use std::io::Read;
@@ -150,41 +152,9 @@ fn decompress_depth(
     match kind {
         Compression::None => Ok(payload[2..].to_vec()),
         Compression::Lz4 => lz4(&payload[2..], size_hint),
-        Compression::Zstd => {
-            let body = &payload[2..];
-            match zstd::zstd_safe::get_frame_content_size(body) {
-                Ok(Some(n)) => {
-                    let n = usize::try_from(n).unwrap_or(usize::MAX);
-                    if n > limit(size_hint) && !(authenticated && n <= MAX_DECLARED) {
-                        return Err(fail(&"frame larger than the object size limit"));
-                    }
-                    // Only what the frame really holds is written (and so touched).
-                    let mut out = buffer(n)?;
-                    zstd::bulk::Decompressor::new()
-                        .and_then(|mut d| d.decompress_to_buffer(body, &mut out))
-                        .map_err(|e| fail(&e))?;
-                    Ok(out)
-                }
-                _ => read_limited(
-                    zstd::stream::read::Decoder::with_buffer(body).map_err(|e| fail(&e))?,
-                    size_hint.unwrap_or(body.len() * 4),
-                    limit(size_hint),
-                )
-                .map_err(|e| e.or_fail(fail)),
-            }
-        }
-        Compression::Zlib => read_limited(
-            flate2::read::ZlibDecoder::new(payload),
-            size_hint.unwrap_or(payload.len() * 4),
-            limit(size_hint),
-        )
-        .map_err(|e| e.or_fail(fail)),
-        Compression::Lzma => read_limited(
-            xz2::read::XzDecoder::new(&payload[2..]),
-            size_hint.unwrap_or(payload.len() * 4),
-            limit(size_hint),
-        )
-        .map_err(|e| e.or_fail(fail)),
+        Compression::Zstd => zstd_frame(&payload[2..], size_hint, authenticated),
+        Compression::Zlib => zlib(payload, size_hint),
+        Compression::Lzma => xz(&payload[2..], size_hint),
         Compression::Obfuscate => {
             if depth > 0 {
                 return Err(fail(&"nested obfuscation"));
@@ -198,6 +168,96 @@ fn decompress_depth(
                 .ok_or_else(|| fail(&format!("inner length {len} exceeds payload")))?;
             decompress_depth(inner, size_hint, authenticated, depth + 1)
         }
+    }
+}
+
+/// One zstd frame. A frame that declares its size gets a buffer of that size (up to the limit,
+/// or up to [`MAX_DECLARED`] in an `authenticated` payload); one that does not is read in steps.
+fn zstd_frame(body: &[u8], size_hint: Option<usize>, authenticated: bool) -> Result<Vec<u8>> {
+    let fail = |e: &dyn std::fmt::Display| Error::Decompression(format!("zstd: {e}"));
+    match zstd::zstd_safe::get_frame_content_size(body) {
+        Ok(Some(n)) => {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            if n > limit(size_hint) && !(authenticated && n <= MAX_DECLARED) {
+                return Err(fail(&"frame larger than the object size limit"));
+            }
+            // Only what the frame really holds is written (and so touched).
+            let mut out = buffer(n)?;
+            zstd::bulk::Decompressor::new()
+                .and_then(|mut d| d.decompress_to_buffer(body, &mut out))
+                .map_err(|e| fail(&e))?;
+            Ok(out)
+        }
+        _ => read_limited(
+            zstd::stream::read::Decoder::with_buffer(body).map_err(|e| fail(&e))?,
+            size_hint.unwrap_or(body.len() * 4),
+            limit(size_hint),
+        )
+        .map_err(|e| e.or_fail(fail)),
+    }
+}
+
+/// An RFC 1950 zlib stream.
+fn zlib(body: &[u8], size_hint: Option<usize>) -> Result<Vec<u8>> {
+    read_limited(
+        flate2::read::ZlibDecoder::new(body),
+        size_hint.unwrap_or(body.len() * 4),
+        limit(size_hint),
+    )
+    .map_err(|e| e.or_fail(|e| Error::Decompression(format!("zlib: {e}"))))
+}
+
+/// An xz container.
+fn xz(body: &[u8], size_hint: Option<usize>) -> Result<Vec<u8>> {
+    read_limited(
+        xz2::read::XzDecoder::new(body),
+        size_hint.unwrap_or(body.len() * 4),
+        limit(size_hint),
+    )
+    .map_err(|e| e.or_fail(|e| Error::Decompression(format!("lzma: {e}"))))
+}
+
+/// Decompresses the data of a borg 2 object, which has no compression header: its compressor
+/// is the `ctype` of the object's (authenticated) metadata — 0 none, 1 a raw LZ4 block, 2 xz,
+/// 3 zstd, 5 zlib. `size` is the metadata's plaintext size (absent for objects written with
+/// `auto,X` compression): exact, so it sizes the buffer, raises the limit up to
+/// [`MAX_DECLARED`], and the plaintext must have that length. `size_hint` is the caller's
+/// expectation (a file's chunk size): it only sizes buffers, as for [`decompress`]. Without
+/// either, LZ4 grows its buffer up to [`MAX_PLAINTEXT`] (borg gives up above 128 MiB too).
+///
+/// # Errors
+///
+/// [`Error::Decompression`] for an unknown `ctype`, a damaged stream, too much plaintext, or a
+/// plaintext whose length is not `size`; [`Error::NoMemory`] when a buffer cannot be had.
+pub(crate) fn decompress_ctype(
+    ctype: u8,
+    data: Vec<u8>,
+    size: Option<usize>,
+    size_hint: Option<usize>,
+) -> Result<Vec<u8>> {
+    // A size the metadata declares counts as known, as a zstd frame's does in an authenticated
+    // payload: up to MAX_DECLARED. Beyond that only the caller's hint sizes buffers (and the
+    // length check below fails).
+    let hint = size.filter(|n| *n <= MAX_DECLARED).or(size_hint);
+    let plain = match ctype {
+        0 => data,
+        1 => lz4(&data, hint)?,
+        2 => xz(&data, hint)?,
+        3 => zstd_frame(&data, hint, true)?,
+        5 => zlib(&data, hint)?,
+        other => {
+            return Err(Error::Decompression(format!(
+                "unknown compression type {other} (borg 2 knows 0 none, 1 lz4, 2 lzma, 3 zstd, \
+                 5 zlib)"
+            )))
+        }
+    };
+    match size {
+        Some(n) if n != plain.len() => Err(Error::Decompression(format!(
+            "the plaintext is {} bytes, its metadata says {n}",
+            plain.len()
+        ))),
+        _ => Ok(plain),
     }
 }
 
@@ -358,6 +418,62 @@ mod tests {
         let zl = z.finish().unwrap();
         assert!(decompress(&zl, None).is_err(), "unknown size: bounded");
         assert_eq!(decompress(&zl, Some(n)).unwrap().len(), n);
+    }
+
+    /// borg 2 data: no header, the compressor from the metadata, its size exact when given.
+    #[test]
+    fn borg2_ctypes() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let n = data.len();
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+        z.write_all(&data).unwrap();
+        let mut x = xz2::write::XzEncoder::new(Vec::new(), 1);
+        x.write_all(&data).unwrap();
+        for (ctype, body) in [
+            (0u8, data.clone()),
+            (1, lz4_flex::block::compress(&data)),
+            (2, x.finish().unwrap()),
+            (3, zstd::bulk::compress(&data, 3).unwrap()),
+            (5, z.finish().unwrap()),
+        ] {
+            for (size, hint) in [
+                (Some(n), None),
+                (None, None),
+                (None, Some(7)),
+                (None, Some(n)),
+            ] {
+                let got = decompress_ctype(ctype, body.clone(), size, hint).unwrap();
+                assert!(got == data, "ctype {ctype} size {size:?} hint {hint:?}");
+            }
+            let e = decompress_ctype(ctype, body.clone(), Some(n + 1), None).unwrap_err();
+            assert!(
+                e.to_string().contains("metadata says"),
+                "ctype {ctype}: {e}"
+            );
+            // A size beyond any memory is not allocated (and is not the plaintext's).
+            assert!(decompress_ctype(ctype, body.clone(), Some(1 << 50), None).is_err());
+            // The 1.x headers mean nothing here.
+            if ctype != 0 {
+                assert!(
+                    decompress_ctype(ctype, with_header([ctype, 0], &body), None, None)
+                        .map_or(true, |p| p != data)
+                );
+            }
+        }
+        for bad in [4u8, 6, 8, 0xff] {
+            let e = decompress_ctype(bad, data.clone(), None, None).unwrap_err();
+            assert!(e
+                .to_string()
+                .contains(&format!("unknown compression type {bad}")));
+        }
+        for (ctype, garbage) in [
+            (1u8, &b"\xff\xff\xff"[..]),
+            (2, b"junk"),
+            (3, b"\x28\xb5\x2f\xfd\xff"),
+            (5, b"\x78\x9c\x00"),
+        ] {
+            assert!(decompress_ctype(ctype, garbage.to_vec(), None, None).is_err());
+        }
     }
 
     #[test]

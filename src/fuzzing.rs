@@ -27,6 +27,8 @@ pub const TARGETS: &[Target] = &[
     ("decompress", decompress),
     ("envelope", envelope),
     ("key_file", key_file),
+    ("blob2", blob2),
+    ("key_blob2", key_blob2),
     ("manifest", manifest),
     ("archive", archive),
     ("item_stream", item_stream),
@@ -96,6 +98,86 @@ pub fn envelope(data: &[u8]) {
 /// iterations) decryption with the passphrase `fuzz` and the key map.
 pub fn key_file(data: &[u8]) {
     crate::key::blob::fuzz_key_text(&String::from_utf8_lossy(data));
+}
+
+/// The borg 2 suites.
+pub const BORG2: [KeyType; 6] = [
+    KeyType::Aes256OcbSha256,
+    KeyType::ChaCha20Poly1305Sha256,
+    KeyType::Aes256OcbBlake3,
+    KeyType::ChaCha20Poly1305Blake3,
+    KeyType::AuthenticatedSha256,
+    KeyType::AuthenticatedBlake3,
+];
+
+/// borg 2 repository objects and store objects: the raw bytes as a blob (header, sizes, both
+/// slots, metadata, decompression, id check; alone, as a group, metadata only) and as store
+/// objects, under every suite; and, for one suite, the bytes sealed as a blob's metadata, as its
+/// data under metadata taken from the bytes, and as a store object, so that what lies behind the
+/// authentication is reached too.
+pub fn blob2(data: &[u8]) {
+    use crate::key::{ObjMeta, StoreName};
+    let repo_id = [0x11; 32];
+    for kt in BORG2 {
+        let key = Key::fixed_borg2_for_tests(kt, repo_id);
+        let _ = key.open_blob(None, data.to_vec(), hint(data));
+        let _ = key.open_blob_meta(None, data);
+        let _ = key.open_store_object(StoreName::Hashed("index"), data);
+        let _ = key.open_store_object(StoreName::Named("config/defaults"), data);
+    }
+    let b = |i: usize| data.get(i).copied().unwrap_or(0);
+    let key = Key::fixed_borg2_for_tests(BORG2[usize::from(b(0)) % BORG2.len()], repo_id);
+    let id = key.id_hash(data);
+    // The bytes as packed metadata, over the bytes as data.
+    let blob = key.seal_blob(&id, data, data, 0);
+    let _ = key.open_blob(Some(&id), blob, None);
+    // The bytes as (compressed, maybe padded) data under metadata that may or may not fit them.
+    let len = data.len() as u64;
+    let meta = ObjMeta {
+        otype: b'F',
+        ctype: b(1) % 7,
+        clevel: b(2),
+        csize: if b(3) & 1 == 0 {
+            len
+        } else {
+            len ^ u64::from(b(4))
+        },
+        size: (b(3) & 2 == 0).then(|| u64::from(b(5)) * 97),
+        psize: (b(3) & 4 == 0).then(|| len.saturating_sub(u64::from(b(6)))),
+        olevel: Some(110),
+    };
+    let blob = key.seal_blob(&id, &crate::key::pack_meta(&meta), data, 2);
+    let mut group = vec![
+        Sealed {
+            id: Some(id),
+            data: blob.clone(),
+            size_hint: hint(data),
+        },
+        Sealed {
+            id: None,
+            data: blob,
+            size_hint: None,
+        },
+    ];
+    let _ = key.open_objects(&mut group);
+    let env = key.seal_store_object(StoreName::Hashed("index"), data);
+    let _ = key.open_store_object(StoreName::Hashed("index"), &env);
+}
+
+/// A borg 2 key of type `ktype` (fixed, publicly known secrets) and a repository object of
+/// `plain` compressed with `ctype` (0 none, 1 lz4, 2 lzma, 3 zstd, 5 zlib) sealed under it as
+/// borg 2.0.0b25 writes one, with its id: for the benchmarks.
+pub fn borg2_blob(ktype: KeyType, plain: &[u8], ctype: u8) -> (Key, crate::ObjectId, Vec<u8>) {
+    let key = Key::fixed_borg2_for_tests(ktype, [0x11; 32]);
+    let (id, blob) = key.seal_plain_blob(b'F', plain, ctype, true, 0);
+    (key, id, blob)
+}
+
+/// borg 2 key blobs: the `BORG_KEY` line, base64, the msgpack envelope and its Argon2
+/// parameters, (when its costs are tiny) decryption with the passphrase `fuzz`; and the bytes
+/// sealed as a key map under tiny costs, so that the key-map decoder is reached.
+pub fn key_blob2(data: &[u8]) {
+    crate::key::blob2::fuzz_key_text(data);
 }
 
 /// The manifest, with and without a required TAM, under a plaintext and an authenticated key.

@@ -243,6 +243,93 @@ fn make_seed_corpus() {
         b"*.pyc\n# comment\n\nsh:**/node_modules\nre:^var/(log|cache)/\n",
     );
     record_rpc_frames();
+    borg2_seeds();
+}
+
+/// The borg 2 seeds alone (`make_seed_corpus` writes them too).
+#[test]
+#[ignore = "writes fuzz/corpus/{blob2,key_blob2}; run by hand"]
+fn make_borg2_seed_corpus() {
+    for t in ["blob2", "key_blob2"] {
+        let _ = fs::remove_dir_all(fuzz_dir().join("corpus").join(t));
+    }
+    borg2_seeds();
+}
+
+/// Seeds from the borg 2.0.0b25 vectors (`testdata/borg2-vectors`): a few blobs cut from each
+/// suite's packs, an index fragment, `config/defaults`, the key blobs, and a key map.
+fn borg2_seeds() {
+    let root = testdata().join("borg2-vectors");
+    let mut names: Vec<String> = fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("repo").is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for name in names {
+        let repo = root.join(&name).join("repo");
+        let mut packs: Vec<PathBuf> = fs::read_dir(repo.join("packs"))
+            .unwrap()
+            .flatten()
+            .flat_map(|d| fs::read_dir(d.path()).unwrap().flatten().map(|e| e.path()))
+            .collect();
+        packs.sort();
+        for (p, pack) in packs.iter().enumerate() {
+            let pack = fs::read(pack).unwrap();
+            let mut at = 0;
+            let mut n = 0;
+            while at + 49 <= pack.len() && n < 3 {
+                let size = |o: usize| {
+                    u32::from_le_bytes(pack[at + o..at + o + 4].try_into().unwrap()) as usize
+                };
+                let len = 49 + size(41) + size(45);
+                put(
+                    "blob2",
+                    &format!("{name}-pack{p}-blob{n}"),
+                    &pack[at..at + len],
+                );
+                at += len;
+                n += 1;
+            }
+        }
+        let mut index: Vec<PathBuf> = fs::read_dir(repo.join("index"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        index.sort();
+        if let Some(f) = index.first() {
+            put("blob2", &format!("{name}-index"), &fs::read(f).unwrap());
+        }
+        put(
+            "blob2",
+            &format!("{name}-defaults"),
+            &fs::read(repo.join("config/defaults")).unwrap(),
+        );
+        for dir in [repo.join("keys"), root.join(&name).join("keyfiles")] {
+            for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+                let file = e.file_name().to_string_lossy().into_owned();
+                put(
+                    "key_blob2",
+                    &format!("{name}-{}", &file[..8]),
+                    &fs::read(e.path()).unwrap(),
+                );
+            }
+        }
+    }
+    // A key map (of made-up secrets), which the target also seals under tiny costs.
+    let bin = |b: &[u8]| rmpv::Value::Binary(b.to_vec());
+    let map = rmpv::Value::Map(vec![
+        ("version".into(), 2.into()),
+        ("repository_id".into(), bin(&[0x11; 32])),
+        ("crypt_key".into(), bin(&[0x22; 64])),
+        ("id_key".into(), bin(&[0x33; 32])),
+        ("chunk_seed".into(), (-7).into()),
+    ]);
+    let mut keymap = Vec::new();
+    rmpv::encode::write_value(&mut keymap, &map).unwrap();
+    put("key_blob2", "keymap", &keymap);
 }
 
 /// Requests to a real `borg serve`: negotiate, open a fixture repository, `get` its manifest

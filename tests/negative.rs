@@ -163,6 +163,20 @@ fn flipped_byte_keyfile_mac() {
     flipped_byte_is_a_mac_error(KEYFILE);
 }
 
+/// A borg 1.x repository whose manifest carries a borg 2 type byte (0x10..0x60): as unknown to
+/// the 1.x reader as to borg 1.x ("Unsupported payload type 16"), not a missing key.
+#[test]
+fn borg2_type_byte_in_a_borg1_manifest() {
+    let mut env = TestEnv::new();
+    let repo = fixture_repo(&mut env, "none-zlib");
+    let (seg, e) = find_put(&repo, &[0; 32]).expect("the manifest");
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[e.offset + 41] = 0x10;
+    fix_entry_crc(&mut bytes, &e);
+    fs::write(&seg, &bytes).unwrap();
+    list_repo(&env, &repo).assert_error(&["Unsupported payload type 16"]);
+}
+
 #[test]
 fn flipped_byte_without_crc_fix_is_a_segment_error() {
     let mut env = TestEnv::new();

@@ -171,6 +171,15 @@ pub fn find_key_file(
     Err(not_found())
 }
 
+impl std::fmt::Debug for KeyBlob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyBlob")
+            .field("origin", &self.origin)
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
+}
+
 fn blob_from_file_text(text: String, header: &str, file: &Path) -> KeyBlob {
     let body = text[header.len()..].to_string();
     drop(Zeroizing::new(text));
@@ -308,26 +317,46 @@ pub fn unlock(
     sources: &PassphraseSources<'_>,
     tam_fallback: bool,
 ) -> Result<Key> {
+    if ktype.is_borg2() {
+        // A borg 2 type byte in a borg 1.x repository: its key is not a 1.x key blob.
+        return Err(Error::UnsupportedPayload(ktype.byte()));
+    }
     let env = parse_envelope(blob, location)?;
-    if let Some((secret, origin)) = passphrase::obtain(sources)? {
-        return match try_passphrase(&env, &secret) {
-            Some(plain) => key_from_plain(ktype, &plain, blob, location, tam_fallback),
-            None => Err(Error::PassphraseWrong(origin)),
-        };
-    }
-    // borg first tries the empty passphrase silently, then prompts up to three times.
-    if let Some(plain) = try_passphrase(&env, "") {
-        return key_from_plain(ktype, &plain, blob, location, tam_fallback);
-    }
     let for_what = blob
         .file
         .as_ref()
         .map(|f| f.display().to_string())
         .unwrap_or_else(|| location.to_string());
+    with_passphrase(sources, &for_what, true, |pass| {
+        try_passphrase(&env, pass)
+            .map(|plain| key_from_plain(ktype, &plain, blob, location, tam_fallback))
+            .transpose()
+    })
+}
+
+/// borg's passphrase procedure around `attempt` (which gives `Ok(None)` for a wrong
+/// passphrase): a passphrase from `sources` (the caller's, a configuration's, borg's variables)
+/// is the only one tried, and a wrong one is [`Error::PassphraseWrong`]; without one, the empty
+/// passphrase is tried silently (when `try_empty`), then the prompt asks up to three times
+/// (naming `for_what`), and then it is [`Error::PasswordRetriesExceeded`].
+pub(super) fn with_passphrase<T>(
+    sources: &PassphraseSources<'_>,
+    for_what: &str,
+    try_empty: bool,
+    mut attempt: impl FnMut(&str) -> Result<Option<T>>,
+) -> Result<T> {
+    if let Some((secret, origin)) = passphrase::obtain(sources)? {
+        return attempt(&secret)?.ok_or(Error::PassphraseWrong(origin));
+    }
+    if try_empty {
+        if let Some(t) = attempt("")? {
+            return Ok(t);
+        }
+    }
     for _ in 0..3 {
-        let pass = sources.ask(&for_what)?;
-        if let Some(plain) = try_passphrase(&env, &pass) {
-            return key_from_plain(ktype, &plain, blob, location, tam_fallback);
+        let pass = sources.ask(for_what)?;
+        if let Some(t) = attempt(&pass)? {
+            return Ok(t);
         }
         log::warn!(target: "borg.crypto.key", "Incorrect passphrase");
     }
@@ -359,20 +388,8 @@ pub fn legacy_passphrase_key(
             "passphrase".into(),
         )
     };
-    if let Some((secret, origin)) = passphrase::obtain(sources)? {
-        let key = derive(&secret)?;
-        return if check(&key) {
-            Ok(key)
-        } else {
-            Err(Error::PassphraseWrong(origin))
-        };
-    }
-    for _ in 0..3 {
-        let key = derive(&sources.ask(location)?)?;
-        if check(&key) {
-            return Ok(key);
-        }
-        log::warn!(target: "borg.crypto.key", "Incorrect passphrase");
-    }
-    Err(Error::PasswordRetriesExceeded)
+    with_passphrase(sources, location, false, |pass| {
+        let key = derive(pass)?;
+        Ok(check(&key).then_some(key))
+    })
 }

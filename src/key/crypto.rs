@@ -1,7 +1,8 @@
 //! The primitives behind ids, MACs and decryption, as borg 1.x uses them: HMAC-SHA256 or
 //! borg's BLAKE2b-256 prefix construction (several inputs hashed side by side with multi-buffer
-//! SIMD), and AES-256-CTR. Nothing here is hand-rolled: the hashes and ciphers are the
-//! `sha2`, `hmac`, `blake2b_simd` and `aes`/`ctr` crates.
+//! SIMD), and AES-256-CTR; and borg 2's ids (HMAC-SHA256 or keyed BLAKE3). Nothing here is
+//! hand-rolled: the hashes and ciphers are the `sha2`, `hmac`, `blake2b_simd`, `blake3` and
+//! `aes`/`ctr` crates.
 
 use super::{Key, KeyType};
 use crate::id::ObjectId;
@@ -18,6 +19,8 @@ impl Key {
     pub fn id_hash(&self, data: &[u8]) -> ObjectId {
         match self.ktype {
             KeyType::Plaintext => Sha256::digest(data).into(),
+            k if k.is_blake3() => blake3::keyed_hash(&self.borg2.id_key, data).into(),
+            k if k.is_borg2() => hmac_sha256(&self.borg2.id_key, data),
             k if k.is_blake2() => blake2_prefix(&self.secrets.id_key, &[data]),
             _ => {
                 let mut m = <HmacSha256 as Mac>::new_from_slice(&self.secrets.id_key)

@@ -22,14 +22,20 @@ pub struct Sealed {
 const ENVELOPE_HEADER: usize = 1 + 32 + 8;
 
 impl Key {
-    /// Verifies and decrypts an object's envelope, returning the compressed payload.
+    /// Verifies and decrypts a borg 1.x object's envelope, returning the compressed payload.
     ///
     /// `what` names the object in errors (its id, or "manifest").
     ///
     /// # Errors
     ///
-    /// An object too short, of another key type, or failing its MAC.
+    /// An object too short, of another key type, or failing its MAC; any object under a borg 2
+    /// key (whose objects are opened whole, [`Key::open_objects`]).
     pub fn decrypt(&self, what: &str, obj: &[u8]) -> Result<Vec<u8>> {
+        if self.ktype.is_borg2() {
+            return Err(Error::Other(format!(
+                "{what}: a borg 2 key has no borg 1.x envelope to decrypt"
+            )));
+        }
         self.check_envelope(obj, &|| what.to_string())?;
         if !self.ktype.is_encrypted() {
             return Ok(obj[1..].to_vec());
@@ -85,7 +91,20 @@ impl Key {
     /// consumed), and with BLAKE2b keys the MACs and the ids of the whole group are computed
     /// together with multi-buffer SIMD — about twice the single-stream throughput, which is what
     /// bounds decoding for those keys. Groups of [`Key::GROUP`] objects use that fully.
+    ///
+    /// With a borg 2 key each `data` is one whole repository object (a blob cut from a pack),
+    /// opened as [`Key::open_blob`] does (its type letter is not returned).
     pub fn open_objects(&self, objs: &mut [Sealed]) -> Vec<Result<Vec<u8>>> {
+        if self.ktype.is_borg2() {
+            return objs
+                .iter_mut()
+                .map(|o| {
+                    let data = std::mem::take(&mut o.data);
+                    self.open_blob(o.id.as_ref(), data, o.size_hint)
+                        .map(|(_, plain)| plain)
+                })
+                .collect();
+        }
         let mut out: Vec<Option<Result<Vec<u8>>>> = (0..objs.len()).map(|_| None).collect();
         let encrypted = self.ktype.is_encrypted();
         // 1. Envelope: type byte, length, then the MAC of every object still in the running.

@@ -210,6 +210,10 @@ impl Repository {
             .first()
             .ok_or_else(|| Error::Integrity("Manifest: empty object".into()))?;
         let ktype = KeyType::from_byte(tbyte)?;
+        if ktype.is_borg2() {
+            // A borg 2 type byte in a borg 1.x repository: as unknown to borg 1.x as to this path.
+            return Err(Error::UnsupportedPayload(tbyte));
+        }
         let repo_id = store.id();
         let tam_fallback = options
             .security_dir

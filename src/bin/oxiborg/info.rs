@@ -35,6 +35,14 @@ fn enc_text(repo: &Repository) -> String {
         Blake2Keyfile => "Yes (key file BLAKE2b)".into(),
         Blake2Authenticated => "Yes (authenticated BLAKE2b)".into(),
         Passphrase => "Yes (passphrase)".into(),
+        // borg 2: b25's words less the key's location, which the type does not tell.
+        k @ (AuthenticatedSha256 | AuthenticatedBlake3) => format!("No ({})", k.mode_name()),
+        k @ (Aes256OcbSha256
+        | ChaCha20Poly1305Sha256
+        | Aes256OcbBlake3
+        | ChaCha20Poly1305Blake3) => {
+            format!("Yes ({}, {})", k.mode_name(), k.id_hash_name())
+        }
     }
 }
 
