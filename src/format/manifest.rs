@@ -156,16 +156,48 @@ impl Manifest {
         self.archives.iter().find(|a| a.name == name)
     }
 
-    /// The archive called `name`.
+    /// The archive called `name`; as borg 2 selects, `aid:<hex prefix>` names an archive by
+    /// its id (when several archives share a name, as borg 2 allows), and `name:` may prefix a
+    /// name.
     ///
     /// # Errors
     ///
-    /// [`Error::ArchiveDoesNotExist`] naming the nearest names the manifest has.
+    /// [`Error::ArchiveDoesNotExist`] naming the nearest names the manifest has; an `aid:`
+    /// prefix or a name that matches more than one archive ([`Error::InvalidInput`]).
     pub fn find_or_suggest(&self, name: impl AsRef<[u8]>) -> Result<&ArchiveEntry> {
         let name = name.as_ref();
-        self.find(name).ok_or_else(|| {
-            let names: Vec<String> = self.archives.iter().map(|a| a.display_name()).collect();
-            Error::archive_missing(&display_bytes(name), names.iter().map(String::as_str))
-        })
+        if let Some(prefix) = name.strip_prefix(b"aid:") {
+            let prefix = String::from_utf8_lossy(prefix).to_ascii_lowercase();
+            let found: Vec<&ArchiveEntry> = self
+                .archives
+                .iter()
+                .filter(|a| a.id.to_hex().starts_with(&prefix))
+                .collect();
+            return match found[..] {
+                [one] => Ok(one),
+                _ => Err(Error::InvalidInput(format!(
+                    "archive ID based match needs to match precisely one archive ID (aid:{prefix} \
+                     matched {})",
+                    found.len()
+                ))),
+            };
+        }
+        let name = name.strip_prefix(b"name:").unwrap_or(name);
+        let mut found = self.archives.iter().filter(|a| a.name == name);
+        match (found.next(), found.count()) {
+            (Some(a), 0) => Ok(a),
+            (Some(_), more) => Err(Error::InvalidInput(format!(
+                "{} needed to match precisely one archive, but matched {}.",
+                display_bytes(name),
+                more + 1
+            ))),
+            (None, _) => {
+                let names: Vec<String> = self.archives.iter().map(|a| a.display_name()).collect();
+                Err(Error::archive_missing(
+                    &display_bytes(name),
+                    names.iter().map(String::as_str),
+                ))
+            }
+        }
     }
 }

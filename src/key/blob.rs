@@ -20,6 +20,10 @@ pub struct BorgDirs {
     pub keys: PathBuf,
     /// `BORG_SECURITY_DIR` or `<config>/security`.
     pub security: PathBuf,
+    /// borg 2's security directory: `BORG_SECURITY_DIR`, else `<data dir>/security` with the
+    /// data dir `BORG_DATA_DIR`, else `<data home>/borg` (`BORG_BASE_DIR/.local/share`,
+    /// `XDG_DATA_HOME` or `~/.local/share`).
+    pub borg2_security: PathBuf,
 }
 
 impl BorgDirs {
@@ -39,9 +43,17 @@ impl BorgDirs {
             };
             home.join("borg")
         });
+        let data = var("BORG_DATA_DIR").unwrap_or_else(|| {
+            let home = match (&base_dir, var("XDG_DATA_HOME")) {
+                (None, Some(x)) => x,
+                _ => base.join(".local").join("share"),
+            };
+            home.join("borg")
+        });
         BorgDirs {
             keys: var("BORG_KEYS_DIR").unwrap_or_else(|| config.join("keys")),
             security: var("BORG_SECURITY_DIR").unwrap_or_else(|| config.join("security")),
+            borg2_security: var("BORG_SECURITY_DIR").unwrap_or_else(|| data.join("security")),
             config,
         }
     }

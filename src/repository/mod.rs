@@ -13,6 +13,7 @@
 //! ```
 
 mod archive;
+mod borg2;
 mod items;
 mod open;
 mod reader;
@@ -21,6 +22,7 @@ mod security;
 mod select;
 
 pub use archive::Archive;
+pub use borg2::RepositoryDefaults;
 pub use items::ItemStream;
 pub use open::OpenOptions;
 pub use reader::FileReader;
@@ -44,6 +46,8 @@ pub struct Repository {
     manifest: Manifest,
     location: Location,
     ignore_invalid_archive_tam: bool,
+    /// A borg 2.0.0b25 repository's defaults (`None`: a borg 1.x repository).
+    borg2: Option<RepositoryDefaults>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -76,6 +80,17 @@ impl Repository {
     /// The repository's id (its `config` file's `id`), as borg prints it.
     pub fn id(&self) -> Id {
         Id(self.store.id())
+    }
+
+    /// Is this a borg 2.0.0b25 repository (repository version 5)? Everything reads the same
+    /// either way; only what borg itself shows differs (its output formats, its key modes).
+    pub fn is_borg2(&self) -> bool {
+        self.borg2.is_some()
+    }
+
+    /// A borg 2 repository's writer defaults (`config/defaults`); `None` for borg 1.x.
+    pub fn borg2_defaults(&self) -> Option<&RepositoryDefaults> {
+        self.borg2.as_ref()
     }
 
     /// How the repository is encrypted and authenticated.
@@ -152,6 +167,14 @@ impl Repository {
     /// Its metadata object is missing, damaged or fails its TAM.
     pub fn archive_by_entry(&self, entry: &ArchiveEntry) -> Result<Archive<'_>> {
         let name = entry.display_name();
+        if self.borg2.is_some() {
+            let meta = self.borg2_archive_meta(entry)?;
+            return Ok(Archive {
+                repo: self,
+                entry: entry.clone(),
+                meta,
+            });
+        }
         let plain = self.get_object(&entry.id.0, None).map_err(|e| match e {
             Error::ObjectNotFound { id, .. } => Error::Integrity(format!(
                 "Archive {name}: metadata object {id} is missing from the repository"

@@ -10,6 +10,9 @@ use crate::key::blob::{self, BorgDirs, KeyBlob};
 use crate::key::passphrase::{ConfiguredPassphrase, Passphrase, PassphraseSources, Prompt};
 use crate::key::{Key, KeyType};
 use crate::location::{Location, Protocol};
+use crate::store::borg2::config::{detect, Format};
+use crate::store::borg2::Borg2Store;
+use crate::store::files::LocalFiles;
 use crate::store::local::{LocalOptions, LocalStore};
 use crate::store::Store;
 use std::path::PathBuf;
@@ -57,6 +60,10 @@ pub struct OpenOptions {
     /// manifest or a changed key type), and recorded the first time, as borg does. `None`:
     /// nothing is checked or written.
     pub security_dir: Option<PathBuf>,
+    /// borg 2's security directory (`BORG_SECURITY_DIR`, else `<data dir>/security`): for
+    /// borg 2 repositories, as `security_dir` for 1.x ones (key type and location; borg 2
+    /// has no manifest to replay).
+    pub borg2_security_dir: Option<PathBuf>,
     /// Read archives whose TAM does not verify (`BORG_WORKAROUNDS=ignore_invalid_archive_tam`).
     pub ignore_invalid_archive_tam: bool,
     /// How to reach `borg serve` for `ssh://` locations (`BORG_RSH`, `BORG_REMOTE_PATH`, …).
@@ -75,6 +82,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("key_file", &self.key_file)
             .field("keys_dir", &self.keys_dir)
             .field("security_dir", &self.security_dir)
+            .field("borg2_security_dir", &self.borg2_security_dir)
             .field(
                 "ignore_invalid_archive_tam",
                 &self.ignore_invalid_archive_tam,
@@ -96,6 +104,7 @@ impl Default for OpenOptions {
             key_file: None,
             keys_dir: None,
             security_dir: None,
+            borg2_security_dir: None,
             ignore_invalid_archive_tam: false,
             remote: crate::remote::RemoteOptions::default(),
         }
@@ -118,6 +127,7 @@ impl OpenOptions {
             passphrase_from_env: true,
             keys_dir: Some(dirs.keys),
             security_dir: Some(dirs.security),
+            borg2_security_dir: Some(dirs.borg2_security),
             ignore_invalid_archive_tam: workarounds
                 .split(',')
                 .any(|w| w.trim() == "ignore_invalid_archive_tam"),
@@ -127,7 +137,7 @@ impl OpenOptions {
     }
 
     /// Where the key's passphrase may come from.
-    fn passphrase_sources(&self) -> PassphraseSources<'_> {
+    pub(super) fn passphrase_sources(&self) -> PassphraseSources<'_> {
         PassphraseSources {
             given: self.passphrase.as_ref(),
             configured: self.configured_passphrase.as_ref(),
@@ -148,8 +158,31 @@ impl Repository {
     /// manifest older than the security directory remembers, and any remote failure
     /// ([`Error::Remote`]).
     pub fn open(location: &Location, options: &OpenOptions) -> Result<Repository> {
+        if let Some(store) = Self::open_borg2_store(location)? {
+            return Self::from_borg2_store(store, location.clone(), options);
+        }
         let store = Self::open_store(location, options)?;
         Self::from_store(store, location.clone(), options)
+    }
+
+    /// The borg 2 store at `location`, when that is what is there (`None`: borg 1.x, or
+    /// nothing oxiborg knows, which the 1.x store opening then names).
+    pub(crate) fn open_borg2_store(location: &Location) -> Result<Option<Borg2Store>> {
+        match location.proto {
+            Protocol::File => {
+                let path = std::path::absolute(&location.path)
+                    .unwrap_or_else(|_| PathBuf::from(&location.path));
+                if !path.join("config").is_dir() {
+                    return Ok(None);
+                }
+                let files = LocalFiles::new(&path, &location.path);
+                match detect(&files)? {
+                    Format::Borg2(config) => Ok(Some(Borg2Store::new(Box::new(files), config))),
+                    Format::Borg1 => Ok(None),
+                }
+            }
+            Protocol::Ssh => Ok(None),
+        }
     }
 
     /// Opens only the object store at `location` (local directory or `borg serve`), without
@@ -279,6 +312,7 @@ impl Repository {
                 manifest,
                 location,
                 ignore_invalid_archive_tam: options.ignore_invalid_archive_tam,
+                borg2: None,
             }),
             Err(e) => Err((store, key, e)),
         }

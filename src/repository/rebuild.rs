@@ -128,6 +128,7 @@ impl Repository {
                 manifest,
                 location,
                 ignore_invalid_archive_tam: options.ignore_invalid_archive_tam,
+                borg2: None,
             },
             problems,
         ))

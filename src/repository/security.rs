@@ -74,3 +74,42 @@ fn borg_location(loc: &Location) -> String {
         Protocol::Ssh => loc.canonical(),
     }
 }
+
+/// borg 2's security-directory checks for a repository just opened: the key type must be the
+/// one recorded at an earlier access (borg 2 has no manifest, so there is no replay check). A
+/// repository seen for the first time is recorded (location, key type), as borg 2 records it;
+/// a failure to write that is not an error.
+pub(super) fn assert_secure_borg2(
+    dir: &std::path::Path,
+    key: &Key,
+    location: &Location,
+) -> Result<()> {
+    let key_type = key.key_type().byte().to_string();
+    let known_type = std::fs::read_to_string(dir.join("key-type")).ok();
+    if let Some(t) = &known_type {
+        if t.trim() != key_type {
+            return Err(Error::EncryptionMethodMismatch);
+        }
+        return Ok(());
+    }
+    let save = || -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        for (name, text) in [
+            ("location", borg_location(location)),
+            ("key-type", key_type.clone()),
+        ] {
+            let tmp = dir.join(format!(".{name}.oxiborg-tmp"));
+            std::fs::write(&tmp, text)?;
+            std::fs::rename(&tmp, dir.join(name))?;
+        }
+        Ok(())
+    };
+    if let Err(e) = save() {
+        log::debug!(
+            target: "borg.security",
+            "security: cannot record the repository in {}: {e}",
+            dir.display()
+        );
+    }
+    Ok(())
+}

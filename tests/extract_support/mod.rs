@@ -990,11 +990,21 @@ impl Args {
             paths: paths.iter().map(OsString::from).collect(),
         }
     }
-    fn build(&self, repo: &Path, archive: &str, pre: &[OsString]) -> Vec<OsString> {
-        let mut v: Vec<OsString> = vec!["extract".into()];
+    /// The command line: `extract … REPO::ARCHIVE PATH…`, or with `borg2` borg 2's
+    /// `-r REPO extract … ARCHIVE PATH…` (which oxiborg takes too).
+    fn build(&self, repo: &Path, archive: &str, pre: &[OsString], borg2: bool) -> Vec<OsString> {
+        let mut v: Vec<OsString> = Vec::new();
+        if borg2 {
+            v.extend(["-r".into(), repo.as_os_str().to_os_string()]);
+        }
+        v.push("extract".into());
         v.extend(pre.iter().cloned());
         v.extend(self.opts.iter().cloned());
-        v.push(repo_archive(repo, archive));
+        v.push(if borg2 {
+            archive.into()
+        } else {
+            repo_archive(repo, archive)
+        });
         v.extend(self.paths.iter().cloned());
         v
     }
@@ -1074,9 +1084,10 @@ impl<'a> Runner<'a> {
         fresh_dir(&a);
         fresh_dir(&b);
         let from = now_ns() - S;
-        let mut cmd = self
-            .env
-            .borg_cmd(self.borg, args.build(&self.repo, archive, &[]));
+        let mut cmd = self.env.borg_cmd(
+            self.borg,
+            args.build(&self.repo, archive, &[], self.borg.label == "2"),
+        );
         cmd.current_dir(&a);
         let bo = run_command(cmd);
         if bo.code != 0 && bo.code != 1 {
@@ -1086,7 +1097,9 @@ impl<'a> Runner<'a> {
             ));
             return None;
         }
-        let mut cmd = self.env.oxiborg_cmd(args.build(&self.repo, archive, &[]));
+        let mut cmd =
+            self.env
+                .oxiborg_cmd(args.build(&self.repo, archive, &[], self.borg.label == "2"));
         cmd.current_dir(&b);
         let oo = run_command(cmd);
         let opts = CompareOpts {
@@ -1102,7 +1115,9 @@ impl<'a> Runner<'a> {
             let rel = b2.strip_prefix(self.env.path()).unwrap().to_path_buf();
             let pre = vec![OsString::from("-C"), rel.into_os_string()];
             let before = dir_names(self.env.path());
-            let oc = self.env.oxiborg(args.build(&self.repo, archive, &pre));
+            let oc =
+                self.env
+                    .oxiborg(args.build(&self.repo, archive, &pre, self.borg.label == "2"));
             let after = dir_names(self.env.path());
             if before != after {
                 self.push(format!(
@@ -1147,12 +1162,15 @@ impl<'a> Runner<'a> {
         let (a, b, _) = self.next_dirs(name);
         fresh_dir(&a);
         fresh_dir(&b);
-        let mut cmd = self
-            .env
-            .borg_cmd(self.borg, args.build(&self.repo, archive, &[]));
+        let mut cmd = self.env.borg_cmd(
+            self.borg,
+            args.build(&self.repo, archive, &[], self.borg.label == "2"),
+        );
         cmd.current_dir(&a);
         let bo = run_command(cmd);
-        let mut cmd = self.env.oxiborg_cmd(args.build(&self.repo, archive, &[]));
+        let mut cmd =
+            self.env
+                .oxiborg_cmd(args.build(&self.repo, archive, &[], self.borg.label == "2"));
         cmd.current_dir(&b);
         let oo = run_command(cmd);
         self.check_run(name, &bo, &oo);
@@ -1182,12 +1200,15 @@ impl<'a> Runner<'a> {
         fresh_dir(&a);
         fresh_dir(&b);
         fresh_dir(&b2);
-        let mut cmd = self
-            .env
-            .borg_cmd(self.borg, args.build(&self.repo, archive, &[]));
+        let mut cmd = self.env.borg_cmd(
+            self.borg,
+            args.build(&self.repo, archive, &[], self.borg.label == "2"),
+        );
         cmd.current_dir(&a);
         let bo = run_command(cmd);
-        let mut cmd = self.env.oxiborg_cmd(args.build(&self.repo, archive, &[]));
+        let mut cmd =
+            self.env
+                .oxiborg_cmd(args.build(&self.repo, archive, &[], self.borg.label == "2"));
         cmd.current_dir(&b);
         let oo = run_command(cmd);
         self.check_run(name, &bo, &oo);
@@ -1198,7 +1219,9 @@ impl<'a> Runner<'a> {
             ));
         }
         let pre = vec![OsString::from("-C"), b2.clone().into_os_string()];
-        let oc = self.env.oxiborg(args.build(&self.repo, archive, &pre));
+        let oc = self
+            .env
+            .oxiborg(args.build(&self.repo, archive, &pre, self.borg.label == "2"));
         self.check_run(&format!("{name} (-C)"), &bo, &oc);
         for (who, d) in [("borg", &a), ("oxiborg", &b), ("oxiborg -C", &b2)] {
             let s = Snapshot::take(d);
@@ -1219,12 +1242,15 @@ impl<'a> Runner<'a> {
         let (a, b, _) = self.next_dirs(name);
         fresh_dir(&a);
         fresh_dir(&b);
-        let mut cmd = self
-            .env
-            .borg_cmd(self.borg, args.build(&self.repo, archive, &[]));
+        let mut cmd = self.env.borg_cmd(
+            self.borg,
+            args.build(&self.repo, archive, &[], self.borg.label == "2"),
+        );
         cmd.current_dir(&a);
         let bo = run_command(cmd);
-        let mut cmd = self.env.oxiborg_cmd(args.build(&self.repo, archive, &[]));
+        let mut cmd =
+            self.env
+                .oxiborg_cmd(args.build(&self.repo, archive, &[], self.borg.label == "2"));
         cmd.current_dir(&b);
         let oo = run_command(cmd);
         self.check_run(name, &bo, &oo);

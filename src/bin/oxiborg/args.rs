@@ -34,6 +34,10 @@ reconnections in a row may fail without progress.";
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
 pub(crate) struct GlobalArgs {
+    /// The repository, as borg 2 takes it (`-r REPO list ARCHIVE`): the command's positional
+    /// location then names only the archive (or is left out).
+    #[arg(short = 'r', long = "repo", global = true, value_name = "REPO")]
+    pub(crate) repo: Option<OsString>,
     /// Read without waiting for or checking borg's repository lock.
     #[arg(long, global = true)]
     pub(crate) bypass_lock: bool,
@@ -101,8 +105,10 @@ pub(crate) struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// List archives of a repository, or the contents of an archive.
+    #[command(visible_alias = "repo-list")]
     List(ListArgs),
     /// Show information about a repository or archives.
+    #[command(visible_alias = "repo-info")]
     Info(InfoArgs),
     /// Restore files from an archive (into the current directory, or -C DIR).
     Extract(ExtractArgs),

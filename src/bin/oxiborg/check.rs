@@ -14,7 +14,7 @@ use std::sync::Arc;
 #[derive(Debug, Args)]
 pub(super) struct CheckArgs {
     /// Repository, or REPO::ARCHIVE to check only that archive.
-    location: Option<std::ffi::OsString>,
+    pub(crate) location: Option<std::ffi::OsString>,
     /// Only check the repository (segments and index).
     #[arg(long = "repository-only")]
     repository_only: bool,

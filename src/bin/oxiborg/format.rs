@@ -16,10 +16,16 @@ pub enum Value {
     Int(i64),
     /// A local time (borg's default rendering `%a, %Y-%m-%d %H:%M:%S`).
     Time(DateTime<Local>),
+    /// A local time as borg 2 renders it by default, with the UTC offset
+    /// (`%a, %Y-%m-%d %H:%M:%S %z`).
+    TimeTz(DateTime<Local>),
 }
 
 /// borg's default time rendering.
 pub const DEFAULT_TIME: &str = "%a, %Y-%m-%d %H:%M:%S";
+
+/// borg 2's default time rendering.
+pub const DEFAULT_TIME_TZ: &str = "%a, %Y-%m-%d %H:%M:%S %z";
 
 /// One piece of a parsed format string.
 #[derive(Debug, Clone)]
@@ -130,8 +136,12 @@ fn constant(name: &str) -> Option<Value> {
 
 /// Formats one value with a Python format spec.
 fn apply_spec(out: &mut String, v: &Value, spec: &str) -> Result<(), String> {
-    if let Value::Time(t) = v {
-        let f = if spec.is_empty() { DEFAULT_TIME } else { spec };
+    if let Value::Time(t) | Value::TimeTz(t) = v {
+        let f = match (spec.is_empty(), v) {
+            (false, _) => spec,
+            (true, Value::TimeTz(_)) => DEFAULT_TIME_TZ,
+            (true, _) => DEFAULT_TIME,
+        };
         let mut s = String::new();
         write!(s, "{}", t.format(f)).map_err(|_| format!("bad time format {spec:?}"))?;
         out.push_str(&s);
@@ -198,7 +208,7 @@ fn apply_spec(out: &mut String, v: &Value, spec: &str) -> Result<(), String> {
             };
             (s, true)
         }
-        Value::Time(_) => unreachable!("handled above"),
+        Value::Time(_) | Value::TimeTz(_) => unreachable!("handled above"),
     };
     let len = text.chars().count();
     if len >= width {

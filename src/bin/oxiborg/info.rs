@@ -28,6 +28,7 @@ pub(crate) fn run(args: InfoArgs, global: &GlobalArgs) -> Result<i32> {
 fn enc_text(repo: &Repository) -> String {
     use oxiborg::KeyType::*;
     match repo.key_type() {
+        k if k.is_borg2() => k.mode_name().into(),
         Plaintext | Authenticated => "No".into(),
         Repokey => "Yes (repokey)".into(),
         Blake2Repokey => "Yes (repokey BLAKE2b)".into(),
@@ -46,7 +47,7 @@ fn enc_text(repo: &Repository) -> String {
     }
 }
 
-fn cache_dir(repo: &Repository) -> String {
+pub(crate) fn cache_dir(repo: &Repository) -> String {
     let var = |k: &str| {
         std::env::var_os(k)
             .filter(|v| !v.is_empty())
@@ -101,7 +102,7 @@ const SIZE_HEADER: &str =
 /// Where the 20 MiB object limit puts an archive: `borg info`'s "utilization".
 const MAX_DATA_SIZE: f64 = 20_971_479.0;
 
-fn chunker_params_json(v: &Option<rmpv::Value>) -> J {
+pub(crate) fn chunker_params_json(v: &Option<rmpv::Value>) -> J {
     fn conv(v: &rmpv::Value) -> J {
         match v {
             rmpv::Value::Integer(i) => J::Int(
@@ -162,6 +163,10 @@ pub(super) fn info(
     } else {
         Vec::new()
     };
+    if repo.is_borg2() {
+        let selected = archive_mode.then_some(selected);
+        return crate::info_borg2::info(repo, args, selected, global, out);
+    }
     let ids: Vec<_> = selected.iter().map(|a| a.id.0).collect();
     let st = stats::compute(repo, &ids, global.consider_part_files)?;
     let iec = global.iec;

@@ -67,6 +67,27 @@ pub(crate) const ITEM_CALL_KEYS: &[&str] = &[
     "xxh64",
 ];
 
+/// borg 2's placeholders that become extra keys of a `--json-lines` object (content hashes
+/// are added by the caller).
+pub(crate) const ITEM_CALL_KEYS_BORG2: &[&str] = &[
+    "size",
+    "num_chunks",
+    "isomtime",
+    "isoctime",
+    "isoatime",
+    "mtime",
+    "ctime",
+    "atime",
+];
+
+/// An owner's name, or (borg 2) its number as text when the archive has no name for it.
+fn owner_text(name: &Option<Vec<u8>>, id: u32) -> String {
+    match name {
+        Some(n) => display_bytes(n),
+        None => id.to_string(),
+    }
+}
+
 /// The content-hash placeholders (hex digest of the file's content, read from the repository).
 pub(crate) const HASHES: &[&str] = &[
     "md5", "sha1", "sha224", "sha256", "sha384", "sha512", "sha3_224", "sha3_256", "sha3_384",
@@ -122,12 +143,15 @@ pub(crate) struct ItemView<'a> {
     item: &'a Item,
     source: String,
     hardlink: bool,
+    /// Shown as borg 2 shows it (its keys, times with offsets).
+    borg2: bool,
 }
 
 impl<'a> ItemView<'a> {
-    pub(crate) fn new(item: &'a Item) -> Self {
+    pub(crate) fn new(item: &'a Item, borg2: bool) -> Self {
         ItemView {
             item,
+            borg2,
             source: item
                 .source
                 .as_deref()
@@ -140,7 +164,7 @@ impl<'a> ItemView<'a> {
 
     pub(crate) fn mode(&self) -> String {
         let mut m = filemode(self.item);
-        if self.hardlink {
+        if self.hardlink && !self.borg2 {
             m.replace_range(0..1, "h");
         }
         m
@@ -183,6 +207,9 @@ impl<'a> ItemView<'a> {
     }
 
     pub(crate) fn value(&self, k: &str) -> Option<Value> {
+        if self.borg2 {
+            return self.value_borg2(k);
+        }
         let it = self.item;
         Some(match k {
             "type" => Value::Str(filemode(it)[..1].to_string()),
@@ -218,7 +245,125 @@ impl<'a> ItemView<'a> {
         })
     }
 
+    /// A symlink's target as text ("" for anything else).
+    fn target(&self) -> String {
+        self.item
+            .link_target()
+            .map(display_bytes)
+            .unwrap_or_default()
+    }
+
+    /// A time as borg 2 shows it.
+    fn time_borg2(&self, key: &str) -> chrono::DateTime<chrono::Local> {
+        let it = self.item;
+        let v = match key {
+            "ctime" => it.ctime,
+            "atime" => it.atime,
+            _ => None,
+        };
+        timefmt::item_time_borg2(v.filter(|v| *v != 0).unwrap_or(it.mtime))
+    }
+
+    /// borg 2's placeholders (`ItemFormatter` of 2.0.0b25).
+    fn value_borg2(&self, k: &str) -> Option<Value> {
+        let it = self.item;
+        Some(match k {
+            "type" => Value::Str(filemode(it)[..1].to_string()),
+            "mode" => Value::Str(self.mode()),
+            "uid" => Value::Int(i64::from(it.uid)),
+            "gid" => Value::Int(i64::from(it.gid)),
+            "user" => Value::Str(owner_text(&it.user, it.uid)),
+            "group" => Value::Str(owner_text(&it.group, it.gid)),
+            "path" => Value::Str(it.display_path()),
+            "target" => Value::Str(self.target()),
+            "hlid" => Value::Str(it.hlid.map(hex::encode).unwrap_or_default()),
+            "inode" => Value::Str(it.inode.map(|i| i.to_string()).unwrap_or("None".into())),
+            "flags" => Value::Str(it.bsdflags.map(|f| f.to_string()).unwrap_or("None".into())),
+            "extra" => Value::Str(if it.is_symlink() {
+                format!(" -> {}", self.target())
+            } else {
+                String::new()
+            }),
+            "size" => Value::Int(self.size()),
+            "num_chunks" => Value::Int(it.chunks.as_ref().map_or(0, |c| c.len()) as i64),
+            "mtime" | "ctime" | "atime" => Value::TimeTz(self.time_borg2(k)),
+            "isomtime" | "isoctime" | "isoatime" => {
+                Value::Str(timefmt::iso_tz(&self.time_borg2(&k[3..])))
+            }
+            _ => return None,
+        })
+    }
+
+    /// One `--json-lines` object as borg 2 writes it: keys sorted, text that is not UTF-8
+    /// shown with `?` and given again as base64 in `<key>_b64`.
+    pub(crate) fn json_borg2(&self, fmt: &Format, archive: &str, archive_id: &str) -> J {
+        let it = self.item;
+        let mut o: Vec<(String, J)> = Vec::with_capacity(16);
+        let text = |o: &mut Vec<(String, J)>, key: &str, raw: &[u8]| {
+            o.push((key.to_string(), J::s(display_bytes(raw))));
+            if std::str::from_utf8(raw).is_err() {
+                use base64::Engine;
+                o.push((
+                    format!("{key}_b64"),
+                    J::s(base64::engine::general_purpose::STANDARD.encode(raw)),
+                ));
+            }
+        };
+        text(&mut o, "path", &it.path);
+        text(&mut o, "target", it.link_target().unwrap_or_default());
+        let uid = it.uid.to_string();
+        let gid = it.gid.to_string();
+        text(&mut o, "user", it.user.as_deref().unwrap_or(uid.as_bytes()));
+        text(
+            &mut o,
+            "group",
+            it.group.as_deref().unwrap_or(gid.as_bytes()),
+        );
+        o.push((
+            "hlid".into(),
+            J::s(it.hlid.map(hex::encode).unwrap_or_default()),
+        ));
+        o.push(("type".into(), J::s(filemode(it)[..1].to_string())));
+        o.push(("mode".into(), J::s(self.mode())));
+        o.push(("uid".into(), J::Int(i128::from(it.uid))));
+        o.push(("gid".into(), J::Int(i128::from(it.gid))));
+        o.push((
+            "flags".into(),
+            it.bsdflags.map_or(J::Null, |f| J::Int(i128::from(f))),
+        ));
+        o.push((
+            "inode".into(),
+            it.inode.map_or(J::Null, |i| J::Int(i128::from(i))),
+        ));
+        for k in ITEM_CALL_KEYS_BORG2.iter().filter(|k| fmt.uses(k)) {
+            let v = match self.value_borg2(k) {
+                Some(Value::Int(i)) => J::Int(i128::from(i)),
+                Some(Value::TimeTz(t)) => J::s(timefmt::iso_tz(&t)),
+                Some(Value::Str(s)) => J::Str(s),
+                _ => J::Null,
+            };
+            o.push((k.to_string(), v));
+        }
+        // (the caller fills in the content hashes)
+        for k in HASHES.iter().chain(&["blake3"]).filter(|k| fmt.uses(k)) {
+            if **k != *"xxh64" {
+                o.push((k.to_string(), J::s("")));
+            }
+        }
+        if fmt.uses("archivename") {
+            o.push(("archivename".into(), J::s(archive)));
+        }
+        if fmt.uses("archiveid") {
+            o.push(("archiveid".into(), J::s(archive_id)));
+        }
+        o.sort_by(|a, b| a.0.cmp(&b.0));
+        J::Obj(o)
+    }
+
     pub(crate) fn json(&self, fmt: &Format, archive: &str, archive_id: &str) -> J {
+        if self.borg2 {
+            return self.json_borg2(fmt, archive, archive_id);
+        }
         let it = self.item;
         let mut o: Vec<(String, J)> = Vec::with_capacity(14);
         if fmt.uses("archivename") {

@@ -18,6 +18,9 @@ const DEFAULT_ARCHIVE_FORMAT: &str = "{archive:<36} {time} [{id}]{NL}";
 const SHORT_ARCHIVE_FORMAT: &str = "{archive}{NL}";
 const DEFAULT_ITEM_FORMAT: &str = "{mode} {user:6} {group:6} {size:8} {mtime} {path}{extra}{NL}";
 const SHORT_ITEM_FORMAT: &str = "{path}{NL}";
+/// borg 2's `repo-list` default (`BORG_REPO_LIST_FORMAT`).
+const DEFAULT_ARCHIVE_FORMAT_BORG2: &str =
+    "{id:.8}  {time}  {archive:<15}  {tags:<10}  {username:<10}  {hostname:<10}  {comment:.40}{NL}";
 
 pub(crate) fn io(e: std::io::Error) -> Error {
     Error::io("<stdout>", e)
@@ -93,6 +96,9 @@ pub(super) fn list_repository(
     args: &ListArgs,
     out: &mut impl Write,
 ) -> Result<i32> {
+    if repo.is_borg2() {
+        return list_repository_borg2(repo, args, out);
+    }
     let fmt_text = match (&args.format, args.short) {
         (Some(f), _) => f.clone(),
         (None, true) => SHORT_ARCHIVE_FORMAT.into(),
@@ -182,6 +188,112 @@ pub(super) fn list_repository(
     Ok(0)
 }
 
+/// Keys of a borg 2 archive that need its metadata object.
+const ARCHIVE_CALL_KEYS_BORG2: &[&str] = &[
+    "hostname",
+    "username",
+    "comment",
+    "command_line",
+    "size",
+    "nfiles",
+    "start",
+    "end",
+    "tags",
+];
+
+/// `list REPO` of a borg 2 repository, as borg 2's `repo-list` shows it.
+fn list_repository_borg2(repo: &Repository, args: &ListArgs, out: &mut impl Write) -> Result<i32> {
+    let fmt_text = match (&args.format, args.short) {
+        (Some(f), _) => f.clone(),
+        (None, true) => "{id}{NL}".into(),
+        (None, false) => std::env::var("BORG_REPO_LIST_FORMAT")
+            .unwrap_or_else(|_| DEFAULT_ARCHIVE_FORMAT_BORG2.into()),
+    };
+    let fmt = Format::parse(&fmt_text).map_err(usage)?;
+    let selected = args.filter.select(repo, args.filter.consider_checkpoints)?;
+    let needs_meta = ARCHIVE_CALL_KEYS_BORG2.iter().any(|k| fmt.uses(k));
+    let mut json_archives = Vec::new();
+    let mut line = String::new();
+    for entry in selected {
+        let meta = if needs_meta {
+            Some(repo.archive_by_entry(entry)?.meta)
+        } else {
+            None
+        };
+        let name = entry.display_name();
+        let time = timefmt::archive_time_borg2(&entry.time_utc);
+        let at = |t: Option<&String>| {
+            t.and_then(|t| oxiborg::parse_time(t))
+                .map_or(time, |t| timefmt::archive_time_borg2(&t))
+        };
+        let value = |k: &str| -> Option<Value> {
+            let m = meta.as_ref();
+            Some(match k {
+                "archive" | "name" => Value::Str(name.clone()),
+                "id" => Value::Str(hex::encode(entry.id)),
+                "time" => Value::TimeTz(time),
+                "start" => Value::TimeTz(at(m?.start.as_ref())),
+                "end" => Value::TimeTz(at(m?.end.as_ref())),
+                "comment" => Value::Str(display_bytes(m?.comment.as_deref().unwrap_or(b""))),
+                "command_line" => {
+                    Value::Str(display_bytes(m?.command_line.as_deref().unwrap_or(b"")))
+                }
+                "hostname" => Value::Str(display_bytes(&m?.hostname)),
+                "username" => Value::Str(display_bytes(&m?.username)),
+                "size" => Value::Int(m?.size.unwrap_or(0) as i64),
+                "nfiles" => Value::Int(m?.nfiles.unwrap_or(0) as i64),
+                "tags" => Value::Str(m?.tags.join(",")),
+                _ => return None,
+            })
+        };
+        if args.json {
+            let mut obj = vec![
+                ("archive".to_string(), J::s(&name)),
+                ("id".to_string(), J::s(hex::encode(entry.id))),
+                ("name".to_string(), J::s(&name)),
+                ("time".to_string(), J::s(timefmt::iso_tz(&time))),
+            ];
+            for k in ARCHIVE_CALL_KEYS_BORG2.iter().filter(|k| fmt.uses(k)) {
+                let v = match value(k) {
+                    Some(Value::Int(i)) => J::Int(i128::from(i)),
+                    Some(Value::TimeTz(t)) => J::s(timefmt::iso_tz(&t)),
+                    Some(Value::Str(s)) => J::Str(s),
+                    _ => J::Null,
+                };
+                obj.push((k.to_string(), v));
+            }
+            obj.sort_by(|a, b| a.0.cmp(&b.0));
+            json_archives.push(J::Obj(obj));
+            continue;
+        }
+        line.clear();
+        fmt.render(&mut line, value).map_err(usage)?;
+        out.write_all(line.as_bytes()).map_err(io)?;
+    }
+    if args.json {
+        let mut encryption = vec![
+            ("encryption".to_string(), J::s(repo.key_type().mode_name())),
+            ("id_hash".to_string(), J::s(repo.key_type().id_hash_name())),
+        ];
+        if repo.key_origin() != "repository" {
+            encryption.push(("keyfile".to_string(), J::s(repo.key_origin())));
+        }
+        let doc = J::obj([
+            ("archives", J::Arr(json_archives)),
+            ("encryption", J::Obj(encryption)),
+            (
+                "repository",
+                J::obj([
+                    ("id", J::s(repo.id().to_string())),
+                    ("location", J::s(canonical_location(repo))),
+                ]),
+            ),
+        ]);
+        writeln!(out, "{}", json::pretty(&doc)).map_err(io)?;
+    }
+    Ok(0)
+}
+
 /// `list`: the repository's archives, or an archive's items.
 pub(crate) fn run(
     mut args: ListArgs,
@@ -248,13 +360,13 @@ pub(super) fn list_archive(
         if !matcher.matches(&item.path) {
             return Ok(());
         }
-        let view = ItemView::new(&item);
+        let view = ItemView::new(&item, repo.is_borg2());
         line.clear();
         if args.json_lines {
             let mut obj = view.json(&fmt, &archive_name, &archive_id);
             if let J::Obj(fields) = &mut obj {
                 for (k, v) in fields.iter_mut() {
-                    if HASHES.contains(&k.as_str()) {
+                    if HASHES.contains(&k.as_str()) || k == "blake3" {
                         *v = J::Str(content_hash(repo, &item, k)?);
                     }
                 }
@@ -266,13 +378,15 @@ pub(super) fn list_archive(
             fmt.render(&mut line, |k| match k {
                 "archivename" => Some(Value::Str(archive_name.clone())),
                 "archiveid" => Some(Value::Str(archive_id.clone())),
-                k if HASHES.contains(&k) => match content_hash(repo, &item, k) {
-                    Ok(h) => Some(Value::Str(h)),
-                    Err(e) => {
-                        hash_err = Some(e);
-                        Some(Value::Str(String::new()))
+                k if HASHES.contains(&k) || (k == "blake3" && repo.is_borg2()) => {
+                    match content_hash(repo, &item, k) {
+                        Ok(h) => Some(Value::Str(h)),
+                        Err(e) => {
+                            hash_err = Some(e);
+                            Some(Value::Str(String::new()))
+                        }
                     }
-                },
+                }
                 k => view.value(k),
             })
             .map_err(usage)?;

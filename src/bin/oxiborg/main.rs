@@ -11,6 +11,7 @@ mod export_tar;
 mod extract;
 mod format;
 mod info;
+mod info_borg2;
 mod interrupt;
 mod item_view;
 mod json;
@@ -32,6 +33,29 @@ use oxiborg::error::{Error, Result};
 // on another; glibc's malloc spends a quarter of a 1,000,000-item listing on that.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// borg 2's `-r REPO`: the command's location becomes `REPO::ARCHIVE` when it names an
+/// archive (`ARCHIVE` or `::ARCHIVE`), else `REPO`.
+fn apply_repo_option(command: &mut Command, repo: &std::ffi::OsStr) {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let with_repo = |archive: Option<&std::ffi::OsStr>| -> std::ffi::OsString {
+        let mut v = repo.as_bytes().to_vec();
+        if let Some(a) = archive.filter(|a| !a.is_empty()) {
+            let a = a.as_bytes();
+            v.extend_from_slice(b"::");
+            v.extend_from_slice(a.strip_prefix(b"::").unwrap_or(a));
+        }
+        std::ffi::OsString::from_vec(v)
+    };
+    match command {
+        Command::List(a) => a.location = Some(with_repo(a.location.as_deref())),
+        Command::Info(a) => a.location = Some(with_repo(a.location.as_deref())),
+        Command::Check(a) => a.location = Some(with_repo(a.location.as_deref())),
+        Command::Extract(a) => a.location = Some(with_repo(a.location.as_deref())),
+        Command::ExportTar(a) => a.location = with_repo(Some(&a.location)),
+        Command::Completion(_) | Command::Man(_) => {}
+    }
+}
 
 fn main() {
     std::process::exit(cli_main());
@@ -57,6 +81,9 @@ fn cli_main() -> i32 {
         Command::ExportTar(_) => true,
         _ => false,
     };
+    if let Some(repo) = cli.global.repo.clone() {
+        apply_repo_option(&mut cli.command, &repo);
+    }
     let rc = match use_borgmatic(&mut cli.global).and_then(|()| run(cli, sub.as_ref())) {
         Ok(rc) => rc,
         Err(e) => {

@@ -43,6 +43,26 @@ fn round_half_even(x: f64) -> f64 {
     }
 }
 
+/// An item timestamp (ns) as borg 2 shows it: clamped to [0, year 2262], truncated to
+/// microseconds.
+pub fn item_time_borg2(ns: i64) -> DateTime<Local> {
+    const MAX: i64 = (i64::MAX - 48 * 3600 * 1_000_000_000) / 1_000_000_000 * 1_000_000_000;
+    let ns = ns.clamp(0, MAX);
+    let us = ns / 1000;
+    local(us / 1_000_000, ((us % 1_000_000) * 1000) as u32)
+}
+
+/// A stored UTC archive timestamp in local time, microseconds kept (borg 2).
+pub fn archive_time_borg2(utc: &NaiveDateTime) -> DateTime<Local> {
+    let t = utc.and_utc();
+    local(t.timestamp(), t.timestamp_subsec_micros() * 1000)
+}
+
+/// `%Y-%m-%dT%H:%M:%S.%f%:z` (borg 2's JSON and `iso*` placeholders: with the UTC offset).
+pub fn iso_tz(t: &DateTime<Local>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string()
+}
+
 /// `%Y-%m-%dT%H:%M:%S.%f` (borg's JSON and `iso*` placeholders).
 pub fn iso(t: &DateTime<Local>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()

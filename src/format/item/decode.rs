@@ -101,6 +101,7 @@ impl Item {
                 // borg 2: a symlink's target (1.x keeps it in `source`), and the id every
                 // member of a hard-link group shares.
                 b"target" => item.source = opt_bytes(&mut r).map_err(field)?,
+                b"inode" => item.inode = opt_uint(&mut r, u64::MAX).map_err(field)?,
                 b"hlid" => {
                     item.hlid =
                         match opt_bytes(&mut r).map_err(field)? {
@@ -121,7 +122,7 @@ impl Item {
 }
 
 /// The item keys [`Item::decode`] knows (a key's index is its bit in the duplicate check).
-const ITEM_KEYS: [&[u8]; 25] = [
+const ITEM_KEYS: [&[u8]; 26] = [
     b"path",
     b"mode",
     b"uid",
@@ -147,6 +148,7 @@ const ITEM_KEYS: [&[u8]; 25] = [
     b"part",
     b"target",
     b"hlid",
+    b"inode",
 ];
 
 fn invalid(m: String) -> ReadError {

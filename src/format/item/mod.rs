@@ -82,6 +82,8 @@ pub struct Item {
     /// the content). The item stream marks the group's first member as its master and points
     /// the others at it through `source`, as borg 1.x stores them.
     pub hlid: Option<ObjectId>,
+    /// borg 2: the inode number the file had (native borg 2 items).
+    pub inode: Option<u64>,
 }
 
 impl Item {

@@ -141,7 +141,8 @@ pub(crate) fn add_fragment(index: &mut ChunkIndex, plain: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// A fragment as borg writes it, for tests and fuzzing: `entries` of (id, pack, offset, size).
+#[cfg(test)]
+/// A fragment as borg writes it, for tests: `entries` of (id, pack, offset, size).
 pub(crate) fn fragment_for_tests(entries: &[(ObjectId, ObjectId, u32, u32)]) -> Vec<u8> {
     let meta = serde_json::json!({
         "key_size": 32, "value_size": 48, "byte_order": "little",

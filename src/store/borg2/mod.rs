@@ -8,8 +8,9 @@
 //! since this layer holds no key).
 //!
 //! Layout: `config` tells the formats apart and reads `config/config`; `index` holds the chunk
-//! index, its fragments and the pack walk that rebuilds it.
+//! index, its fragments and the pack walk that rebuilds it; `check` the repository check.
 
+mod check;
 pub(crate) mod config;
 pub(crate) mod index;
 
@@ -20,6 +21,10 @@ use crate::store::Store;
 use config::Borg2Config;
 use index::{ChunkIndex, OBJECT_HEADER};
 use std::sync::Mutex;
+
+/// Opens a sealed store object of a namespace (the key's store-envelope opener; this layer
+/// holds no key): `(namespace, envelope) → plaintext`.
+pub(crate) type OpenStoreObject<'a> = dyn Fn(&str, &[u8]) -> Result<Vec<u8>> + 'a;
 
 /// A borg 2.0.0b25 repository's objects.
 pub(crate) struct Borg2Store {
@@ -52,24 +57,21 @@ impl Borg2Store {
         &self.config
     }
 
-    /// The key blobs stored in the repository (`keys/*` whose text names this repository),
-    /// in name order.
+    /// The key blobs stored in the repository (`keys/*` whose bytes name this repository),
+    /// by name, in name order.
     ///
     /// # Errors
     /// The store failing.
-    pub(crate) fn key_blobs(&self) -> Result<Vec<(String, String)>> {
+    pub(crate) fn key_blobs(&self) -> Result<Vec<(String, Vec<u8>)>> {
         let want = format!("BORG_KEY {}", hex::encode(self.config.id));
         let mut out = Vec::new();
         for e in self.files.list("keys")?.unwrap_or_default() {
             if e.is_dir || is_temporary(&e.name) {
                 continue;
             }
-            let name = format!("keys/{}", e.name);
-            if let Some(b) = self.files.load(&name)? {
-                if let Ok(text) = String::from_utf8(b) {
-                    if text.starts_with(&want) {
-                        out.push((name, text));
-                    }
+            if let Some(b) = self.files.load(&format!("keys/{}", e.name))? {
+                if b.starts_with(want.as_bytes()) {
+                    out.push((e.name, b));
                 }
             }
         }
@@ -83,10 +85,7 @@ impl Borg2Store {
     ///
     /// # Errors
     /// The store failing, or a pack walk that meets a damaged pack header.
-    pub(crate) fn load_index(
-        &mut self,
-        open: &dyn Fn(&str, &[u8]) -> Result<Vec<u8>>,
-    ) -> Result<()> {
+    pub(crate) fn load_index(&mut self, open: &OpenStoreObject<'_>) -> Result<()> {
         let reason = if self.files.kind("cache/chunkindex-invalid")?.is_some() {
             Some("cache/chunkindex-invalid marks the chunk index as stale".to_string())
         } else {
@@ -109,10 +108,7 @@ impl Borg2Store {
     }
 
     /// The union of the index fragments; `None` when there are none.
-    fn read_fragments(
-        &self,
-        open: &dyn Fn(&str, &[u8]) -> Result<Vec<u8>>,
-    ) -> Result<Option<ChunkIndex>> {
+    fn read_fragments(&self, open: &OpenStoreObject<'_>) -> Result<Option<ChunkIndex>> {
         let names: Vec<String> = self
             .files
             .list("index")?
@@ -180,6 +176,14 @@ impl Borg2Store {
         Ok(index)
     }
 
+    /// A named store object (such as `config/defaults`), still sealed; `None` when absent.
+    ///
+    /// # Errors
+    /// The store failing.
+    pub(crate) fn load_named(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.files.load(name)
+    }
+
     /// The archive ids the `archives/` directory points at, skipping soft-deleted (`.del`)
     /// and unfinished ones.
     ///
@@ -241,7 +245,8 @@ impl Store for Borg2Store {
     }
 
     fn load_key(&self) -> Result<Option<String>> {
-        Ok(self.key_blobs()?.into_iter().next().map(|(_, t)| t))
+        // (borg 2 keys are read with `key_blobs`; there is no 1.x repokey)
+        Ok(None)
     }
 
     fn get(&self, id: &ObjectId) -> Result<Vec<u8>> {
@@ -272,6 +277,10 @@ impl Store for Borg2Store {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    fn check(&self, report: &mut dyn FnMut(log::Level, String)) -> Result<u64> {
+        self.check_packs(report)
     }
 
     fn list_ids(&self) -> Result<Vec<ObjectId>> {
