@@ -198,14 +198,29 @@ impl RemoteOptions {
 /// other repository errors the server reports; [`Error::InvalidInput`](crate::Error::InvalidInput)
 /// for an `rsh` command that cannot be parsed.
 pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<RemoteStore> {
-    let conn = match &opts.rsh {
-        Some(rsh) => match command::builtin_options(rsh, opts)? {
-            Some(builtin) => ssh::connect(loc, &builtin)?,
-            None => command::spawn(rsh, loc, opts)?,
-        },
-        None => ssh::connect(loc, opts)?,
-    };
+    let conn = open_connection(loc, opts, &opts.serve_command())?;
     RemoteStore::open(conn, loc, opts)
+}
+
+/// Runs `command` (the remote command's words) on the host of `loc`: through `BORG_RSH` /
+/// `--rsh` when set (or, when that is `ssh …` and no `ssh` is installed, natively with what it
+/// says), else natively with libssh2.
+///
+/// # Errors
+///
+/// As [`connect`], before any byte is exchanged with the remote command.
+pub(crate) fn open_connection(
+    loc: &Location,
+    opts: &RemoteOptions,
+    command: &[String],
+) -> Result<Connection> {
+    match &opts.rsh {
+        Some(rsh) => match command::builtin_options(rsh, opts)? {
+            Some(builtin) => ssh::connect(loc, &builtin, command),
+            None => command::spawn(rsh, loc, opts, command),
+        },
+        None => ssh::connect(loc, opts, command),
+    }
 }
 
 /// Reads response frames from `data` and interprets each as the client would (message id,

@@ -41,21 +41,24 @@ fn home() -> PathBuf {
     crate::key::blob::BorgDirs::home()
 }
 
-/// Connects, verifies the host, authenticates and starts `borg serve`.
+/// Connects, verifies the host, authenticates and runs `command` (the remote command's words,
+/// e.g. [`RemoteOptions::serve_command`], joined with spaces for the remote shell as `ssh`
+/// joins its arguments).
 ///
 /// # Errors
 ///
 /// [`Error::Remote`]: `Connect` when the host cannot be resolved or reached, `Ssh` when the
 /// SSH configuration cannot be read, the handshake fails, the host key is unknown (and not
 /// accepted), changed or revoked, no identity is accepted, or the command cannot be started.
-pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<Connection> {
+pub fn connect(loc: &Location, opts: &RemoteOptions, command: &[String]) -> Result<Connection> {
+    let command = command.join(" ");
     let host = loc.host.clone().unwrap_or_default();
     let home = home();
     // The location's user and port come first, as ssh's command line does.
     let mut query = sshconfig::Query::new(&host, &home);
     query.user = loc.user.clone();
     query.port = loc.port.or(opts.port);
-    query.command = opts.serve_command().join(" ");
+    query.command = command.clone();
     let files = sshconfig::ConfigFiles::openssh(&home, opts.ssh_config.as_deref());
     let cfg = sshconfig::resolve(&files, &query)?;
     let hostname = cfg.hostname.clone();
@@ -156,7 +159,6 @@ pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<Connection> {
             format!("ssh {target}: cannot open a channel: {e}"),
         )
     })?;
-    let command = opts.serve_command().join(" ");
     channel.exec(&command).map_err(|e| {
         Error::remote(
             RemoteErrorKind::Ssh,
