@@ -35,8 +35,10 @@
 //! ```
 
 pub mod command;
+mod fanout;
 mod framing;
 pub mod knownhosts;
+mod link;
 mod log_relay;
 mod pool;
 mod reconnect;
