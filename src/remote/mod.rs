@@ -225,6 +225,26 @@ pub(crate) fn open_connection(
     }
 }
 
+/// How the error of a borg 2 `borg serve` refusing borg 1.x's RPC begins (see
+/// [`is_borg2_server`]).
+pub(crate) const BORG2_SERVER: &str =
+    "The server runs borg 2, whose borg serve does not speak borg 1.x's RPC";
+
+/// Whether `e` is [`connect`] failing because the remote `borg serve` is borg 2: its legacy
+/// mode refuses borg 1.x's first request (stderr `Borg 2.0.0b25: Got unexpected RPC data
+/// format from client.`) and exits. That failure comes back at once (it is a `Protocol`
+/// error: no reconnection is tried); a borg 2 repository is then read over REST
+/// ([`rest::connect`]).
+pub(crate) fn is_borg2_server(e: &crate::error::Error) -> bool {
+    matches!(
+        e,
+        crate::error::Error::Remote {
+            kind: crate::error::RemoteErrorKind::Protocol,
+            message,
+        } if message.starts_with(BORG2_SERVER)
+    )
+}
+
 /// Reads response frames from `data` and interprets each as the client would (message id,
 /// result or server exception); for the fuzz target.
 pub(crate) fn fuzz_frames(data: &[u8]) {

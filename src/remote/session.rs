@@ -5,12 +5,12 @@
 
 use super::framing::{read_frame, FrameError};
 use super::link::{Arrivals, Ended, Link, Requests, CLOSED_BY_SERVER};
-use super::log_relay;
+use super::log_relay::{self, is_borg2_refusal, Tail};
 use super::rpc::{
     bytes_result, classify, map_get, negotiate_request, protocol_error, request, server_error,
     value_bytes, Arg, PROTOCOL_VIOLATION,
 };
-use super::{Connection, Finish, RemoteOptions};
+use super::{Connection, Finish, RemoteOptions, BORG2_SERVER};
 use crate::error::{Error, RemoteErrorKind, Result};
 use crate::id::ObjectId;
 use crate::location::Location;
@@ -62,6 +62,17 @@ impl Shared {
     }
 }
 
+/// Why the server's stdout ended before the session did: a borg 2 server refusing borg 1.x's
+/// RPC says so on stderr (and then `is_borg2_server` recognises the error), anything else
+/// is a dropped connection.
+fn end_of_responses(tail: &Tail) -> Ended {
+    let words = tail.last_words(Duration::from_secs(2));
+    match words.iter().find(|l| is_borg2_refusal(l)) {
+        Some(line) => Ended::protocol(format!("{BORG2_SERVER} (it said: {line})")),
+        None => Ended::dropped(CLOSED_BY_SERVER),
+    }
+}
+
 /// A repository behind `borg serve`.
 pub struct RemoteStore {
     location: String,
@@ -94,9 +105,14 @@ impl RemoteStore {
             link: link.clone(),
         });
         let mut threads = Vec::new();
-        if let Some(log) = conn.log {
-            threads.push(log_relay::spawn(log));
-        }
+        let tail = match conn.log {
+            Some(log) => {
+                let tail = Tail::new();
+                threads.push(log_relay::spawn(log, tail.clone()));
+                tail
+            }
+            None => Tail::none(),
+        };
         let sh = shared.clone();
         let mut responses =
             BufReader::with_capacity(1 << 20, Arrivals::new(conn.responses, link.clone()));
@@ -106,7 +122,7 @@ impl RemoteStore {
                 Err(e) => {
                     let why = match e {
                         _ if sh.link.closed.load(Ordering::SeqCst) => Ended::closed(),
-                        FrameError::Eof => Ended::dropped(CLOSED_BY_SERVER),
+                        FrameError::Eof => end_of_responses(&tail),
                         FrameError::Garbage(e) => {
                             Ended::protocol(format!("{PROTOCOL_VIOLATION}: {e}"))
                         }
@@ -404,10 +420,15 @@ mod tests {
 
     /// Opens a session whose server sends `responses` and then closes its stdout.
     fn open_over(responses: &'static [u8]) -> Error {
+        open_with_log(responses, None)
+    }
+
+    /// [`open_over`] with a server that writes `log` on stderr.
+    fn open_with_log(responses: &'static [u8], log: Option<&'static [u8]>) -> Error {
         let conn = Connection {
             requests: Box::new(std::io::sink()),
             responses: Box::new(responses),
-            log: None,
+            log: log.map(|l| Box::new(l) as Box<dyn std::io::Read + Send>),
             finish: Box::new(|_| {}),
         };
         let opts = RemoteOptions {
@@ -441,5 +462,26 @@ mod tests {
         let e = open_over(&[0x80]);
         assert_eq!(e.kind(), ErrorKind::Remote(RemoteErrorKind::Protocol));
         assert_eq!(e.to_string(), "Got unexpected RPC data format from server.");
+    }
+
+    #[test]
+    fn a_borg_2_server_is_recognised_by_its_refusal() {
+        let refusal = &b"Borg 2.0.0b25: Got unexpected RPC data format from client.\n"[..];
+        let e = open_with_log(b"", Some(refusal));
+        assert!(crate::remote::is_borg2_server(&e), "{e}");
+        assert_eq!(e.kind(), ErrorKind::Remote(RemoteErrorKind::Protocol));
+        assert!(
+            e.to_string()
+                .contains("it said: Borg 2.0.0b25: Got unexpected"),
+            "{e}"
+        );
+        // a 1.x server that says something else before it goes away is a dropped session
+        let e = open_with_log(
+            b"",
+            Some(&b"Borg 1.4.5: Got unexpected RPC data format from client.\n"[..]),
+        );
+        assert!(!crate::remote::is_borg2_server(&e), "{e}");
+        assert_eq!(e.kind(), ErrorKind::Remote(RemoteErrorKind::Dropped));
+        assert!(!crate::remote::is_borg2_server(&open_over(b"")));
     }
 }
