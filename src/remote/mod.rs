@@ -42,6 +42,7 @@ mod link;
 mod log_relay;
 mod pool;
 mod reconnect;
+pub(crate) mod rest;
 mod rpc;
 mod session;
 pub mod ssh;
