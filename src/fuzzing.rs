@@ -34,6 +34,7 @@ pub const TARGETS: &[Target] = &[
     ("hashindex", hashindex),
     ("config", config),
     ("rpc_frame", rpc_frame),
+    ("rest_response", rest_response),
     ("location", location),
     ("patterns", patterns),
 ];
@@ -191,6 +192,12 @@ pub fn config(data: &[u8]) {
 /// `borg serve` response frames, read and interpreted as the client does.
 pub fn rpc_frame(data: &[u8]) {
     crate::remote::fuzz_frames(data);
+}
+
+/// `borg serve --rest` responses (HTTP/1.1 framed by `Content-Length`), read as the client
+/// reads them.
+pub fn rest_response(data: &[u8]) {
+    crate::remote::rest::fuzz_responses(data);
 }
 
 /// Repository locations (every URL form, `::archive`).

@@ -328,6 +328,26 @@ pub(super) fn read_response(r: &mut impl BufRead, expect: Expect) -> Res<Respons
     })
 }
 
+/// Reads responses from `data` one after another, as `expect` alternates between a `GET` of
+/// up to 64 KiB and a `HEAD` (the fuzz target).
+pub(crate) fn fuzz_responses(data: &[u8]) {
+    let mut r = std::io::BufReader::new(data);
+    for n in 0.. {
+        let expect = Expect {
+            head: n % 3 == 2,
+            limit: 64 << 10,
+        };
+        match read_response(&mut r, expect) {
+            Ok(resp) => {
+                let length = resp.header("Content-Length").and_then(|v| v.parse().ok());
+                assert!(expect.head || length == Some(resp.body.len() as u64));
+                let _ = resp.header("content-type");
+            }
+            Err(_) => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

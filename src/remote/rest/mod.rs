@@ -125,6 +125,11 @@ impl Files for RestFiles {
     }
 }
 
+/// Reads HTTP responses from `data` as the client does (the fuzz target).
+pub(crate) fn fuzz_responses(data: &[u8]) {
+    http::fuzz_responses(data);
+}
+
 #[cfg(test)]
 mod command_tests {
     use super::*;
