@@ -1,7 +1,8 @@
 //! Shared helpers for oxiborg's integration tests.
 //!
 //! * locating real borg binaries (`OXIBORG_BORG12`, default `/usr/bin/borg`;
-//!   `OXIBORG_BORG14`, default `/opt/borg145/bin/borg`). A version counts as available when
+//!   `OXIBORG_BORG14`, default `/opt/borg145/bin/borg`; `OXIBORG_BORG2`, default
+//!   `/opt/borg2/bin/borg`, borg 2.0.0b25). A version counts as available when
 //!   `BORG --version` runs. When one is missing, tests that need it print a note and pass —
 //!   unless `OXIBORG_REQUIRE_BORG=1`, then they fail.
 //! * [`TestEnv`]: a temporary directory with its own `BORG_BASE_DIR`/`HOME`, and the
@@ -42,7 +43,7 @@ pub fn testdata() -> PathBuf {
 
 #[derive(Clone, Debug)]
 pub struct Borg {
-    /// "1.2" or "1.4"
+    /// "1.2", "1.4" or "2"
     pub label: &'static str,
     pub path: PathBuf,
     /// output of `borg --version`, e.g. "borg 1.2.4"
@@ -83,13 +84,14 @@ fn probe_borg(label: &'static str, var: &str, default: &str) -> Result<Borg, Str
     }
 }
 
-/// Returns the borg binary for `label` ("1.2" or "1.4"), or `None` after printing a note
+/// Returns the borg binary for `label` ("1.2", "1.4" or "2"), or `None` after printing a note
 /// (the caller then returns early, i.e. the test is skipped). Panics instead of skipping when
 /// `OXIBORG_REQUIRE_BORG=1`.
 pub fn borg(label: &str) -> Option<Borg> {
     let res = match label {
         "1.2" => probe_borg("1.2", "OXIBORG_BORG12", "/usr/bin/borg"),
         "1.4" => probe_borg("1.4", "OXIBORG_BORG14", "/opt/borg145/bin/borg"),
+        "2" => probe_borg("2", "OXIBORG_BORG2", "/opt/borg2/bin/borg"),
         other => panic!("unknown borg label {other}"),
     };
     match res {
