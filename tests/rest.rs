@@ -256,12 +256,12 @@ fn the_1x_rpc_against_a_borg_2_serve_fails_at_once_and_is_recognised() {
     make_small_repo(&r, &repo);
     // The library: the error is recognised (the caller then goes on over REST).
     let loc = Location::parse(&url(&r, &repo)).unwrap();
-    let mut opts = oxiborg::OpenOptions::default();
-    opts.passphrase = Some(oxiborg::Passphrase::new(PASSPHRASE));
-    opts.remote = options(&r, Transport::Native);
-    let e = oxiborg::Repository::open(&loc, &opts)
-        .err()
-        .expect("opened");
+    let opts = oxiborg::OpenOptions {
+        passphrase: Some(oxiborg::Passphrase::new(PASSPHRASE)),
+        remote: options(&r, Transport::Native),
+        ..Default::default()
+    };
+    let e = oxiborg::Repository::open(&loc, &opts).expect_err("opened");
     assert!(is_borg2_server(&e), "not recognised: {e}");
     assert_eq!(e.kind(), ErrorKind::Remote(RemoteErrorKind::Protocol));
     // The command line: one attempt, no reconnection, the server's words.
@@ -328,7 +328,8 @@ fn make_small_repo(r: &Remote, repo: &Path) {
 
 /// A b25 repository (no sshd: the proxy runs the server itself) and the proxy's state.
 struct Hostile {
-    env: TestEnv,
+    /// (kept for its directory)
+    _env: TestEnv,
     borg: Borg,
     repo: PathBuf,
     pack: (String, Vec<u8>),
@@ -358,7 +359,7 @@ fn hostile() -> Option<Hostile> {
     let state = env.path().join("proxy-state");
     fs::create_dir_all(&state).unwrap();
     Some(Hostile {
-        env,
+        _env: env,
         borg,
         repo,
         pack: (name, bytes),
@@ -520,5 +521,91 @@ fn a_session_that_drops_once_is_reopened_and_the_request_sent_again() {
         let joined: Vec<u8> = got.into_iter().flat_map(|r| r.unwrap()).collect();
         assert!(joined == h.pack.1, "{mode}");
         assert_eq!(h.sessions(), 2, "{mode}: sessions");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// measurement (not a test: `cargo test --release --test rest -- --ignored --nocapture`)
+// ---------------------------------------------------------------------------------------
+
+/// Prints how fast one 50 MB pack comes through the test sshd: `ssh … cat` (the pipe alone),
+/// a whole-file `GET`, `load_range` object by object, and `load_ranges` (pipelined gathers) with
+/// one and two sessions, over OpenSSH (`BORG_RSH`) and libssh2. Asserts only that the bytes are
+/// right; the numbers are for the README.
+#[test]
+#[ignore = "a measurement: prints MB/s"]
+fn measure_a_50_mb_pack() {
+    let Some(b2) = borg2() else { return };
+    let Some(r) = Remote::new(b2) else { return };
+    let repo = r.pool.join("b25-big");
+    let src = r.env.path().join("big-src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("big"), pseudo_random(11, 50_000_000)).unwrap();
+    borg2_ok(
+        &r.env,
+        &r.borg,
+        &repo,
+        &["repo-create", "-e", "chacha20-poly1305", "-i", "blake3"],
+        &src,
+    );
+    borg2_ok(&r.env, &r.borg, &repo, &["create", "a1", "big"], &src);
+    let local = FilesProbe::local(&repo);
+    let (mut dirs, mut files) = (Vec::new(), Vec::new());
+    walk(&local, "packs", &mut dirs, &mut files);
+    let (pack, size) = files.into_iter().max_by_key(|f| f.1).unwrap();
+    let want = local.load(&pack).unwrap().unwrap();
+    let objs = objects(&want);
+    let ranges: Vec<(String, u64, u64)> = objs.iter().map(|&(o, l)| (pack.clone(), o, l)).collect();
+    eprintln!("pack {pack}: {size} bytes, {} objects", objs.len());
+    let mbs = |secs: f64| size as f64 / secs / 1e6;
+    let best = |f: &mut dyn FnMut()| {
+        (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::MAX, f64::min)
+    };
+    // the pipe alone
+    let t = best(&mut || {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c").arg(format!(
+            "{} -p {} {}@{HOST} cat {} > /dev/null",
+            r.rsh(Key::Plain),
+            r.port(),
+            login_user(),
+            repo.join(&pack).display()
+        ));
+        assert!(cmd.status().unwrap().success());
+    });
+    eprintln!("ssh cat (OpenSSH): {:.3} s, {:.0} MB/s", t, mbs(t));
+    let loc = Location::parse(&url(&r, &repo)).unwrap();
+    for t in [Transport::Command, Transport::Native] {
+        for connections in [1, 2] {
+            let mut opts = options(&r, t);
+            opts.connections = connections;
+            let f = FilesProbe::rest(&loc, &opts).unwrap();
+            let name = format!("{t:?}, {connections} session(s)");
+            if connections == 1 {
+                let s = best(&mut || assert!(f.load(&pack).unwrap().unwrap() == want));
+                eprintln!("{name}: whole-file GET: {s:.3} s, {:.0} MB/s", mbs(s));
+                let s = best(&mut || {
+                    for (n, o, l) in &ranges {
+                        assert_eq!(f.load_range(n, *o, *l).unwrap().len() as u64, *l);
+                    }
+                });
+                eprintln!(
+                    "{name}: load_range per object: {s:.3} s, {:.0} MB/s",
+                    mbs(s)
+                );
+            }
+            let s = best(&mut || {
+                let got = f.load_ranges(&ranges).unwrap();
+                assert_eq!(got.len(), ranges.len());
+                assert!(got.iter().all(|g| g.is_ok()));
+            });
+            eprintln!("{name}: load_ranges (gather): {s:.3} s, {:.0} MB/s", mbs(s));
+        }
     }
 }
