@@ -276,10 +276,14 @@ impl Reopen for RestSession {
 
 impl Drop for RestSession {
     fn drop(&mut self) {
-        // Closing stdin ends the session; the server exits.
-        self.shared.link.closed.store(true, Ordering::SeqCst);
-        self.requests.close();
+        // Closing stdin ends the session; the server exits. (`closed` is set under the queue's
+        // lock, so the reader thread cannot miss the wake-up between its check and its wait.)
+        {
+            let _q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            self.shared.link.closed.store(true, Ordering::SeqCst);
+        }
         self.shared.ready.notify_all();
+        self.requests.close();
         // A server that failed (rather than one this client closed) is stopped at once.
         let dead = self.shared.link.ended().is_some_and(|why| !why.by_us);
         if let Some(f) = self.finish.lock().unwrap_or_else(|e| e.into_inner()).take() {
