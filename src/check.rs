@@ -38,7 +38,7 @@ use crate::format::ArchiveEntry;
 use crate::id::{ObjectId, MANIFEST_ID};
 use crate::key::{Key, KeyType};
 use crate::progress::Progress;
-use crate::repository::{OpenOptions, Repository};
+use crate::repository::{AnyStore, OpenOptions, Repository};
 use crate::store::borg2::Borg2Store;
 use crate::store::Store;
 use crate::text::display_bytes;
@@ -137,14 +137,8 @@ pub(crate) fn verify_objects(
 /// A repository opened for checking: its object store alone, without the key or the manifest
 /// (either may be damaged).
 pub struct Target {
-    store: Stores,
+    store: AnyStore,
     location: Location,
-}
-
-/// The store of a [`Target`], by format (a borg 2 store needs the key to load its index).
-enum Stores {
-    Borg1(Box<dyn Store>),
-    Borg2(Box<Borg2Store>),
 }
 
 impl Target {
@@ -155,12 +149,8 @@ impl Target {
     /// No repository there, a writer's lock (unless `bypass_lock`), and any remote failure
     /// ([`Error::Remote`]).
     pub fn open(location: &Location, options: &OpenOptions) -> Result<Target> {
-        let store = match Repository::open_borg2_store(location)? {
-            Some(s) => Stores::Borg2(Box::new(s)),
-            None => Stores::Borg1(Repository::open_store(location, options)?),
-        };
         Ok(Target {
-            store,
+            store: Repository::open_any_store(location, options)?,
             location: location.clone(),
         })
     }
@@ -175,8 +165,8 @@ impl Target {
     /// is not used: the repository check is not interruptible.
     pub fn check_repository(&self, report: &mut Report<'_>) -> Result<u64> {
         match &self.store {
-            Stores::Borg1(s) => s.check(report),
-            Stores::Borg2(s) => s.check(report),
+            AnyStore::Borg1(s) => s.check(report),
+            AnyStore::Borg2(s) => s.check(report),
         }
     }
 }
@@ -229,8 +219,8 @@ pub fn check_archives(
 ) -> Result<u64> {
     let Target { store, location } = target;
     let store = match store {
-        Stores::Borg1(s) => s,
-        Stores::Borg2(s) => return check_archives_borg2(*s, location, options, what, report),
+        AnyStore::Borg1(s) => s,
+        AnyStore::Borg2(s) => return check_archives_borg2(*s, location, options, what, report),
     };
     report(Level::Info, "Starting archive consistency check...".into());
     let listed = store.list_ids()?;

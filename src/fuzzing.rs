@@ -36,6 +36,7 @@ pub const TARGETS: &[Target] = &[
     ("hashindex", hashindex),
     ("config", config),
     ("rpc_frame", rpc_frame),
+    ("rest_response", rest_response),
     ("location", location),
     ("patterns", patterns),
 ];
@@ -275,6 +276,12 @@ pub fn rpc_frame(data: &[u8]) {
     crate::remote::fuzz_frames(data);
 }
 
+/// `borg serve --rest` responses (HTTP/1.1 framed by `Content-Length`), read as the client
+/// reads them.
+pub fn rest_response(data: &[u8]) {
+    crate::remote::rest::fuzz_responses(data);
+}
+
 /// Repository locations (every URL form, `::archive`).
 pub fn location(data: &[u8]) {
     use std::os::unix::ffi::OsStrExt;
@@ -314,4 +321,113 @@ pub fn patterns(data: &[u8]) {
         let _ = m.matches(path);
     }
     let _ = m.unmatched_includes();
+}
+
+/// A tree of named files read the way the borg 2 store reads it — a local directory, or a
+/// repository behind `borg serve --rest` over SSH — with plain types, for the tests that
+/// compare the two.
+pub struct FilesProbe(Box<dyn crate::store::files::Files>);
+
+/// A directory entry: name, size (0 for a directory), is it a directory.
+pub type ProbeEntry = (String, u64, bool);
+
+impl FilesProbe {
+    /// The files of the local directory `dir`.
+    pub fn local(dir: &Path) -> FilesProbe {
+        FilesProbe(Box::new(crate::store::files::LocalFiles::new(
+            dir,
+            &dir.display().to_string(),
+        )))
+    }
+
+    /// The files of the borg 2 repository at `loc`, through `borg serve --rest`.
+    ///
+    /// # Errors
+    /// As the REST transport's `connect`.
+    pub fn rest(loc: &crate::Location, opts: &crate::RemoteOptions) -> crate::Result<FilesProbe> {
+        Ok(FilesProbe(Box::new(crate::remote::rest::connect(
+            loc, opts,
+        )?)))
+    }
+
+    /// The location named in messages.
+    pub fn location(&self) -> &str {
+        self.0.location()
+    }
+
+    /// One level of `dir`, in name order; `None` when there is no such directory.
+    ///
+    /// # Errors
+    /// The transport failing.
+    pub fn list(&self, dir: &str) -> crate::Result<Option<Vec<ProbeEntry>>> {
+        Ok(self
+            .0
+            .list(dir)?
+            .map(|v| v.into_iter().map(|e| (e.name, e.size, e.is_dir)).collect()))
+    }
+
+    /// A whole file; `None` when there is none.
+    ///
+    /// # Errors
+    /// The transport failing.
+    pub fn load(&self, name: &str) -> crate::Result<Option<Vec<u8>>> {
+        self.0.load(name)
+    }
+
+    /// `len` bytes at `offset` of `name`.
+    ///
+    /// # Errors
+    /// The transport failing, a file that ends sooner.
+    pub fn load_range(&self, name: &str, offset: u64, len: u64) -> crate::Result<Vec<u8>> {
+        self.0.load_range(&crate::store::files::Range {
+            name: name.into(),
+            offset,
+            len,
+        })
+    }
+
+    /// Many `(name, offset, len)` ranges at once; the results in the order asked.
+    ///
+    /// # Errors
+    /// The transport failing (a range that fails alone has its error in its place).
+    pub fn load_ranges(
+        &self,
+        ranges: &[(String, u64, u64)],
+    ) -> crate::Result<Vec<crate::Result<Vec<u8>>>> {
+        let want: Vec<crate::store::files::Range> = ranges
+            .iter()
+            .map(|(name, offset, len)| crate::store::files::Range {
+                name: name.clone(),
+                offset: *offset,
+                len: *len,
+            })
+            .collect();
+        let mut out: Vec<Option<crate::Result<Vec<u8>>>> = (0..want.len()).map(|_| None).collect();
+        self.0.load_ranges(&want, &mut |i, r| {
+            if out[i].replace(r).is_some() {
+                return Err(crate::Error::Other(format!("range {i} was answered twice")));
+            }
+            Ok(())
+        })?;
+        out.into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.ok_or_else(|| crate::Error::Other(format!("range {i} was not answered")))
+            })
+            .collect()
+    }
+
+    /// What is at `name`: `Some(true)` a directory, `Some(false)` a file, `None` nothing.
+    ///
+    /// # Errors
+    /// The transport failing.
+    pub fn kind(&self, name: &str) -> crate::Result<Option<bool>> {
+        self.0.kind(name)
+    }
+}
+
+/// Whether `e` is the 1.x client's failure against a borg 2 `borg serve` (see
+/// `remote::is_borg2_server`).
+pub fn is_borg2_server(e: &crate::Error) -> bool {
+    crate::remote::is_borg2_server(e)
 }

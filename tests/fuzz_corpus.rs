@@ -7,7 +7,8 @@
 //! `make_seed_corpus` (ignored; run by `fuzz/make-corpus.sh`) writes the seeds: raw objects,
 //! payloads, manifests, archive metadata, item streams, segments, indexes, configs and key
 //! files of the fixture repositories in `testdata/`, RPC frames recorded from a real `borg
-//! serve`, and hand-picked locations and patterns.
+//! serve`, HTTP responses recorded from a real borg 2 `borg serve --rest`
+//! (`make_rest_response_seeds` alone), and hand-picked locations and patterns.
 
 mod common;
 
@@ -244,6 +245,120 @@ fn make_seed_corpus() {
     );
     record_rpc_frames();
     borg2_seeds();
+    record_rest_responses();
+}
+
+#[test]
+#[ignore = "writes fuzz/corpus/rest_response; run by fuzz/make-corpus.sh"]
+fn make_rest_response_seeds() {
+    record_rest_responses();
+}
+
+/// Requests to a real borg 2 `borg serve --rest` (`OXIBORG_BORG2`) over its stdio: `HEAD /`,
+/// `config/config`, listings, a range, a range past the end, a gather, a missing file, and a
+/// missing repository; the responses become rest_response seeds, the whole session and each
+/// response alone.
+fn record_rest_responses() {
+    let _ = fs::remove_dir_all(fuzz_dir().join("corpus").join("rest_response"));
+    let Some(borg) = borg("2") else {
+        eprintln!("no borg 2: rest_response seeds are hand-made only");
+        put(
+            "rest_response",
+            "handmade",
+            b"HTTP/1.1 206 Partial Content\r\nContent-Length: 3\r\n\r\nabc\
+              HTTP/1.1 404 nope\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        );
+        return;
+    };
+    let env = TestEnv::new();
+    let repo = env.path().join("b2repo");
+    let src = env.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), pseudo_random(1, 5000)).unwrap();
+    for args in [
+        &["repo-create", "-e", "chacha20-poly1305", "-i", "blake3"][..],
+        &["create", "a1", "f"],
+    ] {
+        let mut cmd = env.borg_cmd(&borg, [std::ffi::OsStr::new("-r"), repo.as_os_str()]);
+        cmd.args(args).current_dir(&src);
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "borg 2 {args:?}: {out:?}");
+    }
+    let mut pack = String::new();
+    for d in fs::read_dir(repo.join("packs")).unwrap().flatten() {
+        for f in fs::read_dir(d.path()).unwrap().flatten() {
+            pack = format!(
+                "packs/{}/{}",
+                d.file_name().to_string_lossy(),
+                f.file_name().to_string_lossy()
+            );
+        }
+    }
+    let accept = "Accept: application/vnd.x.borgstore.rest.v1\r\nConnection: keep-alive\r\n";
+    let gather = format!("[[\"{pack}\", 0, 8], [\"{pack}\", 41, 8]]");
+    let requests: Vec<(bool, String)> = vec![
+        (true, format!("HEAD / HTTP/1.1\r\n{accept}\r\n")),
+        (
+            false,
+            format!("GET /config/config HTTP/1.1\r\n{accept}\r\n"),
+        ),
+        (false, format!("GET /keys/ HTTP/1.1\r\n{accept}\r\n")),
+        (false, format!("GET /packs/ HTTP/1.1\r\n{accept}\r\n")),
+        (true, format!("HEAD /config HTTP/1.1\r\n{accept}\r\n")),
+        (
+            false,
+            format!("GET /{pack} HTTP/1.1\r\n{accept}Range: bytes=0-48\r\n\r\n"),
+        ),
+        (
+            false,
+            format!("GET /{pack} HTTP/1.1\r\n{accept}Range: bytes=999999-1000009\r\n\r\n"),
+        ),
+        (
+            false,
+            format!(
+                "POST /?cmd=gather HTTP/1.1\r\n{accept}Content-Length: {}\r\n\r\n{gather}",
+                gather.len()
+            ),
+        ),
+        (false, format!("GET /nope HTTP/1.1\r\n{accept}\r\n")),
+        (true, format!("HEAD /nope HTTP/1.1\r\n{accept}\r\n")),
+    ];
+    let serve = |repo: &Path, input: &str| -> Vec<u8> {
+        let backend = format!("FILE:{}", repo.display());
+        let mut cmd = env.borg_cmd(&borg, ["serve", "--rest", "--backend", &backend]);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(input.as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.stdout.is_empty(), "borg serve --rest answered nothing");
+        out.stdout
+    };
+    let all: String = requests.iter().map(|(_, r)| r.as_str()).collect();
+    let session = serve(&repo, &all);
+    put("rest_response", "borg2-rest-session", &session);
+    // each response alone (HEAD responses have no body)
+    let mut rest = session.as_slice();
+    for (n, (head, _)) in requests.iter().enumerate() {
+        let end = rest.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let text = String::from_utf8_lossy(&rest[..end]).to_ascii_lowercase();
+        let len: usize = text
+            .split("content-length: ")
+            .nth(1)
+            .and_then(|t| t.split("\r\n").next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        let whole = if *head { end } else { end + len };
+        put("rest_response", &format!("response{n}"), &rest[..whole]);
+        rest = &rest[whole..];
+    }
+    let missing = serve(&env.path().join("nothing"), &requests[1].1);
+    put("rest_response", "missing-repository", &missing);
 }
 
 /// The borg 2 seeds alone (`make_seed_corpus` writes them too).

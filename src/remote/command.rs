@@ -1,5 +1,7 @@
 //! The command transport: `BORG_RSH` / `--rsh` spawned exactly as borg spawns it,
-//! `<rsh words> [-p PORT] [USER@]HOST <remote-path> serve`.
+//! `<rsh words> [-p PORT] [USER@]HOST <remote command>` (the remote command being
+//! `<remote-path> serve` for borg 1.x, `<remote-path> serve --rest --backend FILE:<path>` for
+//! borg 2; the port is kept in both, where borg 2.0.0b25 drops it).
 //!
 //! When the command is `ssh …` but no `ssh` is installed (a freshly installed machine whose
 //! borgmatic configuration says `ssh_command: ssh -i /etc/borgmatic/key`), the built-in client
@@ -155,13 +157,14 @@ pub fn builtin_options(rsh: &str, opts: &RemoteOptions) -> Result<Option<RemoteO
     Ok(Some(o))
 }
 
-/// The argument vector borg would run for `loc`.
+/// The argument vector borg would run for `loc`, with `command` (the remote command's words)
+/// after the host.
 ///
 /// # Errors
 ///
 /// [`Error::InvalidInput`] when `rsh` cannot be split into words (an unclosed quote) or is
 /// empty.
-pub fn argv(rsh: &str, loc: &Location, opts: &RemoteOptions) -> Result<Vec<String>> {
+pub fn argv(rsh: &str, loc: &Location, command: &[String]) -> Result<Vec<String>> {
     let mut args = shell_words::split(rsh)
         .map_err(|e| Error::InvalidInput(format!("cannot parse BORG_RSH / --rsh {rsh:?}: {e}")))?;
     if args.is_empty() {
@@ -176,18 +179,23 @@ pub fn argv(rsh: &str, loc: &Location, opts: &RemoteOptions) -> Result<Vec<Strin
         Some(u) => format!("{u}@{host}"),
         None => host,
     });
-    args.extend(opts.serve_command());
+    args.extend(command.iter().cloned());
     Ok(args)
 }
 
-/// Spawns the command and connects its pipes.
+/// Spawns the command (`rsh`, then what [`argv`] adds, `command` last) and connects its pipes.
 ///
 /// # Errors
 ///
 /// As [`argv`]; [`Error::Remote`] (`Ssh`) when the `-i` key file cannot be read by this user
 /// (with what to do about it), (`Connect`) when the command cannot be run.
-pub fn spawn(rsh: &str, loc: &Location, opts: &RemoteOptions) -> Result<Connection> {
-    let args = argv(rsh, loc, opts)?;
+pub fn spawn(
+    rsh: &str,
+    loc: &Location,
+    opts: &RemoteOptions,
+    command: &[String],
+) -> Result<Connection> {
+    let args = argv(rsh, loc, command)?;
     // `ssh -i KEY` with a key this user cannot read fails with a cryptic "Permission denied
     // (publickey)" from the server: say what is wrong before trying.
     if let Some(key) = args.windows(2).find(|w| w[0] == "-i").map(|w| &w[1]) {
@@ -249,7 +257,7 @@ mod tests {
         let loc = Location::parse("ssh://borgwarehouse@host:22222/./repo").unwrap();
         let opts = RemoteOptions::default();
         assert_eq!(
-            argv("ssh -i /etc/borgmatic/key", &loc, &opts).unwrap(),
+            argv("ssh -i /etc/borgmatic/key", &loc, &opts.serve_command()).unwrap(),
             [
                 "ssh",
                 "-i",
@@ -267,7 +275,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            argv("ssh", &loc, &opts).unwrap(),
+            argv("ssh", &loc, &opts.serve_command()).unwrap(),
             ["ssh", "::1", "/usr/local/bin/borg", "serve"]
         );
     }

@@ -35,11 +35,14 @@
 //! ```
 
 pub mod command;
+mod fanout;
 mod framing;
 pub mod knownhosts;
+mod link;
 mod log_relay;
 mod pool;
 mod reconnect;
+pub(crate) mod rest;
 mod rpc;
 mod session;
 pub mod ssh;
@@ -198,14 +201,49 @@ impl RemoteOptions {
 /// other repository errors the server reports; [`Error::InvalidInput`](crate::Error::InvalidInput)
 /// for an `rsh` command that cannot be parsed.
 pub fn connect(loc: &Location, opts: &RemoteOptions) -> Result<RemoteStore> {
-    let conn = match &opts.rsh {
-        Some(rsh) => match command::builtin_options(rsh, opts)? {
-            Some(builtin) => ssh::connect(loc, &builtin)?,
-            None => command::spawn(rsh, loc, opts)?,
-        },
-        None => ssh::connect(loc, opts)?,
-    };
+    let conn = open_connection(loc, opts, &opts.serve_command())?;
     RemoteStore::open(conn, loc, opts)
+}
+
+/// Runs `command` (the remote command's words) on the host of `loc`: through `BORG_RSH` /
+/// `--rsh` when set (or, when that is `ssh …` and no `ssh` is installed, natively with what it
+/// says), else natively with libssh2.
+///
+/// # Errors
+///
+/// As [`connect`], before any byte is exchanged with the remote command.
+pub(crate) fn open_connection(
+    loc: &Location,
+    opts: &RemoteOptions,
+    command: &[String],
+) -> Result<Connection> {
+    match &opts.rsh {
+        Some(rsh) => match command::builtin_options(rsh, opts)? {
+            Some(builtin) => ssh::connect(loc, &builtin, command),
+            None => command::spawn(rsh, loc, opts, command),
+        },
+        None => ssh::connect(loc, opts, command),
+    }
+}
+
+/// How the error of a borg 2 `borg serve` refusing borg 1.x's RPC begins (see
+/// [`is_borg2_server`]).
+pub(crate) const BORG2_SERVER: &str =
+    "The server runs borg 2, whose borg serve does not speak borg 1.x's RPC";
+
+/// Whether `e` is [`connect`] failing because the remote `borg serve` is borg 2: its legacy
+/// mode refuses borg 1.x's first request (stderr `Borg 2.0.0b25: Got unexpected RPC data
+/// format from client.`) and exits. That failure comes back at once (it is a `Protocol`
+/// error: no reconnection is tried); a borg 2 repository is then read over REST
+/// ([`rest::connect`]).
+pub(crate) fn is_borg2_server(e: &crate::error::Error) -> bool {
+    matches!(
+        e,
+        crate::error::Error::Remote {
+            kind: crate::error::RemoteErrorKind::Protocol,
+            message,
+        } if message.starts_with(BORG2_SERVER)
+    )
 }
 
 /// Reads response frames from `data` and interprets each as the client would (message id,

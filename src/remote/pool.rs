@@ -1,20 +1,20 @@
 //! Several sessions to one repository used as one store ([`RemotePool`]).
 
-use super::reconnect::Session;
-use super::{connect, RemoteOptions, RemoteStore};
-use crate::error::{Error, RemoteErrorKind, Result};
+use super::fanout::{even_shares, fan_out};
+use super::reconnect::{open_sessions, Session};
+use super::{RemoteOptions, RemoteStore};
+use crate::error::Result;
 use crate::id::ObjectId;
 use crate::location::Location;
 use crate::store::Store;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Several `borg serve` sessions to one repository, used as one store: `get_many` spreads its
 /// requests over all of them (a 1.x server is a single-threaded Python process, so one
 /// connection is often the bottleneck). A session whose connection drops is reopened (see
 /// [`RemoteOptions::retries`]).
 pub struct RemotePool {
-    sessions: Vec<Session>,
+    sessions: Vec<Session<RemoteStore>>,
     next: AtomicU64,
     repo_id: ObjectId,
     location: String,
@@ -27,34 +27,11 @@ impl RemotePool {
     /// # Errors
     ///
     /// The first session's error, as [`connect`](super::connect) gives it, or any other's;
-    /// [`Error::Remote`] (`Protocol`) when the sessions reach different repositories.
+    /// [`Error::Remote`](crate::Error::Remote) (`Protocol`) when the sessions reach different
+    /// repositories.
     pub fn connect(loc: &Location, opts: &RemoteOptions, n: usize) -> Result<RemotePool> {
-        let first = connect(loc, opts)?;
-        let (repo_id, location) = (first.id(), first.location().to_string());
-        let mut sessions = vec![Session::new(first, loc, opts)];
-        if n > 1 {
-            let more: Vec<Result<RemoteStore>> = std::thread::scope(|s| {
-                let handles: Vec<_> = (1..n).map(|_| s.spawn(|| connect(loc, opts))).collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(Error::remote(RemoteErrorKind::Connect, "connect failed"))
-                        })
-                    })
-                    .collect()
-            });
-            for st in more {
-                let st = st?;
-                if st.id() != repo_id {
-                    return Err(Error::remote(
-                        RemoteErrorKind::Protocol,
-                        "the connections reached different repositories",
-                    ));
-                }
-                sessions.push(Session::new(st, loc, opts));
-            }
-        }
+        let sessions = open_sessions::<RemoteStore>(loc, opts, n)?;
+        let (repo_id, location) = sessions[0].with(|s| Ok((s.id(), s.location().to_string())))?;
         Ok(RemotePool {
             sessions,
             next: AtomicU64::new(0),
@@ -64,7 +41,7 @@ impl RemotePool {
     }
 
     /// The next session, round robin.
-    fn pick(&self) -> &Session {
+    fn pick(&self) -> &Session<RemoteStore> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.sessions.len();
         &self.sessions[i]
     }
@@ -101,45 +78,11 @@ impl Store for RemotePool {
             return self.sessions[0].get_many(ids, sink);
         }
         // Contiguous shares keep each server reading its segments in order.
-        let share = ids.len().div_ceil(n);
-        std::thread::scope(|s| {
-            let (tx, rx) = mpsc::sync_channel::<(usize, Result<Vec<u8>>)>(64);
-            let stop = Arc::new(AtomicBool::new(false));
-            let mut workers = Vec::new();
-            for (k, session) in self.sessions.iter().enumerate() {
-                let start = k * share;
-                if start >= ids.len() {
-                    break;
-                }
-                let part = &ids[start..(start + share).min(ids.len())];
-                let (tx, stop) = (tx.clone(), stop.clone());
-                workers.push(s.spawn(move || {
-                    session.get_many(part, &mut |i, r| {
-                        if stop.load(Ordering::Relaxed) || tx.send((start + i, r)).is_err() {
-                            // (the caller's sink failed: its error is the result)
-                            return Err(Error::Interrupted);
-                        }
-                        Ok(())
-                    })
-                }));
-            }
-            drop(tx);
-            let mut result = Ok(());
-            for (i, r) in rx.iter() {
-                if let Err(e) = sink(i, r) {
-                    stop.store(true, Ordering::Relaxed);
-                    result = Err(e);
-                    break;
-                }
-            }
-            drop(rx);
-            for w in workers {
-                match w.join() {
-                    Ok(Err(e)) if result.is_ok() => result = Err(e),
-                    _ => {}
-                }
-            }
-            result
-        })
+        fan_out(
+            &self.sessions,
+            &even_shares(ids.len(), n),
+            sink,
+            |session, share, sink| session.get_many(&ids[share], sink),
+        )
     }
 }

@@ -4,67 +4,29 @@
 //! by count and by bytes. Closing the request stream ends the session, as borg's client does.
 
 use super::framing::{read_frame, FrameError};
+use super::link::{Arrivals, Ended, Link, Requests, CLOSED_BY_SERVER};
+use super::log_relay::{self, is_borg2_refusal, Tail};
 use super::rpc::{
     bytes_result, classify, map_get, negotiate_request, protocol_error, request, server_error,
     value_bytes, Arg, PROTOCOL_VIOLATION,
 };
-use super::{log_relay, Connection, Finish, RemoteOptions};
+use super::{Connection, Finish, RemoteOptions, BORG2_SERVER};
 use crate::error::{Error, RemoteErrorKind, Result};
 use crate::id::ObjectId;
 use crate::location::Location;
 use crate::store::Store;
 use rmpv::Value;
 use std::collections::HashMap;
-use std::io::{BufReader, Read, Write};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::io::BufReader;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Requests kept in flight by `get_many`.
 const MAX_INFLIGHT: usize = 256;
 /// Response bytes budget for `get_many` (objects are ≤ 20 MiB each).
 const INFLIGHT_BYTES: u64 = 64 << 20;
-
-/// What the session ended with when this client closed it.
-const CLOSED: &str = "connection closed";
-
-/// Why a session is over.
-#[derive(Debug, Clone)]
-struct Ended {
-    /// How: [`RemoteErrorKind::Dropped`] (a new session may cure it) or
-    /// [`RemoteErrorKind::Protocol`] (the server broke the protocol).
-    kind: RemoteErrorKind,
-    /// What happened, in borg's words.
-    why: String,
-    /// This client closed the session (the store is being dropped): the server is not dead.
-    by_us: bool,
-}
-
-impl Ended {
-    /// The session dropped (or went silent): a new one may cure it.
-    fn dropped(why: impl Into<String>) -> Ended {
-        Ended {
-            kind: RemoteErrorKind::Dropped,
-            why: why.into(),
-            by_us: false,
-        }
-    }
-
-    /// The server sent something that is not borg's protocol.
-    fn protocol(why: impl Into<String>) -> Ended {
-        Ended {
-            kind: RemoteErrorKind::Protocol,
-            why: why.into(),
-            by_us: false,
-        }
-    }
-
-    /// The error requests see.
-    fn error(&self) -> Error {
-        Error::remote(self.kind, self.why.clone())
-    }
-}
 
 /// Why a request has no result.
 enum RpcErr {
@@ -80,37 +42,13 @@ type Reply = (u64, std::result::Result<Value, RpcErr>);
 /// What the reader thread and the requests share.
 struct Shared {
     waiters: Mutex<HashMap<u64, Sender<Reply>>>,
-    /// Why the session is over (the first reason recorded), once it is.
-    broken: Mutex<Option<Ended>>,
-    closed: AtomicBool,
-    /// When the session started: `last_byte` counts from here.
-    epoch: Instant,
-    /// Milliseconds after `epoch` at which the last response byte arrived.
-    last_byte: AtomicU64,
-    /// Replies handed to their waiters so far.
-    replies: AtomicU64,
+    link: Arc<Link>,
 }
 
 impl Shared {
-    /// When the last response byte arrived (the session start if none did).
-    fn last_byte(&self) -> Instant {
-        self.epoch + Duration::from_millis(self.last_byte.load(Ordering::Relaxed))
-    }
-
-    /// Why the session is over, if it is.
-    fn ended(&self) -> Option<Ended> {
-        self.broken
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
     /// Ends the session (the first reason is kept) and fails every outstanding request.
-    fn fail_all(&self, why: Ended) {
-        let mut b = self.broken.lock().unwrap_or_else(|e| e.into_inner());
-        if b.is_none() {
-            *b = Some(why.clone());
-        }
+    fn fail_all(&self, why: Ended) -> Ended {
+        let why = self.link.end(why);
         let waiters: Vec<(u64, Sender<Reply>)> = self
             .waiters
             .lock()
@@ -120,31 +58,25 @@ impl Shared {
         for (id, tx) in waiters {
             let _ = tx.send((id, Err(RpcErr::Broken(why.clone()))));
         }
+        why
     }
 }
 
-/// The server's responses, noting when bytes arrive (the timeout measures silence, not how long
-/// a response takes).
-struct Arrivals<R> {
-    inner: R,
-    shared: Arc<Shared>,
-}
-
-impl<R: Read> Read for Arrivals<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n > 0 {
-            let ms = self.shared.epoch.elapsed().as_millis() as u64;
-            self.shared.last_byte.fetch_max(ms, Ordering::Relaxed);
-        }
-        Ok(n)
+/// Why the server's stdout ended before the session did: a borg 2 server refusing borg 1.x's
+/// RPC says so on stderr (and then `is_borg2_server` recognises the error), anything else
+/// is a dropped connection.
+fn end_of_responses(tail: &Tail) -> Ended {
+    let words = tail.last_words(Duration::from_secs(2));
+    match words.iter().find(|l| is_borg2_refusal(l)) {
+        Some(line) => Ended::protocol(format!("{BORG2_SERVER} (it said: {line})")),
+        None => Ended::dropped(CLOSED_BY_SERVER),
     }
 }
 
 /// A repository behind `borg serve`.
 pub struct RemoteStore {
     location: String,
-    writer: Mutex<Option<Box<dyn Write + Send>>>,
+    writer: Requests,
     shared: Arc<Shared>,
     next_id: AtomicU64,
     repo_id: ObjectId,
@@ -167,38 +99,30 @@ impl RemoteStore {
     /// repository errors the server reports.
     pub fn open(conn: Connection, loc: &Location, opts: &RemoteOptions) -> Result<RemoteStore> {
         let location = loc.canonical();
+        let link = Arc::new(Link::new());
         let shared = Arc::new(Shared {
             waiters: Mutex::new(HashMap::new()),
-            broken: Mutex::new(None),
-            closed: AtomicBool::new(false),
-            epoch: Instant::now(),
-            last_byte: AtomicU64::new(0),
-            replies: AtomicU64::new(0),
+            link: link.clone(),
         });
         let mut threads = Vec::new();
-        if let Some(log) = conn.log {
-            threads.push(log_relay::spawn(log));
-        }
+        let tail = match conn.log {
+            Some(log) => {
+                let tail = Tail::new();
+                threads.push(log_relay::spawn(log, tail.clone()));
+                tail
+            }
+            None => Tail::none(),
+        };
         let sh = shared.clone();
-        let mut responses = BufReader::with_capacity(
-            1 << 20,
-            Arrivals {
-                inner: conn.responses,
-                shared: shared.clone(),
-            },
-        );
+        let mut responses =
+            BufReader::with_capacity(1 << 20, Arrivals::new(conn.responses, link.clone()));
         threads.push(std::thread::spawn(move || loop {
             let v = match read_frame(&mut responses) {
                 Ok(v) => v,
                 Err(e) => {
                     let why = match e {
-                        _ if sh.closed.load(Ordering::SeqCst) => Ended {
-                            by_us: true,
-                            ..Ended::dropped(CLOSED)
-                        },
-                        FrameError::Eof => Ended::dropped(
-                            "Connection closed by remote host. Is borg working on the server?",
-                        ),
+                        _ if sh.link.closed.load(Ordering::SeqCst) => Ended::closed(),
+                        FrameError::Eof => end_of_responses(&tail),
                         FrameError::Garbage(e) => {
                             Ended::protocol(format!("{PROTOCOL_VIOLATION}: {e}"))
                         }
@@ -218,13 +142,13 @@ impl RemoteStore {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
             if let Some(tx) = tx {
-                sh.replies.fetch_add(1, Ordering::Relaxed);
+                sh.link.replies.fetch_add(1, Ordering::Relaxed);
                 let _ = tx.send((id, result.map_err(RpcErr::Server)));
             }
         }));
         let mut store = RemoteStore {
             location: location.clone(),
-            writer: Mutex::new(Some(conn.requests)),
+            writer: Requests::new(conn.requests),
             shared,
             next_id: AtomicU64::new(1),
             repo_id: [0; 32],
@@ -254,14 +178,14 @@ impl RemoteStore {
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| protocol_error("open did not return a repository id"))?;
         store.repo_id = rid;
-        store.opened_replies = store.shared.replies.load(Ordering::Relaxed);
+        store.opened_replies = store.shared.link.replies.load(Ordering::Relaxed);
         Ok(store)
     }
 
     /// Whether the server answered anything after the session was opened (a session that
     /// dropped after answering made progress: reconnecting starts the failure count again).
     pub fn answered(&self) -> bool {
-        self.shared.replies.load(Ordering::Relaxed) > self.opened_replies
+        self.shared.link.replies.load(Ordering::Relaxed) > self.opened_replies
     }
 
     /// `negotiate`: a borg 1.1+ server answers with its version; a 1.0 server with an integer.
@@ -294,7 +218,7 @@ impl RemoteStore {
 
     /// Makes `tx` the waiter for `id` (or says why the session is over).
     fn register(&self, id: u64, tx: Sender<Reply>) -> Result<()> {
-        if let Some(why) = self.shared.ended() {
+        if let Some(why) = self.shared.link.ended() {
             return Err(why.error());
         }
         self.shared
@@ -307,61 +231,32 @@ impl RemoteStore {
 
     /// Writes a request frame (or says why the server is gone).
     fn write(&self, frame: &[u8]) -> Result<()> {
-        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(w) = w.as_mut() else {
-            return Err(Error::remote(RemoteErrorKind::Dropped, CLOSED));
-        };
-        w.write_all(frame).and_then(|_| w.flush()).map_err(|e| {
-            // The server went away; its stdout usually says why (garbage, EOF): give the reader
-            // thread a moment to report that instead of a bare "broken pipe".
-            for _ in 0..40 {
-                if let Some(why) = self.shared.ended() {
-                    return why.error();
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            let why = Ended::dropped(format!(
-                "Connection closed by remote host. Is borg working on the server? ({e})"
-            ));
-            self.shared.fail_all(why.clone());
-            why.error()
-        })
+        self.writer.send(
+            &self.shared.link,
+            frame,
+            || Ok(()),
+            |why| self.shared.fail_all(why),
+        )
     }
 
     /// Whether the session broke in a way a new session may cure (the connection dropped, the
     /// server died or went silent), rather than because the server broke the protocol: a
     /// server that sends garbage gets no second chance.
     pub fn is_retryable(&self) -> bool {
-        self.shared
-            .ended()
-            .is_some_and(|why| why.kind.is_retryable())
+        self.shared.link.is_retryable()
     }
 
     /// The next reply on `rx`. A server that sends nothing at all for the timeout while this
     /// request is outstanding is declared dead; one that keeps sending (a long response over a
     /// slow link) is waited for.
     fn recv(&self, rx: &Receiver<Reply>, what: &str) -> Result<Reply> {
-        let asked = Instant::now();
-        loop {
-            // Silence counts from the later of the last byte received and this wait's start.
-            let quiet_since = self.shared.last_byte().max(asked);
-            let deadline = quiet_since + self.timeout;
-            let now = Instant::now();
-            let left = deadline.saturating_duration_since(now);
-            if !left.is_zero() {
-                match rx.recv_timeout(left) {
-                    Ok(r) => return Ok(r),
-                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {}
-                }
-            }
-            let silent = Ended::dropped(format!(
-                "The server did not answer {what}: nothing received for {} s; giving up.",
-                self.timeout.as_secs_f64()
-            ));
-            self.shared.fail_all(silent.clone());
+        match self.shared.link.wait(rx, self.timeout) {
+            Some(r) => Ok(r),
             // (the first reason recorded wins: the reader may have seen the end first)
-            return Err(self.shared.ended().unwrap_or(silent).error());
+            None => Err(self
+                .shared
+                .fail_all(Link::silent(what, self.timeout))
+                .error()),
         }
     }
 
@@ -500,10 +395,10 @@ impl Store for RemoteStore {
 impl Drop for RemoteStore {
     fn drop(&mut self) {
         // Closing stdin ends the session; the server closes the repository and exits.
-        self.shared.closed.store(true, Ordering::SeqCst);
-        drop(self.writer.lock().unwrap_or_else(|e| e.into_inner()).take());
+        self.shared.link.closed.store(true, Ordering::SeqCst);
+        self.writer.close();
         // A server that failed (rather than one this client closed) is stopped at once.
-        let dead = self.shared.ended().is_some_and(|why| !why.by_us);
+        let dead = self.shared.link.ended().is_some_and(|why| !why.by_us);
         if let Some(f) = self.finish.lock().unwrap_or_else(|e| e.into_inner()).take() {
             f(dead);
         }
@@ -525,10 +420,15 @@ mod tests {
 
     /// Opens a session whose server sends `responses` and then closes its stdout.
     fn open_over(responses: &'static [u8]) -> Error {
+        open_with_log(responses, None)
+    }
+
+    /// [`open_over`] with a server that writes `log` on stderr.
+    fn open_with_log(responses: &'static [u8], log: Option<&'static [u8]>) -> Error {
         let conn = Connection {
             requests: Box::new(std::io::sink()),
             responses: Box::new(responses),
-            log: None,
+            log: log.map(|l| Box::new(l) as Box<dyn std::io::Read + Send>),
             finish: Box::new(|_| {}),
         };
         let opts = RemoteOptions {
@@ -562,5 +462,26 @@ mod tests {
         let e = open_over(&[0x80]);
         assert_eq!(e.kind(), ErrorKind::Remote(RemoteErrorKind::Protocol));
         assert_eq!(e.to_string(), "Got unexpected RPC data format from server.");
+    }
+
+    #[test]
+    fn a_borg_2_server_is_recognised_by_its_refusal() {
+        let refusal = &b"Borg 2.0.0b25: Got unexpected RPC data format from client.\n"[..];
+        let e = open_with_log(b"", Some(refusal));
+        assert!(crate::remote::is_borg2_server(&e), "{e}");
+        assert_eq!(e.kind(), ErrorKind::Remote(RemoteErrorKind::Protocol));
+        assert!(
+            e.to_string()
+                .contains("it said: Borg 2.0.0b25: Got unexpected"),
+            "{e}"
+        );
+        // a 1.x server that says something else before it goes away is a dropped session
+        let e = open_with_log(
+            b"",
+            Some(&b"Borg 1.4.5: Got unexpected RPC data format from client.\n"[..]),
+        );
+        assert!(!crate::remote::is_borg2_server(&e), "{e}");
+        assert_eq!(e.kind(), ErrorKind::Remote(RemoteErrorKind::Dropped));
+        assert!(!crate::remote::is_borg2_server(&open_over(b"")));
     }
 }

@@ -24,6 +24,7 @@ mod select;
 pub use archive::Archive;
 pub use borg2::RepositoryDefaults;
 pub use items::ItemStream;
+pub(crate) use open::AnyStore;
 pub use open::OpenOptions;
 pub use reader::FileReader;
 pub use select::{ArchiveFilter, SortKey};

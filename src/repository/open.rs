@@ -18,6 +18,15 @@ use crate::store::Store;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// A repository's store, by format (a borg 2 store needs the key before it can read objects:
+/// its chunk index is encrypted).
+pub(crate) enum AnyStore {
+    /// borg 1.x: a local directory or `borg serve`.
+    Borg1(Box<dyn Store>),
+    /// borg 2.0.0b25: local files or `borg serve --rest`.
+    Borg2(Box<Borg2Store>),
+}
+
 /// How to open a repository, and with which credentials.
 ///
 /// `OpenOptions::default()` reads nothing from the environment, writes nothing and asks
@@ -158,30 +167,55 @@ impl Repository {
     /// manifest older than the security directory remembers, and any remote failure
     /// ([`Error::Remote`]).
     pub fn open(location: &Location, options: &OpenOptions) -> Result<Repository> {
-        if let Some(store) = Self::open_borg2_store(location)? {
-            return Self::from_borg2_store(store, location.clone(), options);
+        match Self::open_any_store(location, options)? {
+            AnyStore::Borg1(store) => Self::from_store(store, location.clone(), options),
+            AnyStore::Borg2(store) => Self::from_borg2_store(*store, location.clone(), options),
         }
-        let store = Self::open_store(location, options)?;
-        Self::from_store(store, location.clone(), options)
     }
 
-    /// The borg 2 store at `location`, when that is what is there (`None`: borg 1.x, or
-    /// nothing oxiborg knows, which the 1.x store opening then names).
-    pub(crate) fn open_borg2_store(location: &Location) -> Result<Option<Borg2Store>> {
-        match location.proto {
-            Protocol::File => {
-                let path = std::path::absolute(&location.path)
-                    .unwrap_or_else(|_| PathBuf::from(&location.path));
-                if !path.join("config").is_dir() {
-                    return Ok(None);
-                }
+    /// The store at `location`, whatever its format: a local directory is looked at (borg
+    /// 1.x's `config` file or borg 2's `config/`); over `ssh://` borg 1.x's `borg serve` is
+    /// asked first and, when the server turns out to be borg 2 (whose `borg serve` refuses the
+    /// 1.x RPC at once), the repository is read over `borg serve --rest` with borg 2's path
+    /// rules ([`Location::borg2_path`]).
+    ///
+    /// # Errors
+    /// As [`Repository::open_store`]; a borg 2 server without a borg 2 repository there.
+    pub(crate) fn open_any_store(location: &Location, options: &OpenOptions) -> Result<AnyStore> {
+        if location.proto == Protocol::File {
+            let path = std::path::absolute(&location.path)
+                .unwrap_or_else(|_| PathBuf::from(&location.path));
+            if path.join("config").is_dir() {
                 let files = LocalFiles::new(&path, &location.path);
-                match detect(&files)? {
-                    Format::Borg2(config) => Ok(Some(Borg2Store::new(Box::new(files), config))),
-                    Format::Borg1 => Ok(None),
+                if let Format::Borg2(config) = detect(&files)? {
+                    return Ok(AnyStore::Borg2(Box::new(Borg2Store::new(
+                        Box::new(files),
+                        config,
+                    ))));
                 }
             }
-            Protocol::Ssh => Ok(None),
+            return Self::open_store(location, options).map(AnyStore::Borg1);
+        }
+        match Self::open_store(location, options) {
+            Ok(store) => Ok(AnyStore::Borg1(store)),
+            Err(e) if crate::remote::is_borg2_server(&e) => {
+                let files = crate::remote::rest::connect(location, &options.remote)?;
+                match detect(&files)? {
+                    Format::Borg2(config) => Ok(AnyStore::Borg2(Box::new(Borg2Store::new(
+                        Box::new(files),
+                        config,
+                    )))),
+                    Format::Borg1 => Err(Error::InvalidRepository {
+                        location: location.canonical(),
+                        reason: format!(
+                            "a borg 1.x repository at {:?} behind a borg 2 borg serve, which \
+                             serves borg 1.x repositories only to borg 2's own client",
+                            location.borg2_path()
+                        ),
+                    }),
+                }
+            }
+            Err(e) => Err(e),
         }
     }
 
