@@ -192,7 +192,7 @@ pub fn manifest(data: &[u8]) {
     }
 }
 
-/// Archive metadata and its TAM.
+/// Archive metadata and its TAM (borg 1.x), and borg 2's archive metadata.
 pub fn archive(data: &[u8]) {
     for key in [
         Key::plaintext(),
@@ -201,6 +201,7 @@ pub fn archive(data: &[u8]) {
         let _ = ArchiveMeta::parse(data, &key, "fuzz", false);
         let _ = ArchiveMeta::parse(data, &key, "fuzz", true);
     }
+    let _ = ArchiveMeta::parse_borg2(data, "fuzz");
 }
 
 /// The item-stream decoder: items one after another, and every prefix of the first one
@@ -258,17 +259,76 @@ pub fn segment_entries(data: &[u8]) {
     }
 }
 
-/// The on-disk hash index.
+/// The on-disk hash index (borg 1.x), and borg 2's chunk-index fragments (borghash tables)
+/// and object headers.
 pub fn hashindex(data: &[u8]) {
     if let Ok(idx) = HashIndex::from_bytes(data.to_vec()) {
         let _ = idx.get(&[0u8; 32]);
         let _ = idx.iter().count();
     }
+    let mut index = crate::store::borg2::index::ChunkIndex::default();
+    if crate::store::borg2::index::add_fragment(&mut index, data).is_ok() {
+        for loc in index.map.values() {
+            assert!(
+                (loc.pack as usize) < index.packs.len(),
+                "a pack number out of range"
+            );
+        }
+    }
+    let _ = crate::store::borg2::index::parse_header(data);
 }
 
-/// The repository `config` file.
+/// The repository `config` file (borg 1.x), and borg 2's `config/config`.
 pub fn config(data: &[u8]) {
-    let _ = RepoConfig::parse(&String::from_utf8_lossy(data));
+    let text = String::from_utf8_lossy(data);
+    let _ = RepoConfig::parse(&text);
+    let _ = crate::store::borg2::config::Borg2Config::parse(&text);
+}
+
+/// The decrypted metadata objects of a borg 2 repository, for seed corpora: its
+/// `config/config`, each archive's metadata (target `archive`), each chunk-index fragment
+/// (`hashindex`) and the first item-stream chunk of each archive (`item_stream`), as
+/// `(target, plaintext)`.
+///
+/// # Errors
+/// The repository cannot be opened with `options`.
+pub fn borg2_seed_plaintexts(
+    location: &crate::Location,
+    options: &crate::OpenOptions,
+) -> crate::Result<Vec<(&'static str, Vec<u8>)>> {
+    let repo = crate::Repository::open(location, options)?;
+    let root = Path::new(&location.path);
+    let mut out = vec![(
+        "config",
+        std::fs::read(root.join("config/config")).unwrap_or_default(),
+    )];
+    let mut frags: Vec<_> = std::fs::read_dir(root.join("index"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    frags.sort();
+    for f in frags {
+        let env = std::fs::read(&f).unwrap_or_default();
+        if let Ok(p) = repo
+            .key()
+            .open_store_object(crate::key::StoreName::Hashed("index"), &env)
+        {
+            out.push(("hashindex", p));
+        }
+    }
+    for entry in repo.archives() {
+        let (_, plain) =
+            repo.key()
+                .open_blob(Some(&entry.id.0), repo.store().get(&entry.id.0)?, None)?;
+        out.push(("archive", plain));
+        let archive = repo.archive_by_entry(entry)?;
+        if let Some(id) = archive.meta.items.first() {
+            out.push(("item_stream", repo.get_object(id, None)?));
+        }
+    }
+    Ok(out)
 }
 
 /// `borg serve` response frames, read and interpreted as the client does.

@@ -372,8 +372,25 @@ fn make_borg2_seed_corpus() {
 }
 
 /// Seeds from the borg 2.0.0b25 vectors (`testdata/borg2-vectors`): a few blobs cut from each
-/// suite's packs, an index fragment, `config/defaults`, the key blobs, and a key map.
+/// suite's packs, an index fragment, `config/defaults`, the key blobs, and a key map; and from
+/// the borg 2 fixtures (`testdata/borg2`) the decrypted `config/config`, archive metadata,
+/// chunk-index fragments and item-stream chunks for the `config`, `archive`, `hashindex` and
+/// `item_stream` targets.
 fn borg2_seeds() {
+    for name in BORG2_FIXTURE_REPOS {
+        let loc =
+            oxiborg::Location::parse(borg2_testdata().join("repos").join(name).to_str().unwrap())
+                .unwrap();
+        let options = oxiborg::OpenOptions {
+            passphrase: Some(oxiborg::Passphrase::new(PASSPHRASE)),
+            keys_dir: Some(borg2_testdata().join("keys")),
+            ..oxiborg::OpenOptions::default()
+        };
+        let seeds = oxiborg::fuzzing::borg2_seed_plaintexts(&loc, &options).unwrap();
+        for (n, (target, data)) in seeds.iter().enumerate() {
+            put(target, &format!("borg2-{name}-{n}"), data);
+        }
+    }
     let root = testdata().join("borg2-vectors");
     let mut names: Vec<String> = fs::read_dir(&root)
         .unwrap()
