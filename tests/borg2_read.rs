@@ -244,3 +244,92 @@ fn extracts_like_borg2() {
     let diffs: Vec<String> = runners.into_iter().flat_map(|r| r.diffs).collect();
     assert_no_diffs("borg 2 extracts", &diffs);
 }
+
+/// What oxiborg refuses, in one line each: other borg 2 betas, another repository version,
+/// a changed key type (borg 2's security directory), a wrong passphrase, a missing key file.
+#[test]
+fn refusals() {
+    let mut env = TestEnv::new();
+    let one_line = |out: &Output, needle: &str| {
+        assert_eq!(out.code, 2, "{}", out.describe());
+        let text = out.stderr.trim();
+        assert!(
+            text.contains(needle) && text.lines().count() == 1 && !text.contains("panicked"),
+            "wanted one line with {needle:?}: {}",
+            out.describe()
+        );
+    };
+    // an earlier borg 2 beta: config/version, objects in data/ (≤ b21) or packs/ (b22–b24)
+    let beta = env.path().join("b21");
+    fs::create_dir_all(beta.join("config")).unwrap();
+    fs::create_dir_all(beta.join("data")).unwrap();
+    fs::write(beta.join("config/version"), "3\n").unwrap();
+    one_line(
+        &env.oxiborg(["-r".as_ref(), beta.as_os_str(), "repo-list".as_ref()]),
+        "2.0.0b21 or older",
+    );
+    fs::create_dir_all(beta.join("packs")).unwrap();
+    one_line(
+        &env.oxiborg(["-r".as_ref(), beta.as_os_str(), "repo-list".as_ref()]),
+        "b22 to b24",
+    );
+    // another repository version
+    let repo = borg2_fixture_repo(&mut env, "chacha20-poly1305-blake3-repokey");
+    let cfg = repo.join("config/config");
+    let text = fs::read_to_string(&cfg).unwrap();
+    fs::write(&cfg, text.replace("version = 5", "version = 6")).unwrap();
+    one_line(
+        &env.oxiborg(["list".as_ref(), repo.as_os_str()]),
+        "version 6",
+    );
+    fs::write(&cfg, &text).unwrap();
+    // the security directory remembers the key type; a changed one is refused
+    let list = |env: &TestEnv| env.oxiborg(["list".as_ref(), repo.as_os_str()]);
+    let out = list(&env);
+    assert_eq!(out.code, 0, "{}", out.describe());
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("id = "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let key_type = env
+        .base
+        .join(".local/share/borg/security")
+        .join(&id)
+        .join("key-type");
+    assert_eq!(
+        fs::read_to_string(&key_type).unwrap().trim(),
+        "64",
+        "chacha20-poly1305/blake3"
+    );
+    fs::write(&key_type, "16").unwrap();
+    let out = list(&env);
+    assert_eq!(out.code, 2, "{}", out.describe());
+    assert!(
+        out.stderr.contains("encryption method changed"),
+        "{}",
+        out.describe()
+    );
+    fs::write(&key_type, "64").unwrap();
+    // a wrong passphrase
+    env.set("BORG_PASSPHRASE", "wrong");
+    let out = list(&env);
+    assert!(
+        out.code != 0 && out.stderr.contains("incorrect"),
+        "{}",
+        out.describe()
+    );
+    env.set("BORG_PASSPHRASE", PASSPHRASE);
+    // a keyfile repository without its key file
+    let kf = borg2_fixture_repo(&mut env, "aes256-ocb-sha256-keyfile");
+    env.set("BORG_KEYS_DIR", env.path().join("no-keys"));
+    let out = env.oxiborg(["list".as_ref(), kf.as_os_str()]);
+    assert!(
+        out.code != 0
+            && out.stderr.to_lowercase().contains("key")
+            && !out.stderr.contains("panicked"),
+        "{}",
+        out.describe()
+    );
+}
