@@ -333,3 +333,37 @@ fn refusals() {
         out.describe()
     );
 }
+
+/// borg 2's `-r REPO` with oxiborg's `--latest`: the positional is then a PATH (for `list`,
+/// `extract` and `export-tar`), and `::ARCHIVE` or a bare archive name otherwise.
+#[test]
+fn repo_option_forms() {
+    let mut env = TestEnv::new();
+    let repo = borg2_fixture_repo(&mut env, "chacha20-poly1305-blake3-repokey");
+    let r = |args: &[&str], cwd: &Path| {
+        let mut full = vec![std::ffi::OsString::from("-r"), repo.as_os_str().into()];
+        full.extend(args.iter().map(std::ffi::OsString::from));
+        let mut cmd = env.oxiborg_cmd(&full);
+        cmd.current_dir(cwd);
+        let out = run_command(cmd);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.describe());
+        out
+    };
+    let here = env.path().to_path_buf();
+    let listed = r(&["list", "--latest", "--short", "tree/dir"], &here).stdout_str();
+    assert!(listed.contains("tree/dir/added-later.txt"), "{listed}"); // only in `second`
+    assert!(!listed.contains("hello.txt"), "{listed}");
+    assert_eq!(
+        r(&["list", "--short", "::first", "tree/dir"], &here).stdout_str(),
+        r(&["list", "--short", "first", "tree/dir"], &here).stdout_str()
+    );
+    let dest = here.join("dest");
+    fs::create_dir_all(&dest).unwrap();
+    r(&["extract", "--latest", "tree/hello.txt"], &dest);
+    let got: Vec<_> = snapshot(&dest).into_keys().collect();
+    assert_eq!(got, vec![PathBuf::from("tree/hello.txt")]);
+    r(&["export-tar", "--latest", "o.tar", "tree/dir"], &here);
+    let tar = fs::read(here.join("o.tar")).unwrap();
+    assert!(tar.windows(23).any(|w| w == b"tree/dir/added-later.tx"));
+    assert!(!tar.windows(9).any(|w| w == b"hello.txt"));
+}

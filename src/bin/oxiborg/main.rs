@@ -47,11 +47,28 @@ fn apply_repo_option(command: &mut Command, repo: &std::ffi::OsStr) {
         }
         std::ffi::OsString::from_vec(v)
     };
+    // With --latest the archive is not named: a positional is then the first PATH.
+    let shift = |location: &mut Option<std::ffi::OsString>, paths: &mut Vec<std::ffi::OsString>| {
+        if let Some(p) = location.take() {
+            paths.insert(0, p);
+        }
+        *location = Some(with_repo(None));
+    };
     match command {
+        Command::List(a) if a.latest => shift(&mut a.location, &mut a.paths),
         Command::List(a) => a.location = Some(with_repo(a.location.as_deref())),
         Command::Info(a) => a.location = Some(with_repo(a.location.as_deref())),
         Command::Check(a) => a.location = Some(with_repo(a.location.as_deref())),
+        Command::Extract(a) if a.latest.latest => shift(&mut a.location, &mut a.paths),
         Command::Extract(a) => a.location = Some(with_repo(a.location.as_deref())),
+        Command::ExportTar(a) if a.latest.latest => {
+            // `-r REPO export-tar --latest FILE [PATH…]`: the positionals move up by one
+            let file = std::mem::replace(&mut a.location, with_repo(None));
+            let first = std::mem::replace(&mut a.tarfile, std::path::PathBuf::from(file));
+            if !first.as_os_str().is_empty() {
+                a.paths.insert(0, first.into_os_string());
+            }
+        }
         Command::ExportTar(a) => a.location = with_repo(Some(&a.location)),
         Command::Completion(_) | Command::Man(_) => {}
     }
