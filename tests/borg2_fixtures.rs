@@ -394,21 +394,7 @@ fn committed_borg2_fixtures_match_borg2() {
             }
             let exp = fs::read(exp_dir.join(&case.file)).unwrap();
             let mut d = Vec::new();
-            if case.file.ends_with(".jsonl") {
-                jsonl_diff(&String::from_utf8_lossy(&exp), &out.stdout_str(), &mut d);
-            } else if case.file.ends_with(".json") {
-                let mut ev: Value = serde_json::from_slice(&exp).unwrap();
-                match serde_json::from_slice::<Value>(&out.stdout) {
-                    Err(e) => d.push(format!("output is not JSON ({e})")),
-                    Ok(mut av) => {
-                        drop_machine_paths(&mut ev);
-                        drop_machine_paths(&mut av);
-                        json_diff("", &ev, &av, &mut d);
-                    }
-                }
-            } else {
-                text_diff(&exp, &out.stdout, &mut d);
-            }
+            recorded_diff(&case.file, &exp, &out.stdout, &drop_machine_paths, &mut d);
             failures.extend(d.into_iter().map(|m| format!("{label}: {m}")));
         }
     }

@@ -84,21 +84,7 @@ fn check_fixture(name: &str) {
         }
         let exp = fs::read(dir.join(&case.file)).unwrap();
         let mut d = Vec::new();
-        if case.file.ends_with(".jsonl") {
-            jsonl_diff(&String::from_utf8_lossy(&exp), &out.stdout_str(), &mut d);
-        } else if case.file.ends_with(".json") {
-            let mut ev: Value = serde_json::from_slice(&exp).unwrap();
-            match serde_json::from_slice::<Value>(&out.stdout) {
-                Err(e) => d.push(format!("output is not JSON ({e}): {}", out.stdout_str())),
-                Ok(mut av) => {
-                    strip_machine_fields(&mut ev);
-                    strip_machine_fields(&mut av);
-                    json_diff("", &ev, &av, &mut d);
-                }
-            }
-        } else {
-            text_diff(&exp, &out.stdout, &mut d);
-        }
+        recorded_diff(&case.file, &exp, &out.stdout, &strip_machine_fields, &mut d);
         failures.extend(d.into_iter().map(|m| format!("{label}: {m}")));
     }
     let after = snapshot(&repo);

@@ -152,7 +152,13 @@ fn relative_paths_and_missing_repositories() {
     let url = format!("ssh://{}@127.0.0.1:{}/{rel}", login_user(), r.port());
     let o = ox(&r, Transport::Native, &url, &["repo-list", "--short"], None);
     let tilde = format!("ssh://{}@127.0.0.1:{}/~/{rel}", login_user(), r.port());
-    let t = ox(&r, Transport::Native, &tilde, &["repo-list", "--short"], None);
+    let t = ox(
+        &r,
+        Transport::Native,
+        &tilde,
+        &["repo-list", "--short"],
+        None,
+    );
     let _ = fs::remove_file(&link);
     assert_eq!(o.out.code, 0, "{}", o.describe());
     assert_eq!(o.out.stdout_str().lines().count(), 2, "{}", o.describe());

@@ -202,21 +202,29 @@ fn blob_from_file_text(text: String, header: &str, file: &Path) -> KeyBlob {
     }
 }
 
+/// A key blob's body: base64 (whitespace ignored) of a msgpack envelope, decoded into `T`
+/// (borg 1.x's and borg 2's envelopes alike); `invalid` makes the error naming the blob.
+pub(super) fn decode_key_text<T: serde::de::DeserializeOwned>(
+    text: &str,
+    invalid: &dyn Fn(String) -> Error,
+) -> Result<T> {
+    let compact: Zeroizing<String> =
+        Zeroizing::new(text.chars().filter(|c| !c.is_whitespace()).collect());
+    let raw = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(compact.as_bytes())
+            .map_err(|e| invalid(format!("key is not valid base64: {e}")))?,
+    );
+    rmp_serde::from_slice(&raw).map_err(|e| invalid(format!("key envelope: {e}")))
+}
+
 fn parse_envelope(blob: &KeyBlob, location: &str) -> Result<EncryptedKey> {
     let invalid = |reason: String| Error::KeyfileInvalid {
         location: location.into(),
         file: blob.origin.clone(),
         reason,
     };
-    let compact: Zeroizing<String> =
-        Zeroizing::new(blob.text.chars().filter(|c| !c.is_whitespace()).collect());
-    let raw = Zeroizing::new(
-        base64::engine::general_purpose::STANDARD
-            .decode(compact.as_bytes())
-            .map_err(|e| invalid(format!("key is not valid base64: {e}")))?,
-    );
-    let env: EncryptedKey =
-        rmp_serde::from_slice(&raw).map_err(|e| invalid(format!("key envelope: {e}")))?;
+    let env: EncryptedKey = decode_key_text(&blob.text, &invalid)?;
     if env.version != 1 {
         return Err(invalid(format!(
             "unsupported key envelope version {}",

@@ -26,7 +26,6 @@ use super::seal::seal_key_plain;
 use super::{Key, KeyType};
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
-use base64::Engine;
 use chacha20poly1305::aead::generic_array::GenericArray;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use serde::Deserialize;
@@ -230,15 +229,7 @@ fn parse_envelope(blob: &KeyBlob, repo_id: &ObjectId, location: &str) -> Result<
         }
         None => text,
     };
-    let compact: Zeroizing<String> =
-        Zeroizing::new(body.chars().filter(|c| !c.is_whitespace()).collect());
-    let raw = Zeroizing::new(
-        base64::engine::general_purpose::STANDARD
-            .decode(compact.as_bytes())
-            .map_err(|e| invalid(format!("key is not valid base64: {e}")))?,
-    );
-    let env: EncryptedKey =
-        rmp_serde::from_slice(&raw).map_err(|e| invalid(format!("key envelope: {e}")))?;
+    let env: EncryptedKey = super::blob::decode_key_text(body, &invalid)?;
     if env.version != 1 {
         return Err(invalid(format!(
             "unsupported key envelope version {}",

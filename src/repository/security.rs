@@ -40,28 +40,37 @@ pub(super) fn assert_secure(
         }
     }
     if known_type.is_none() || known_ts.is_none() || known_loc.is_none() {
-        let save = || -> std::io::Result<()> {
-            std::fs::create_dir_all(dir)?;
-            for (name, text) in [
+        record(
+            dir,
+            &[
                 ("location", borg_location(location)),
-                ("key-type", key_type.clone()),
+                ("key-type", key_type),
                 ("manifest-timestamp", manifest.timestamp.clone()),
-            ] {
-                let tmp = dir.join(format!(".{name}.oxiborg-tmp"));
-                std::fs::write(&tmp, text)?;
-                std::fs::rename(&tmp, dir.join(name))?;
-            }
-            Ok(())
-        };
-        if let Err(e) = save() {
-            log::debug!(
-                target: "borg.security",
-                "security: cannot record the repository in {}: {e}",
-                dir.display()
-            );
-        }
+            ],
+        );
     }
     Ok(())
+}
+
+/// Writes the files of a repository's security directory (each under a temporary name, then
+/// renamed); a failure is client-side state not kept, logged at debug level, not an error.
+fn record(dir: &std::path::Path, files: &[(&str, String)]) {
+    let save = || -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        for (name, text) in files {
+            let tmp = dir.join(format!(".{name}.oxiborg-tmp"));
+            std::fs::write(&tmp, text)?;
+            std::fs::rename(&tmp, dir.join(name))?;
+        }
+        Ok(())
+    };
+    if let Err(e) = save() {
+        log::debug!(
+            target: "borg.security",
+            "security: cannot record the repository in {}: {e}",
+            dir.display()
+        );
+    }
 }
 
 /// The location as borg records it in its security directory (`canonical_path`: absolute for
@@ -92,24 +101,12 @@ pub(super) fn assert_secure_borg2(
         }
         return Ok(());
     }
-    let save = || -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        for (name, text) in [
+    record(
+        dir,
+        &[
             ("location", borg_location(location)),
-            ("key-type", key_type.clone()),
-        ] {
-            let tmp = dir.join(format!(".{name}.oxiborg-tmp"));
-            std::fs::write(&tmp, text)?;
-            std::fs::rename(&tmp, dir.join(name))?;
-        }
-        Ok(())
-    };
-    if let Err(e) = save() {
-        log::debug!(
-            target: "borg.security",
-            "security: cannot record the repository in {}: {e}",
-            dir.display()
-        );
-    }
+            ("key-type", key_type),
+        ],
+    );
     Ok(())
 }

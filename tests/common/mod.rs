@@ -978,6 +978,40 @@ pub fn text_diff(expected: &[u8], actual: &[u8], out: &mut Vec<String>) {
     out.push("outputs differ (invisible difference)".into());
 }
 
+/// Compares a command's output with borg's recorded output `expected` by the recorded file's
+/// kind: `*.jsonl` line by line as JSON, `*.json` as JSON after `normalize` (which drops what
+/// depends on the machine) on both sides, anything else byte for byte.
+pub fn recorded_diff(
+    file: &str,
+    expected: &[u8],
+    actual: &[u8],
+    normalize: &dyn Fn(&mut Value),
+    out: &mut Vec<String>,
+) {
+    if file.ends_with(".jsonl") {
+        jsonl_diff(
+            &String::from_utf8_lossy(expected),
+            &String::from_utf8_lossy(actual),
+            out,
+        );
+    } else if file.ends_with(".json") {
+        let mut ev: Value = serde_json::from_slice(expected).unwrap();
+        match serde_json::from_slice::<Value>(actual) {
+            Err(e) => out.push(format!(
+                "output is not JSON ({e}): {}",
+                String::from_utf8_lossy(actual)
+            )),
+            Ok(mut av) => {
+                normalize(&mut ev);
+                normalize(&mut av);
+                json_diff("", &ev, &av, out);
+            }
+        }
+    } else {
+        text_diff(expected, actual, out);
+    }
+}
+
 /// Fails the test with all collected differences.
 pub fn assert_no_diffs(what: &str, diffs: &[String]) {
     if !diffs.is_empty() {
