@@ -23,8 +23,9 @@ What it does:
      chacha20-poly1305 + blake3 ids + lz4, and aes256-ocb + sha256 ids + zstd,3 (repokey, same
      passphrase), one archive "bench" each.
   3. Makes a 1,000,000-item archive (1000 dirs x 1000 tiny files; repokey-blake2 + lz4), and the
-     same as a b25 archive (chacha20-poly1305 + blake3 + lz4). Each borg needs ~10 minutes or
-     more for it; they are cached in WORKDIR like everything else.
+     same as a b25 archive (chacha20-poly1305 + blake3 + lz4). On the 2-core development VM
+     borg 1.4.5 needs 2-10 minutes for it, borg 2.0.0b25 about 8; they are cached in WORKDIR
+     like everything else.
   4. Starts a loopback sshd (own config, host key and client key, free port, killed on exit)
      whose authorized_keys gives the client key a BorgWarehouse-style forced command
      (command="borg serve --restrict-to-path WORKDIR",restrict). borg and oxiborg go through
@@ -381,6 +382,7 @@ if [ "$OUT_FS" = workdir ] && [ -d "$OUTROOT" ] && [ -n "$(ls -A "$OUTROOT" | gr
 fi
 printf 'case\ttool\trun\tseconds\tmaxrss_kib\trc\tuser_s\tsys_s\n' >"$RAW"
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+STAT0=$(head -n 1 /proc/stat)    # for the CPU steal time over the runs (a shared VM)
 
 # Cases: id | label | tools (space separated) | kind
 #   tools: borg (1.4.5), borg2 (2.0.0b25), ox (same transport as borg), oxnative (native SSH);
@@ -534,6 +536,12 @@ for c in "${CASES[@]}"; do
 done
 
 # ---------------------------------------------------------------- report
+# share of the CPU time the hypervisor gave to others while the runs went on ("cpu" line of
+# /proc/stat: user nice system idle iowait irq softirq steal ...)
+STEAL=$(printf '%s\n%s\n' "$STAT0" "$(head -n 1 /proc/stat)" | awk '
+    { t[NR] = 0; for (i = 2; i <= 9; i++) t[NR] += $i; st[NR] = $9 }
+    END { d = t[2] - t[1]; printf "%.0f", d > 0 ? 100 * (st[2] - st[1]) / d : 0 }')
+LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 stat_of() { # $1 case $2 tool -> "MEDIAN_S MAX_RSS_KIB FAILS"
     awk -F'\t' -v c="$1" -v t="$2" '
         NR > 1 && $1 == c && $2 == t { if ($6 == 0) { v[n++] = $4 + 0 } else f++; if ($5 > m) m = $5 }
@@ -588,7 +596,7 @@ if [ $SSH_CASES = 1 ]; then SSH_NOTE="sshd on 127.0.0.1 (borg serve $BORG_VER)";
 
 {
     echo "Machine: $(nproc) cores (nproc), $CPU, $MEM_GIB GiB RAM, Linux $(uname -r); borg $BORG_VER$([ $B2 = 1 ] && echo ", borg $B2_VER"), oxiborg $OX_VER ($GIT)."
-    echo "Data: $(thousands "$SRC_FILES") files, $SRC_MB MB (4 random + 4 text files of $BIG_MB MB, $SMALL_N small files)$([ $MILLION = 1 ] && echo "; $(thousands $M_ITEMS) tiny files in $M_DIRS dirs"). Median of $RUNS run(s) (peak RSS: largest run), page cache warm, extracting into $([ "$OUT_FS" = fresh ] && echo "a fresh loop-mounted ext4" || echo "$(df --output=fstype "$OUTROOT" | tail -n 1) at $OUTROOT"), load average before the runs $LOAD0, $SSH_NOTE. borg uses one core, oxiborg all of them."
+    echo "Data: $(thousands "$SRC_FILES") files, $SRC_MB MB (4 random + 4 text files of $BIG_MB MB, $SMALL_N small files)$([ $MILLION = 1 ] && echo "; $(thousands $M_ITEMS) tiny files in $M_DIRS dirs"). Median of $RUNS run(s) (peak RSS: largest run), page cache warm, extracting into $([ "$OUT_FS" = fresh ] && echo "a fresh loop-mounted ext4" || echo "$(df --output=fstype "$OUTROOT" | tail -n 1) at $OUTROOT"), load average before the runs $LOAD0 and after them $LOAD1, CPU steal during the runs $STEAL%, $SSH_NOTE. borg uses one core, oxiborg all of them."
     echo
     echo "borg 1.x repositories (borg $BORG_VER):"
     echo
