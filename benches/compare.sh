@@ -540,7 +540,7 @@ done
 # /proc/stat: user nice system idle iowait irq softirq steal ...)
 STEAL=$(printf '%s\n%s\n' "$STAT0" "$(head -n 1 /proc/stat)" | awk '
     { t[NR] = 0; for (i = 2; i <= 9; i++) t[NR] += $i; st[NR] = $9 }
-    END { d = t[2] - t[1]; printf "%.0f", d > 0 ? 100 * (st[2] - st[1]) / d : 0 }')
+    END { d = t[2] - t[1]; printf "%.0f", (d > 0 ? 100 * (st[2] - st[1]) / d : 0) }')
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 stat_of() { # $1 case $2 tool -> "MEDIAN_S MAX_RSS_KIB FAILS"
     awk -F'\t' -v c="$1" -v t="$2" '
