@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# benches/compare.sh: borg 1.4.5 `extract`/`list` vs `oxiborg`, side by side. See --help.
+# benches/compare.sh: borg 1.4.5 and borg 2.0.0b25 `extract`/`list` vs `oxiborg`, side by side.
+# See --help.
 set -euo pipefail
 { # the whole script is one compound command: bash reads it completely before running it, so the
   # file can be edited while a (long) benchmark is running
@@ -8,16 +9,23 @@ usage() {
     cat <<'EOF'
 Usage: benches/compare.sh [OPTIONS]
 
-Benchmarks `borg extract` (borg 1.4.5) against `oxiborg extract` on the same repositories and
-prints a Markdown table (also written to WORKDIR/results.md, raw timings to WORKDIR/results.tsv).
+Benchmarks `borg extract` / `borg list` against `oxiborg extract` / `oxiborg list` on the same
+repositories: borg 1.4.5 on borg 1.x repositories, and borg 2.0.0b25 on b25 repositories
+("repository version 5") of the same data. Prints two Markdown tables, one per format (also
+written to WORKDIR/results.md, raw timings to WORKDIR/results.tsv).
 
 What it does:
   1. Makes the source tree on demand (cached in WORKDIR): 4 x 100 MB random files, 4 x 100 MB
      compressible text, 20,000 small files (100 B - 16 KiB, random) in 200 directories: ~900 MB.
   2. Makes two repositories with borg: repokey-blake2 + lz4, and repokey + zstd,3 (passphrase
      "oxiborg-bench", BORG_BASE_DIR=WORKDIR/borg-base), one archive "bench" each.
-  3. Makes a 1,000,000-item archive (1000 dirs x 1000 tiny files; repokey-blake2 + lz4). borg
-     needs ~10 minutes for it; it is cached in WORKDIR like everything else.
+     With borg 2.0.0b25 (unless --no-borg2), two b25 repositories of the same tree:
+     chacha20-poly1305 + blake3 ids + lz4, and aes256-ocb + sha256 ids + zstd,3 (repokey, same
+     passphrase), one archive "bench" each.
+  3. Makes a 1,000,000-item archive (1000 dirs x 1000 tiny files; repokey-blake2 + lz4), and the
+     same as a b25 archive (chacha20-poly1305 + blake3 + lz4). On the 2-core development VM
+     borg 1.4.5 needs 2-10 minutes for it, borg 2.0.0b25 about 8; they are cached in WORKDIR
+     like everything else.
   4. Starts a loopback sshd (own config, host key and client key, free port, killed on exit)
      whose authorized_keys gives the client key a BorgWarehouse-style forced command
      (command="borg serve --restrict-to-path WORKDIR",restrict). borg and oxiborg go through
@@ -30,6 +38,9 @@ What it does:
        - the 20,000 small files alone (path src/small), local and over SSH
        - on the 1M-item archive: `list REPO::ARCHIVE` (stdout to /dev/null) and extracting
          one named file
+     and the same for the b25 repositories, borg 2.0.0b25 against oxiborg, both with borg 2's
+     command line (`-r REPO extract bench [PATH]`, `-r REPO list bench`): local full extract of
+     each, the small files alone, and the two 1M-item cases. (No b25 SSH cases yet.)
      Every extract goes into its own empty directory on a fresh ext4 file system (a sparse
      image in WORKDIR, loop-mounted, with a journal), made for this run and deleted at its end;
      each tree is checked and deleted right after its run (untimed). A fresh file system keeps
@@ -42,7 +53,8 @@ What it does:
   6. Peak memory: max RSS of each run via /usr/bin/time -f %M (the largest process of the
      tree, e.g. borg's python or the ssh child, not their sum); the table shows the
      largest value over the runs.
-  7. Checks every extract (untimed): number of files and bytes, or the one file's content.
+  7. Checks every extract (untimed): number of files and bytes, or the one file's content;
+     before the `list` cases, that oxiborg lists every item of the 1M-item archive (untimed).
 
 Options:
   --workdir DIR   Work directory (default /tmp/oxiborg-bench); data is generated on demand
@@ -51,10 +63,12 @@ Options:
   --quick         Everything ~10x smaller (4x10 MB + 4x10 MB + 2,000 small files in 20 dirs;
                   100x100 items), for testing this script (a few minutes in all).
   --borg PATH     borg 1.4.x binary (default: $BORG14 or /opt/borg145/bin/borg).
+  --borg2 PATH    borg 2.0.0b25 binary (default: $OXIBORG_BORG2 or /opt/borg2/bin/borg).
+  --no-borg2      Skip the borg 2 (b25) repositories and cases (and do not create them).
   --oxiborg PATH  oxiborg binary (default: target/release/oxiborg, after `cargo build --release`).
   --no-build      Do not run `cargo build --release` first.
   --no-ssh        Skip the SSH cases.
-  --no-million    Skip the 1M-item archive (and do not create it).
+  --no-million    Skip the 1M-item archives (and do not create them).
   --out-fs MODE   Where the extracted trees go: "fresh" (default when run as root with
                   mkfs.ext4: a new loop-mounted ext4 per benchmark run, see 5.) or
                   "workdir" (WORKDIR/out, the file system WORKDIR is on).
@@ -62,7 +76,7 @@ Options:
   --cleanup       Only delete leftover extracted trees in WORKDIR/out, then exit.
   -h, --help      This text.
 
-Environment: BORG14 (borg binary). Needs bash, python3, /usr/bin/time (GNU time), and for the
+Environment: BORG14 (borg 1.4 binary), OXIBORG_BORG2 (borg 2 binary). Needs bash, python3, /usr/bin/time (GNU time), and for the
 SSH cases /usr/sbin/sshd, ssh, ssh-keygen (run as root: it creates /run/sshd).
 EOF
 }
@@ -76,6 +90,8 @@ WORKDIR=/tmp/oxiborg-bench
 RUNS=3
 QUICK=0
 BORG=${BORG14:-/opt/borg145/bin/borg}
+BORG2=${OXIBORG_BORG2:-/opt/borg2/bin/borg}
+B2=1
 OXIBORG=""
 BUILD=1
 SSH_CASES=1
@@ -93,6 +109,9 @@ while [ $# -gt 0 ]; do
         --quick) QUICK=1; shift ;;
         --borg) [ $# -ge 2 ] || die "--borg needs a value"; BORG=$2; shift 2 ;;
         --borg=*) BORG=${1#*=}; shift ;;
+        --borg2) [ $# -ge 2 ] || die "--borg2 needs a value"; BORG2=$2; shift 2 ;;
+        --borg2=*) BORG2=${1#*=}; shift ;;
+        --no-borg2) B2=0; shift ;;
         --oxiborg) [ $# -ge 2 ] || die "--oxiborg needs a value"; OXIBORG=$2; BUILD=0; shift 2 ;;
         --oxiborg=*) OXIBORG=${1#*=}; BUILD=0; shift ;;
         --no-build) BUILD=0; shift ;;
@@ -124,6 +143,13 @@ fi
 
 # ---------------------------------------------------------------- tools
 [ -x "$BORG" ] || die "borg not found at $BORG (set BORG14 or --borg)"
+if [ $B2 = 1 ]; then
+    [ -x "$BORG2" ] || die "borg 2 not found at $BORG2 (set OXIBORG_BORG2 or --borg2, or use --no-borg2)"
+    case "$("$BORG2" --version 2>/dev/null)" in
+        "borg 2."*) ;;
+        *) die "$BORG2 is not borg 2 ($("$BORG2" --version 2>&1 | head -n 1))" ;;
+    esac
+fi
 [ -x /usr/bin/time ] || die "/usr/bin/time (GNU time) is needed"
 PYTHON=$(command -v python3 || true)
 [ -n "$PYTHON" ] || PYTHON=$(dirname "$BORG")/python3
@@ -157,6 +183,9 @@ MSRC=$DATA/million                  # archived as "million/..."
 REPO_B2=$DATA/repo-blake2-lz4
 REPO_ZS=$DATA/repo-repokey-zstd3
 REPO_M=$DATA/repo-million
+REPO2_CB=$DATA/repo2-chacha-blake3-lz4     # borg 2.0.0b25 repositories
+REPO2_OS=$DATA/repo2-ocb-sha256-zstd3
+REPO2_M=$DATA/repo2-million
 ONE_FILE=$(printf 'million/d%04d/f%04d' $((M_DIRS / 2)) $((M_FILES / 2)))
 
 # ---------------------------------------------------------------- environment for both tools
@@ -221,10 +250,29 @@ make_repo() {
     log "  borg create took $((SECONDS - t0)) s"
     touch "$repo.complete"
 }
+# the same for borg 2: $1 repo, $2 encryption, $3 id hash, $4 compression, $5 directory
+make_repo2() {
+    local repo=$1 enc=$2 idh=$3 comp=$4 what=$5
+    [ -f "$repo.complete" ] && return 0
+    log "creating b25 $repo ($enc, $idh ids, $comp) from $DATA/$what"
+    rm -rf "$repo"
+    "$BORG2" -r "$repo" repo-create -e "$enc" -i "$idh" --key-location repokey >/dev/null 2>&1 \
+        || { "$BORG2" -r "$repo" repo-create -e "$enc" -i "$idh" --key-location repokey; die "borg2 repo-create $repo failed"; }
+    local t0=$SECONDS
+    local rc=0
+    (cd "$DATA" && "$BORG2" -r "$repo" create -C "$comp" bench "$what") || rc=$?
+    [ $rc -le 1 ] || die "borg2 create $repo failed (exit $rc)"    # 1: warnings only
+    log "  borg2 create took $((SECONDS - t0)) s"
+    touch "$repo.complete"
+}
 make_repo "$REPO_B2" repokey-blake2 lz4 src
 make_repo "$REPO_ZS" repokey zstd,3 src
+if [ $B2 = 1 ]; then
+    make_repo2 "$REPO2_CB" chacha20-poly1305 blake3 lz4 src
+    make_repo2 "$REPO2_OS" aes256-ocb sha256 zstd,3 src
+fi
 if [ $MILLION = 1 ]; then
-    if [ ! -f "$REPO_M.complete" ]; then
+    if [ ! -f "$REPO_M.complete" ] || { [ $B2 = 1 ] && [ ! -f "$REPO2_M.complete" ]; }; then
         if [ ! -f "$MSRC/.complete" ]; then
             log "generating $MSRC ($M_DIRS x $M_FILES tiny files)"
             rm -rf "$MSRC" "$MSRC.tmp"
@@ -233,6 +281,7 @@ if [ $MILLION = 1 ]; then
             touch "$MSRC/.complete"
         fi
         make_repo "$REPO_M" repokey-blake2 lz4 million
+        if [ $B2 = 1 ]; then make_repo2 "$REPO2_M" chacha20-poly1305 blake3 lz4 million; fi
     fi
 fi
 
@@ -333,9 +382,12 @@ if [ "$OUT_FS" = workdir ] && [ -d "$OUTROOT" ] && [ -n "$(ls -A "$OUTROOT" | gr
 fi
 printf 'case\ttool\trun\tseconds\tmaxrss_kib\trc\tuser_s\tsys_s\n' >"$RAW"
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+STAT0=$(head -n 1 /proc/stat)    # for the CPU steal time over the runs (a shared VM)
 
 # Cases: id | label | tools (space separated) | kind
-#   tools: borg, ox (same transport as borg), oxnative (native SSH)
+#   tools: borg (1.4.5), borg2 (2.0.0b25), ox (same transport as borg), oxnative (native SSH);
+#   the first tool is the reference the others are compared with. Ids starting with "b2-" are
+#   b25 cases (borg 2's command line, reported in their own table).
 CASES=()
 CASES+=("local-b2|local full extract, repokey-blake2 + lz4|borg ox|full")
 CASES+=("local-zs|local full extract, repokey + zstd,3|borg ox|full")
@@ -349,6 +401,20 @@ fi
 if [ $MILLION = 1 ]; then
     CASES+=("m-list|$(thousands $M_ITEMS)-item archive: list REPO::ARCHIVE > /dev/null|borg ox|list")
     CASES+=("m-one|$(thousands $M_ITEMS)-item archive: extract one named file|borg ox|one")
+fi
+if [ $B2 = 1 ]; then
+    CASES+=("b2-local-cb|local full extract, chacha20-poly1305 + blake3 + lz4|borg2 ox|full")
+    CASES+=("b2-local-os|local full extract, aes256-ocb + sha256 + zstd,3|borg2 ox|full")
+    # b25 over SSH goes here once oxiborg speaks borg 2's ssh:// (`borg serve --rest`, HTTP over
+    # the ssh pipe): e.g. "b2-ssh-cb|SSH full extract, ...|borg2 ox oxnative|full" and
+    # "b2-ssh-small"; timed() then needs the b25 URL form ssh://root@127.0.0.1:PORT//abs/path
+    # (double slash: a single one is relative to the login directory in borg 2) and
+    # authorized_keys a forced command that runs $BORG2 serve (BORG2-FORMAT.md §10).
+    CASES+=("b2-local-small|local extract of the $SMALL_N small files only (chacha20-poly1305 + blake3 + lz4)|borg2 ox|small")
+    if [ $MILLION = 1 ]; then
+        CASES+=("b2-m-list|$(thousands $M_ITEMS)-item archive: -r REPO list ARCHIVE > /dev/null|borg2 ox|list")
+        CASES+=("b2-m-one|$(thousands $M_ITEMS)-item archive: extract one named file|borg2 ox|one")
+    fi
 fi
 
 # create every target directory up front
@@ -364,6 +430,9 @@ case_repo() { # $1 case id -> repository (local path) for that case
     case "$1" in
         local-zs) echo "$REPO_ZS" ;;
         m-*) echo "$REPO_M" ;;
+        b2-local-os) echo "$REPO2_OS" ;;
+        b2-m-*) echo "$REPO2_M" ;;
+        b2-*) echo "$REPO2_CB" ;;
         *) echo "$REPO_B2" ;;
     esac
 }
@@ -379,16 +448,16 @@ timed() {
     case "$id" in ssh-*) loc=ssh://root@127.0.0.1:$SSH_PORT$repo ;; esac
     case "$id" in
         *-small) paths=(src/small) ;;
-        m-one) paths=("$ONE_FILE") ;;
+        m-one|b2-m-one) paths=("$ONE_FILE") ;;
     esac
-    local exe=$BORG
-    [ "$tool" != borg ] && exe=$OXIBORG
-    if [ "$id" = m-list ]; then
-        cmd=("$exe" list "$loc::bench")
-        dir=$LOGDIR
-    else
-        cmd=("$exe" extract "$loc::bench" "${paths[@]}")
-    fi
+    local exe=$OXIBORG
+    case "$tool" in borg) exe=$BORG ;; borg2) exe=$BORG2 ;; esac
+    case "$id" in
+        m-list) cmd=("$exe" list "$loc::bench"); dir=$LOGDIR ;;
+        b2-m-list) cmd=("$exe" -r "$loc" list bench); dir=$LOGDIR ;;
+        b2-*) cmd=("$exe" -r "$loc" extract bench "${paths[@]}") ;;    # borg 2's command line
+        *) cmd=("$exe" extract "$loc::bench" "${paths[@]}") ;;
+    esac
     case "$id:$tool" in
         ssh-*:borg|ssh-*:ox) env=(BORG_RSH="$RSH") ;;
         ssh-*:oxnative) env=(HOME="$SSHDIR/home" OXIBORG_SSH_IDENTITY="$KEY") ;;
@@ -408,10 +477,10 @@ timed() {
     local why=""
     if [ $rc -eq 0 ]; then
         case "$id" in
-            local-b2|local-zs|ssh-b2) [ "$(count_tree "$dir/src")" = "$EXP_ALL" ] || why="file count/bytes differ: $(count_tree "$dir/src") vs $EXP_ALL" ;;
+            local-b2|local-zs|ssh-b2|b2-local-cb|b2-local-os) [ "$(count_tree "$dir/src")" = "$EXP_ALL" ] || why="file count/bytes differ: $(count_tree "$dir/src") vs $EXP_ALL" ;;
             *-small) [ "$(count_tree "$dir/src/small")" = "$EXP_SMALL" ] || why="file count/bytes differ: $(count_tree "$dir/src/small") vs $EXP_SMALL"
                      [ -z "$why" ] && [ -e "$dir/src/random" ] && why="extracted more than src/small" ;;
-            m-one) cmp -s "$dir/$ONE_FILE" "$DATA/$ONE_FILE" || why="$ONE_FILE missing or different"
+            m-one|b2-m-one) cmp -s "$dir/$ONE_FILE" "$DATA/$ONE_FILE" || why="$ONE_FILE missing or different"
                    [ -z "$why" ] && [ "$(find "$dir" -type f | wc -l)" != 1 ] && why="extracted more than one file" ;;
         esac
         [ -n "$why" ] && rc=99
@@ -441,6 +510,20 @@ for c in "${CASES[@]}"; do
     log "warm-up read of $repo"
     warm "$repo"
     log "case $id: $label"
+    if [ "$kind" = list ]; then
+        # untimed: oxiborg lists every item (stdout goes to /dev/null in the timed runs)
+        [ -n "${EXP_LIST:-}" ] || EXP_LIST=$(find "$MSRC" | wc -l)    # + "million" itself
+        case "$id" in
+            b2-*) got=$("$OXIBORG" -r "$repo" list bench 2>"$LOGDIR/$id-check.stderr" | wc -l) ;;
+            *) got=$("$OXIBORG" list "$repo::bench" 2>"$LOGDIR/$id-check.stderr" | wc -l) ;;
+        esac
+        if [ "$got" != "$EXP_LIST" ]; then
+            log "  FAILED: $id: oxiborg lists $got items, the source has $EXP_LIST"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" ox check - 0 99 - - >>"$RAW"
+        else
+            log "  oxiborg lists all $got items"
+        fi
+    fi
     read -r -a tl <<<"$tools"
     for i in $(seq 1 "$RUNS"); do
         # alternate: borg first in odd runs, oxiborg first in even runs
@@ -453,6 +536,12 @@ for c in "${CASES[@]}"; do
 done
 
 # ---------------------------------------------------------------- report
+# share of the CPU time the hypervisor gave to others while the runs went on ("cpu" line of
+# /proc/stat: user nice system idle iowait irq softirq steal ...)
+STEAL=$(printf '%s\n%s\n' "$STAT0" "$(head -n 1 /proc/stat)" | awk '
+    { t[NR] = 0; for (i = 2; i <= 9; i++) t[NR] += $i; st[NR] = $9 }
+    END { d = t[2] - t[1]; printf "%.0f", (d > 0 ? 100 * (st[2] - st[1]) / d : 0) }')
+LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 stat_of() { # $1 case $2 tool -> "MEDIAN_S MAX_RSS_KIB FAILS"
     awk -F'\t' -v c="$1" -v t="$2" '
         NR > 1 && $1 == c && $2 == t { if ($6 == 0) { v[n++] = $4 + 0 } else f++; if ($5 > m) m = $5 }
@@ -473,18 +562,22 @@ OX_VER=$("$OXIBORG" --version 2>/dev/null | awk '{print $2}')
 GIT=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(cd "$ROOT" && git status --porcelain --untracked-files=no 2>/dev/null)" ]; then GIT="$GIT+dirty"; fi
 
-{
-    echo "| case | borg $BORG_VER (s) | oxiborg (s) | ratio (borg/oxiborg) | borg peak MiB | oxiborg peak MiB |"
+# $1: "b1" (borg 1.x cases) or "b2" (b25 cases, ids b2-*); $2 reference tool; $3 its column title
+table() {
+    local fmt=$1 ref=$2 title=$3 c id label tools kind t l ratio bs os
+    local bmed brss bfail omed orss ofail
+    echo "| case | $title (s) | oxiborg (s) | ratio ($ref/oxiborg) | $ref peak MiB | oxiborg peak MiB |"
     echo "|---|---:|---:|---:|---:|---:|"
     for c in "${CASES[@]}"; do
         IFS='|' read -r id label tools kind <<<"$c"
-        read -r bmed brss bfail <<<"$(stat_of "$id" borg)"
-        for t in ${tools#borg }; do
+        if [[ $id == b2-* ]]; then [ "$fmt" = b2 ] || continue; else [ "$fmt" = b1 ] || continue; fi
+        read -r bmed brss bfail <<<"$(stat_of "$id" "$ref")"
+        for t in ${tools#"$ref" }; do
             read -r omed orss ofail <<<"$(stat_of "$id" "$t")"
             l=$label
             case "$id:$t" in
-                ssh-*:ox) l="$label — oxiborg via BORG_RSH=ssh" ;;
-                ssh-*:oxnative) l="$label — oxiborg native SSH (same borg runs)" ;;
+                *ssh-*:ox) l="$label — oxiborg via BORG_RSH=ssh" ;;
+                *ssh-*:oxnative) l="$label — oxiborg native SSH (same $ref runs)" ;;
             esac
             if [ "$bmed" != - ] && [ "$omed" != - ]; then
                 ratio=$(awk -v a="$bmed" -v b="$omed" 'BEGIN { if (b > 0) printf "%.1f×", a / b; else print "∞" }')
@@ -496,15 +589,25 @@ if [ -n "$(cd "$ROOT" && git status --porcelain --untracked-files=no 2>/dev/null
             echo "| $l | $bs | $os | $ratio | $(mib "$brss") | $(mib "$orss") |"
         done
     done
-} >"$WORKDIR/table.md"
+}
+B2_VER=""
+[ $B2 = 1 ] && B2_VER=$("$BORG2" --version 2>/dev/null | awk '{print $2}')
+if [ $SSH_CASES = 1 ]; then SSH_NOTE="sshd on 127.0.0.1 (borg serve $BORG_VER)"; else SSH_NOTE="no SSH cases"; fi
 
 {
-    echo "Machine: $(nproc) cores (nproc), $CPU, $MEM_GIB GiB RAM, Linux $(uname -r); borg $BORG_VER, oxiborg $OX_VER ($GIT)."
-    echo "Data: $(thousands "$SRC_FILES") files, $SRC_MB MB (4 random + 4 text files of $BIG_MB MB, $SMALL_N small files)$([ $MILLION = 1 ] && echo "; $(thousands $M_ITEMS) tiny files in $M_DIRS dirs"). Median of $RUNS run(s) (peak RSS: largest run), page cache warm, extracting into $([ "$OUT_FS" = fresh ] && echo "a fresh loop-mounted ext4" || echo "$(df --output=fstype "$OUTROOT" | tail -n 1) at $OUTROOT"), load average before the runs $LOAD0, sshd on 127.0.0.1 (borg serve $BORG_VER). borg uses one core, oxiborg all of them."
+    echo "Machine: $(nproc) cores (nproc), $CPU, $MEM_GIB GiB RAM, Linux $(uname -r); borg $BORG_VER$([ $B2 = 1 ] && echo ", borg $B2_VER"), oxiborg $OX_VER ($GIT)."
+    echo "Data: $(thousands "$SRC_FILES") files, $SRC_MB MB (4 random + 4 text files of $BIG_MB MB, $SMALL_N small files)$([ $MILLION = 1 ] && echo "; $(thousands $M_ITEMS) tiny files in $M_DIRS dirs"). Median of $RUNS run(s) (peak RSS: largest run), page cache warm, extracting into $([ "$OUT_FS" = fresh ] && echo "a fresh loop-mounted ext4" || echo "$(df --output=fstype "$OUTROOT" | tail -n 1) at $OUTROOT"), load average before the runs $LOAD0 and after them $LOAD1, CPU steal during the runs $STEAL%, $SSH_NOTE. borg uses one core, oxiborg all of them."
     echo
-    cat "$WORKDIR/table.md"
+    echo "borg 1.x repositories (borg $BORG_VER):"
+    echo
+    table b1 borg "borg $BORG_VER"
+    if [ $B2 = 1 ]; then
+        echo
+        echo "borg 2 repositories (repository version 5, made and read by borg $B2_VER; both tools with borg 2's \`-r REPO\` command line):"
+        echo
+        table b2 borg2 "borg $B2_VER"
+    fi
 } >"$WORKDIR/results.md"
-rm -f "$WORKDIR/table.md"
 
 echo
 cat "$WORKDIR/results.md"
