@@ -280,8 +280,7 @@ pub fn check_archives(
         }
     };
     let all = matches!(what.select, Selection::All);
-    problems += check_selected(&repo, what, &present, all, report)?;
-    Ok(problems)
+    check_selected(&repo, what, &present, all, problems, report)
 }
 
 /// The archive consistency check of a borg 2 repository: the key, the chunk index, optionally
@@ -311,21 +310,21 @@ fn check_archives_borg2(
         )?;
     }
     let present: HashSet<ObjectId> = repo.store().list_ids()?.into_iter().collect();
-    problems += check_selected(&repo, what, &present, false, report)?;
-    Ok(problems)
+    check_selected(&repo, what, &present, false, problems, report)
 }
 
 /// Checks the selected archives of `repo`, whose store holds `present`: metadata, item
 /// streams, every file's chunks, sizes and, with `orphans` (all archives checked), objects
-/// nothing refers to; then borg's closing line. Returns the number of problems.
+/// nothing refers to; then borg's closing line, which counts the `problems` found before too.
+/// Returns the number of problems in all.
 fn check_selected(
     repo: &Repository,
     what: &ArchiveCheck<'_>,
     present: &HashSet<ObjectId>,
     orphans: bool,
+    mut problems: u64,
     report: &mut Report<'_>,
 ) -> Result<u64> {
-    let mut problems = 0u64;
     let all = orphans;
     let selected: Vec<ArchiveEntry> = match what.select {
         Selection::All => repo.archives().to_vec(),

@@ -285,6 +285,18 @@ pub fn config(data: &[u8]) {
     let _ = crate::store::borg2::config::Borg2Config::parse(&text);
 }
 
+/// Opens borg 1.x's `borg serve` session to `location` (the RPC alone, without falling back
+/// to borg 2's REST), for the tests of the fallback.
+///
+/// # Errors
+/// As [`crate::remote::connect`].
+pub fn connect_borg_serve(
+    location: &crate::Location,
+    options: &crate::RemoteOptions,
+) -> crate::Result<()> {
+    crate::remote::connect(location, options).map(drop)
+}
+
 /// The decrypted metadata objects of a borg 2 repository, for seed corpora: its
 /// `config/config`, each archive's metadata (target `archive`), each chunk-index fragment
 /// (`hashindex`) and the first item-stream chunk of each archive (`item_stream`), as

@@ -368,6 +368,10 @@ fn drop_machine_paths(v: &mut Value) {
         if let Some(c) = o.get_mut("cache").and_then(Value::as_object_mut) {
             c.remove("path");
         }
+        // the key file's path is where the checkout is
+        if let Some(e) = o.get_mut("encryption").and_then(Value::as_object_mut) {
+            e.remove("keyfile");
+        }
     }
 }
 

@@ -32,6 +32,8 @@ pub(crate) struct ItemDecoder {
     pub(crate) count: u64,
     /// borg 2 hard-link groups: `hlid` → the path of the group's first item.
     hard_links: std::collections::HashMap<crate::id::ObjectId, Vec<u8>>,
+    /// The items are borg 2's: a file without `hlid` is in no hard-link group.
+    borg2: bool,
 }
 
 impl ItemDecoder {
@@ -45,7 +47,15 @@ impl ItemDecoder {
             finished: false,
             count: 0,
             hard_links: std::collections::HashMap::new(),
+            borg2: false,
         }
+    }
+
+    /// Decodes borg 2 items: every member of a hard-link group has an `hlid`, so a file without
+    /// one is marked as no group's master (a restore then keeps no record of it).
+    pub(crate) fn borg2(mut self, yes: bool) -> Self {
+        self.borg2 = yes;
+        self
     }
 
     /// The archive's name, for messages.
@@ -111,7 +121,12 @@ impl ItemDecoder {
     /// master, the later ones point at it through `source` (each keeps its own chunks, so it
     /// still reads as the file it is when the master is not restored).
     fn link(&mut self, item: &mut Item) {
-        let Some(hlid) = item.hlid else { return };
+        let Some(hlid) = item.hlid else {
+            if self.borg2 && item.hardlink_master.is_none() {
+                item.hardlink_master = Some(false);
+            }
+            return;
+        };
         if item.is_symlink() {
             return;
         }

@@ -120,7 +120,7 @@ impl<'r> Archive<'r> {
                 }
             });
             let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Item>>>(8);
-            let stream = ItemStream::from_channel(crx, self.name());
+            let stream = ItemStream::from_channel(crx, self.name()).borg2(self.repo.is_borg2());
             let producer = scope.spawn(move || {
                 let mut batch = Vec::with_capacity(BATCH);
                 for item in stream {
@@ -169,5 +169,6 @@ impl<'r> Archive<'r> {
             self.meta.items.clone(),
             self.name(),
         )
+        .borg2(self.repo.is_borg2())
     }
 }

@@ -79,6 +79,13 @@ impl<'a> ItemStream<'a> {
         Self::with_source(ChunkSource::Channel(rx), archive)
     }
 
+    /// Decodes the items as borg 2's (see [`ItemDecoder::borg2`]).
+    pub(crate) fn borg2(mut self, yes: bool) -> Self {
+        self.decoder =
+            std::mem::replace(&mut self.decoder, ItemDecoder::new(String::new())).borg2(yes);
+        self
+    }
+
     fn with_source(chunks: ChunkSource<'a>, archive: String) -> Self {
         ItemStream {
             chunks,

@@ -41,6 +41,18 @@ pub(super) const ENVIRONMENT: &[(&str, &str)] = &[
         "BORG_SECURITY_DIR",
         "where borg records each repository's key type and manifest time",
     ),
+    (
+        "BORG_DATA_DIR",
+        "borg 2: the data directory holding security/ (default ~/.local/share/borg)",
+    ),
+    (
+        "XDG_DATA_HOME",
+        "default ~/.local/share (borg 2's data directory)",
+    ),
+    (
+        "BORG_REPO_LIST_FORMAT",
+        "borg 2 repositories: the format of list REPO / repo-list",
+    ),
     ("BORG_CACHE_DIR", "shown by info (oxiborg keeps no cache)"),
     ("XDG_CONFIG_HOME", "default ~/.config"),
     ("XDG_CACHE_HOME", "default ~/.cache"),
