@@ -289,7 +289,7 @@ pub fn config(data: &[u8]) {
 /// to borg 2's REST), for the tests of the fallback.
 ///
 /// # Errors
-/// As [`crate::remote::connect`].
+/// As the remote connection: `Connect`, `Ssh`, `Protocol` (a borg 2 server), `Dropped`.
 pub fn connect_borg_serve(
     location: &crate::Location,
     options: &crate::RemoteOptions,
