@@ -159,28 +159,31 @@ pub fn find_key_file(
         ),
     };
     let keys_dir = keys_dir.ok_or_else(not_found)?;
-    let entries = std::fs::read_dir(keys_dir).map_err(|_| not_found())?;
+    let paths = key_files_starting_with(keys_dir, &header).ok_or_else(not_found)?;
+    let path = paths.into_iter().next().ok_or_else(not_found)?;
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::KeyfileInvalid {
+        location: location.into(),
+        file: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(blob_from_file_text(text, &header, &path))
+}
+
+/// The files in `dir` whose bytes start with `header` (`BORG_KEY <hex repository id>`), in
+/// name order; `None` when `dir` cannot be read. Both borg 1.x and borg 2 find key files so.
+pub(super) fn key_files_starting_with(dir: &Path, header: &str) -> Option<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).ok()?;
     let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
     paths.sort();
-    for path in paths {
-        if !path.is_file() {
-            continue;
-        }
+    paths.retain(|path| {
         let mut head = vec![0u8; header.len()];
-        let matches = std::fs::File::open(&path)
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
-            .is_ok()
-            && head == header.as_bytes();
-        if matches {
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::KeyfileInvalid {
-                location: location.into(),
-                file: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            return Ok(blob_from_file_text(text, &header, &path));
-        }
-    }
-    Err(not_found())
+        path.is_file()
+            && std::fs::File::open(path)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+                .is_ok()
+            && head == header.as_bytes()
+    });
+    Some(paths)
 }
 
 impl std::fmt::Debug for KeyBlob {

@@ -116,7 +116,6 @@ pub(super) fn header(repo_id: &ObjectId) -> String {
 ///
 /// `key_file` unreadable ([`Error::KeyfileInvalid`]), not a key file ([`Error::KeyfileInvalid`])
 /// or one of another repository ([`Error::KeyfileMismatch`]); these name the repository by its id.
-#[allow(dead_code)] // for the borg 2 repository code, which is written alongside
 pub(crate) fn borg2_key_files(
     repo_id: &ObjectId,
     key_file: Option<&Path>,
@@ -147,27 +146,12 @@ pub(crate) fn borg2_key_files(
         })?;
         return Ok(vec![file_blob(text, file)]);
     }
-    let Some(dir) = keys_dir else {
+    let Some(paths) = keys_dir.and_then(|dir| super::blob::key_files_starting_with(dir, &header))
+    else {
         return Ok(Vec::new());
     };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(Vec::new());
-    };
-    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-    paths.sort();
     let mut out = Vec::new();
     for path in paths {
-        if !path.is_file() {
-            continue;
-        }
-        let mut head = vec![0u8; header.len()];
-        let matches = std::fs::File::open(&path)
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
-            .is_ok()
-            && head == header.as_bytes();
-        if !matches {
-            continue;
-        }
         match std::fs::read(&path).map(String::from_utf8) {
             Ok(Ok(text)) => out.push(file_blob(text, path)),
             Ok(Err(e)) => {
@@ -192,7 +176,6 @@ fn file_blob(text: String, file: PathBuf) -> KeyBlob {
 
 /// A repository's `keys/<name>` object as a candidate for [`unlock_borg2`]; `None` when it is
 /// not UTF-8 text (borg cannot read such a blob either).
-#[allow(dead_code)] // for the borg 2 repository code, which is written alongside
 pub(crate) fn borg2_repokey_blob(name: &str, data: Vec<u8>) -> Option<KeyBlob> {
     match String::from_utf8(data) {
         Ok(text) => Some(KeyBlob {

@@ -80,7 +80,6 @@ pub enum KeyType {
 }
 
 /// The borg 2 suites: type, config `encryption`, config `id_hash`.
-#[allow(dead_code)] // for the borg 2 repository code, which is written alongside
 const BORG2_SUITES: [(KeyType, &str, &str); 6] = [
     (KeyType::Aes256OcbSha256, "aes256-ocb", "sha256"),
     (
@@ -195,7 +194,6 @@ impl KeyType {
     /// # Errors
     ///
     /// [`Error::MandatoryFeatureUnsupported`] naming both values when no b25 suite has them.
-    #[allow(dead_code)] // for the borg 2 repository code, which is written alongside
     pub(crate) fn from_borg2_config(encryption: &str, id_hash: &str) -> Result<KeyType> {
         BORG2_SUITES
             .iter()
@@ -420,8 +418,8 @@ impl Key {
     }
 
     /// The id of the repository a borg 2 key was made for (from the decrypted key); `None` for
-    /// a borg 1.x key.
-    #[allow(dead_code)] // for the borg 2 repository code, which is written alongside
+    /// a borg 1.x key. (The store's `config/config` names the repository; this is for tests.)
+    #[cfg(test)]
     pub(crate) fn repository_id(&self) -> Option<ObjectId> {
         self.ktype.is_borg2().then_some(self.borg2.repository_id)
     }
