@@ -1,4 +1,5 @@
-//! Repository locations: every form borg 1.x accepts, `BORG_REPO`, and the `::archive` suffix.
+//! Repository locations: every form borg 1.x accepts, borg 2's `sftp://`, `BORG_REPO`, and the
+//! `::archive` suffix.
 //!
 //! Parsing only; nothing here touches the file system or the network.
 //!
@@ -39,6 +40,9 @@ pub enum Protocol {
     File,
     /// `borg serve` behind SSH.
     Ssh,
+    /// Plain SFTP (`sftp://`): the repository's files read through any SFTP server, no borg
+    /// on it. [`Location::path`] is the path the server is asked for (borg 2's rules).
+    Sftp,
 }
 
 /// A parsed repository location, optionally naming an archive.
@@ -85,6 +89,7 @@ impl Location {
         let search_from = match find(text, b"[") {
             Some(open)
                 if text.starts_with(b"ssh://")
+                    || text.starts_with(b"sftp://")
                     || !text[..open].iter().any(|b| matches!(b, b'/' | b':')) =>
             {
                 find(&text[open..], b"]").map_or(0, |c| open + c + 1)
@@ -106,6 +111,8 @@ impl Location {
         }
         let mut loc = if let Some(rest) = repo.strip_prefix("ssh://") {
             parse_ssh_url(rest).ok_or_else(bad)?
+        } else if let Some(rest) = repo.strip_prefix("sftp://") {
+            parse_sftp_url(rest).ok_or_else(bad)?
         } else if let Some(rest) = repo.strip_prefix("file://") {
             if !rest.starts_with('/') {
                 return Err(bad());
@@ -210,27 +217,36 @@ impl Location {
         }
     }
 
+    /// `[user@]host[:port]` as borg writes it in a URL (IPv6 hosts in brackets).
+    fn authority(&self) -> String {
+        let mut s = String::new();
+        if let Some(u) = &self.user {
+            s.push_str(u);
+            s.push('@');
+        }
+        let host = self.host.as_deref().unwrap_or("");
+        if host.contains(':') {
+            s.push('[');
+            s.push_str(host);
+            s.push(']');
+        } else {
+            s.push_str(host);
+        }
+        if let Some(p) = self.port {
+            s.push_str(&format!(":{p}"));
+        }
+        s
+    }
+
     /// The location as borg prints it in messages (without the archive).
     pub fn canonical(&self) -> String {
         match self.proto {
             Protocol::File => self.path.clone(),
+            // sftp://host/rel is relative to the server's start directory, sftp://host//abs
+            // absolute.
+            Protocol::Sftp => format!("sftp://{}/{}", self.authority(), self.path),
             Protocol::Ssh => {
-                let mut s = String::from("ssh://");
-                if let Some(u) = &self.user {
-                    s.push_str(u);
-                    s.push('@');
-                }
-                let host = self.host.as_deref().unwrap_or("");
-                if host.contains(':') {
-                    s.push('[');
-                    s.push_str(host);
-                    s.push(']');
-                } else {
-                    s.push_str(host);
-                }
-                if let Some(p) = self.port {
-                    s.push_str(&format!(":{p}"));
-                }
+                let mut s = format!("ssh://{}", self.authority());
                 if self.path.starts_with('~') {
                     s.push('/'); // /~/x: x in the home directory
                 } else if !self.path.starts_with('/') {
@@ -289,6 +305,27 @@ fn parse_ssh_url(rest: &str) -> Option<Location> {
         archive: None,
         original: String::new(),
     })
+}
+
+/// An `sftp://` URL's rest: `[user@]host[:port]` as for `ssh://`, the path by borg 2's rules
+/// (`/rel` relative to the SFTP server's start directory, `//abs` absolute; a leading `~/` is
+/// the start directory too, which is the home directory on OpenSSH).
+fn parse_sftp_url(rest: &str) -> Option<Location> {
+    let mut loc = parse_ssh_url(rest)?;
+    let url_path = &rest[find_path_start(rest)?..];
+    let rel = url_path.strip_prefix('/').unwrap_or(url_path);
+    let mut path = normalize(rel);
+    if rel.starts_with('/') && !path.starts_with('/') {
+        path = format!("/{path}");
+    }
+    if path == "~" {
+        path = ".".into();
+    } else if let Some(r) = path.strip_prefix("~/") {
+        path = r.to_string();
+    }
+    loc.proto = Protocol::Sftp;
+    loc.path = path;
+    Some(loc)
 }
 
 /// Index of the '/' that starts the path in `host/path`, skipping an IPv6 `[...]`.
@@ -394,6 +431,32 @@ fn normalize(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sftp_forms() {
+        for (url, path, canonical) in [
+            ("sftp://h/repo", "repo", "sftp://h/repo"),
+            ("sftp://u@h:2222/./repo-id", "repo-id", "sftp://u@h:2222/repo-id"),
+            ("sftp://h//srv/repo", "/srv/repo", "sftp://h//srv/repo"),
+            ("sftp://h/~/repo", "repo", "sftp://h/repo"),
+            ("sftp://u@[::1]:22//srv/r", "/srv/r", "sftp://u@[::1]:22//srv/r"),
+            ("sftp://h/a/../b/", "b", "sftp://h/b"),
+        ] {
+            let l = p(url);
+            assert_eq!(l.proto, Protocol::Sftp, "{url}");
+            assert_eq!(l.path, path, "{url}");
+            assert_eq!(l.borg2_path(), path, "{url}");
+            assert_eq!(l.canonical(), canonical, "{url}");
+            assert!(!l.is_local());
+            assert_eq!(p(&canonical).path, path, "{canonical} round trip");
+        }
+        let l = p("sftp://u@[::1]:22//srv/r::arch");
+        assert_eq!(l.host.as_deref(), Some("::1"));
+        assert_eq!(l.archive.as_deref(), Some(&b"arch"[..]));
+        assert!(Location::parse("sftp://host").is_err());
+        assert_eq!(p("sftp://host/").path, "."); // the start directory itself
+        assert!(Location::parse("sftp://host:x/r").is_err());
+    }
 
     #[test]
     fn borg2_paths() {

@@ -245,6 +245,11 @@ impl Repository {
                 };
                 Box::new(crate::remote::RemotePool::connect(location, remote, n)?)
             }
+            Protocol::Sftp => {
+                return Err(Error::Other(format!(
+                    "{location}: sftp:// is being built (issue #15)"
+                )))
+            }
         })
     }
 

@@ -80,7 +80,7 @@ fn borg_location(loc: &Location) -> String {
         Protocol::File => std::path::absolute(&loc.path)
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| loc.path.clone()),
-        Protocol::Ssh => loc.canonical(),
+        Protocol::Ssh | Protocol::Sftp => loc.canonical(),
     }
 }
 

@@ -64,6 +64,13 @@ pub(crate) trait Files: Send + Sync {
 
     /// What is at `name`: `Some(true)` a directory, `Some(false)` a file, `None` nothing.
     fn kind(&self, name: &str) -> Result<Option<bool>>;
+
+    /// Does every request cost a round trip (a network transport)? Readers then ask for few,
+    /// large ranges through [`Files::load_ranges`] (coalescing neighbours, reading slack)
+    /// rather than many exact small ones.
+    fn prefers_large_reads(&self) -> bool {
+        false
+    }
 }
 
 /// The files of a local directory.
